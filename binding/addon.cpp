@@ -1,0 +1,42 @@
+// Module entry: per-environment state (main thread and each worker thread get their own) and exports.
+#include <napi.h>
+
+#include "tensor/runtime.h"
+#include "tensor_api.h"
+#include "tensor_handle.h"
+
+#ifndef SEMISEG_TORCH_VERSION
+#define SEMISEG_TORCH_VERSION "unknown"
+#endif
+#ifndef SEMISEG_TORCH_ROOT
+#define SEMISEG_TORCH_ROOT ""
+#endif
+
+namespace semiseg::binding {
+
+Napi::Value buildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("torchVersion", SEMISEG_TORCH_VERSION);
+  o.Set("torchRoot", SEMISEG_TORCH_ROOT);
+  o.Set("cuda", Napi::Boolean::New(env, builtWithCuda()));
+  o.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+  return o;
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData<AddonData>(data);
+  Napi::Function ctor = TensorHandle::define(env);
+  data->tensorCtor = Napi::Persistent(ctor);
+  exports.Set("TensorHandle", ctor);
+  exports.Set("buildInfo", Napi::Function::New<buildInfo>(env, "buildInfo"));
+  registerTensorApi(env, exports);
+  return exports;
+}
+
+}  // namespace semiseg::binding
+
+static Napi::Object InitSemiseg(Napi::Env env, Napi::Object exports) { return semiseg::binding::init(env, exports); }
+
+NODE_API_MODULE(semiseg, InitSemiseg)

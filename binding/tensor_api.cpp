@@ -1,0 +1,161 @@
+// The tensor entry points of the addon: the op table (sync and async), data in and out, runtime controls.
+// Data crosses by copy in both directions: TypedArray -> new tensor, tensor -> fresh TypedArray.
+#include "tensor_api.h"
+
+#include "async.h"
+#include "errors.h"
+#include "tensor/data.h"
+#include "tensor/ops.h"
+#include "tensor/options.h"
+#include "tensor/runtime.h"
+#include "tensor_handle.h"
+#include "values.h"
+
+#include <cstring>
+
+namespace semiseg::binding {
+
+namespace {
+
+std::string stringArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+Args opArgs(const Napi::CallbackInfo& info) {
+  std::string name = stringArg(info, 0, "op name");
+  if (!info[1].IsArray()) throw Napi::TypeError::New(info.Env(), "op arguments must be an array");
+  return Args(std::move(name), fromJsArray(info[1].As<Napi::Array>()));
+}
+
+// op(name, args): runs one op of the table on the JS thread.
+Napi::Value op(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] { return toJs(info.Env(), callOp(opArgs(info))); });
+}
+
+// opAsync(name, args): the same on the thread pool; resolves with the result.
+Napi::Value opAsync(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    auto args = std::make_shared<Args>(opArgs(info));
+    return runAsync(info.Env(), [args] { return callOp(*args); }, toJs);
+  });
+}
+
+// A fresh TypedArray holding an exportable tensor's values (one copy).
+Napi::Value typedArrayOf(Napi::Env env, const at::Tensor& t) {
+  const size_t n = static_cast<size_t>(t.numel());
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, t.nbytes());
+  if (t.nbytes() > 0) std::memcpy(buf.Data(), t.const_data_ptr(), t.nbytes());
+  switch (t.scalar_type()) {
+    case c10::ScalarType::Float: return Napi::Float32Array::New(env, n, buf, 0);
+    case c10::ScalarType::Double: return Napi::Float64Array::New(env, n, buf, 0);
+    case c10::ScalarType::Int: return Napi::Int32Array::New(env, n, buf, 0);
+    case c10::ScalarType::Long: return Napi::TypedArrayOf<int64_t>::New(env, n, buf, 0, napi_bigint64_array);
+    case c10::ScalarType::Byte:
+    case c10::ScalarType::Bool: return Napi::Uint8Array::New(env, n, buf, 0);
+    default: throw Napi::TypeError::New(env, "cannot export dtype " + dtypeName(t.scalar_type()));
+  }
+}
+
+// toData(handle): the values as a fresh TypedArray (float16/bfloat16 widened to Float32Array,
+// int64 as BigInt64Array, bool and uint8 as Uint8Array).
+Napi::Value toData(const Napi::CallbackInfo& info) {
+  return guard(info.Env(),
+               [&] { return typedArrayOf(info.Env(), exportable(TensorHandle::unwrap(info[0], "tensor"))); });
+}
+
+Napi::Value toDataAsync(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    at::Tensor t = TensorHandle::unwrap(info[0], "tensor");
+    return runAsync(
+        info.Env(), [t] { return Value(exportable(t)); },
+        [](Napi::Env env, const Value& v) { return typedArrayOf(env, std::get<at::Tensor>(v)); });
+  });
+}
+
+// fromData(typedArray, shape, srcDtype, dtype, device, requiresGrad): copies the array into a new tensor.
+Napi::Value fromData(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "data must be a TypedArray");
+    Napi::TypedArray arr = info[0].As<Napi::TypedArray>();
+    Value shape = fromJs(info[1], 1);
+    if (!std::holds_alternative<IntList>(shape)) throw Napi::TypeError::New(env, "shape must be a list of integers");
+    c10::ScalarType src = parseDtype(stringArg(info, 2, "source dtype"), "source dtype");
+    const uint8_t* base = static_cast<const uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
+    if (c10::elementSize(src) != arr.ByteLength() / std::max<size_t>(arr.ElementLength(), 1) && arr.ElementLength() > 0)
+      throw Napi::TypeError::New(env, "data's element size does not match its source dtype");
+    at::Tensor t =
+        fromBytes(base, arr.ByteLength(), std::get<IntList>(shape), src, parseDtype(stringArg(info, 3, "dtype")),
+                  parseDevice(stringArg(info, 4, "device")), info[5].ToBoolean().Value());
+    return TensorHandle::wrap(env, std::move(t));
+  });
+}
+
+Napi::Value liveTensors(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(addonData(info.Env()).live->load()));
+}
+
+Napi::Value manualSeedJs(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    Value v = fromJs(info[0], 0);
+    auto* seed = std::get_if<int64_t>(&v);
+    if (!seed || *seed < 0) throw Napi::RangeError::New(info.Env(), "seed must be an integer >= 0");
+    manualSeed(static_cast<uint64_t>(*seed));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value setNumThreadsJs(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    setNumThreads(info[0].ToNumber().Int64Value());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value getNumThreadsJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(numThreads()));
+}
+
+Napi::Value isGradEnabledJs(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), gradEnabled()); }
+
+Napi::Value setGradEnabledJs(const Napi::CallbackInfo& info) {
+  setGradEnabled(info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value cudaIsAvailableJs(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] { return Napi::Boolean::New(info.Env(), cudaAvailable()); });
+}
+
+Napi::Value cudaDeviceCountJs(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] { return Napi::Number::New(info.Env(), static_cast<double>(cudaDeviceCount())); });
+}
+
+Napi::Value opNamesJs(const Napi::CallbackInfo& info) {
+  auto names = opNames();
+  Napi::Array out = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) out.Set(i, Napi::String::New(info.Env(), names[i]));
+  return out;
+}
+
+}  // namespace
+
+void registerTensorApi(Napi::Env env, Napi::Object exports) {
+  exports.Set("op", Napi::Function::New<op>(env, "op"));
+  exports.Set("opAsync", Napi::Function::New<opAsync>(env, "opAsync"));
+  exports.Set("fromData", Napi::Function::New<fromData>(env, "fromData"));
+  exports.Set("toData", Napi::Function::New<toData>(env, "toData"));
+  exports.Set("toDataAsync", Napi::Function::New<toDataAsync>(env, "toDataAsync"));
+  exports.Set("liveTensors", Napi::Function::New<liveTensors>(env, "liveTensors"));
+  exports.Set("manualSeed", Napi::Function::New<manualSeedJs>(env, "manualSeed"));
+  exports.Set("setNumThreads", Napi::Function::New<setNumThreadsJs>(env, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New<getNumThreadsJs>(env, "getNumThreads"));
+  exports.Set("isGradEnabled", Napi::Function::New<isGradEnabledJs>(env, "isGradEnabled"));
+  exports.Set("setGradEnabled", Napi::Function::New<setGradEnabledJs>(env, "setGradEnabled"));
+  exports.Set("cudaIsAvailable", Napi::Function::New<cudaIsAvailableJs>(env, "cudaIsAvailable"));
+  exports.Set("cudaDeviceCount", Napi::Function::New<cudaDeviceCountJs>(env, "cudaDeviceCount"));
+  exports.Set("opNames", Napi::Function::New<opNamesJs>(env, "opNames"));
+}
+
+}  // namespace semiseg::binding

@@ -1,0 +1,18 @@
+// Process-wide LibTorch controls: seeding, threads, grad mode, devices, versions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace semiseg {
+
+void manualSeed(uint64_t seed);
+void setNumThreads(int64_t n);
+int64_t numThreads();
+bool gradEnabled();
+void setGradEnabled(bool enabled);  // thread-local, as in PyTorch
+bool cudaAvailable();
+int64_t cudaDeviceCount();
+bool builtWithCuda();
+
+}  // namespace semiseg

@@ -1,0 +1,56 @@
+/** Process-wide controls: seeding, threads, grad mode, CUDA, leak counting, build facts. */
+import { native, type BuildInfo } from './native.js';
+import { checkFunction, checkInt } from './validate.js';
+
+/** Seeds LibTorch's CPU (and CUDA) generators. */
+export function manualSeed(seed: number): void {
+  native.manualSeed(checkInt('manualSeed', 'seed', seed, 0));
+}
+
+/** Sets LibTorch's intra-op thread count (as torch.set_num_threads). */
+export function setNumThreads(n: number): void {
+  native.setNumThreads(checkInt('setNumThreads', 'n', n, 1, 1024));
+}
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+export function isGradEnabled(): boolean {
+  return native.isGradEnabled();
+}
+
+/**
+ * Runs `fn` with gradient recording off (torch.no_grad) and restores the previous mode. `fn` must be
+ * synchronous; async ops started inside it run without grad, as their mode is captured when they start.
+ */
+export function noGrad<T>(fn: () => T): T {
+  checkFunction('noGrad', 'fn', fn);
+  const prev = native.isGradEnabled();
+  native.setGradEnabled(false);
+  try {
+    return fn();
+  } finally {
+    native.setGradEnabled(prev);
+  }
+}
+
+/** The number of tensors held by JS handles right now: the counter for leak tests. */
+export function liveTensors(): number {
+  return native.liveTensors();
+}
+
+/** What the addon was built against. */
+export function buildInfo(): BuildInfo {
+  return native.buildInfo();
+}
+
+export const cuda = {
+  /** True when this LibTorch has CUDA and at least one GPU is visible. */
+  isAvailable(): boolean {
+    return native.cudaIsAvailable();
+  },
+  deviceCount(): number {
+    return native.cudaDeviceCount();
+  },
+};
