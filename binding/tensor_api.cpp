@@ -96,6 +96,12 @@ Napi::Value liveTensors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(addonData(info.Env()).live->load()));
 }
 
+// V8's count of external bytes (what AdjustExternalMemory has reported, from every source).
+Napi::Value externalMemory(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(),
+                           static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
+}
+
 Napi::Value manualSeedJs(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] {
     Value v = fromJs(info[0], 0);
@@ -148,6 +154,7 @@ void registerTensorApi(Napi::Env env, Napi::Object exports) {
   exports.Set("toData", Napi::Function::New<toData>(env, "toData"));
   exports.Set("toDataAsync", Napi::Function::New<toDataAsync>(env, "toDataAsync"));
   exports.Set("liveTensors", Napi::Function::New<liveTensors>(env, "liveTensors"));
+  exports.Set("externalMemory", Napi::Function::New<externalMemory>(env, "externalMemory"));
   exports.Set("manualSeed", Napi::Function::New<manualSeedJs>(env, "manualSeed"));
   exports.Set("setNumThreads", Napi::Function::New<setNumThreadsJs>(env, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New<getNumThreadsJs>(env, "getNumThreads"));

@@ -52,7 +52,9 @@ void TensorHandle::release(Napi::Env env) {
   if (!tensor_.defined()) return;
   tensor_ = at::Tensor();
   live_->fetch_sub(1);
-  if (accounted_ != 0) napi_adjust_external_memory(env, -accounted_, nullptr);
+  // Called from finalisers too, where a C++ exception must not escape: use the C API, ignore its status.
+  int64_t total = 0;
+  if (accounted_ != 0) napi_adjust_external_memory(env, -accounted_, &total);
   accounted_ = 0;
 }
 

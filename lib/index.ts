@@ -29,5 +29,5 @@ export {
   type ConvOptions,
 } from './functional.js';
 export { tidy, keep, dispose } from './scope.js';
-export { manualSeed, setNumThreads, getNumThreads, isGradEnabled, noGrad, liveTensors, buildInfo, cuda } from './runtime.js';
+export { manualSeed, setNumThreads, getNumThreads, isGradEnabled, noGrad, liveTensors, externalMemory, buildInfo, cuda } from './runtime.js';
 export { DTYPES, type DType, type Device } from './dtype.js';

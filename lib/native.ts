@@ -54,6 +54,7 @@ export interface Native {
   toData(handle: NativeTensorHandle): NativeData;
   toDataAsync(handle: NativeTensorHandle): Promise<NativeData>;
   liveTensors(): number;
+  externalMemory(): number;
   manualSeed(seed: number | bigint): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;

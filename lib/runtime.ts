@@ -40,6 +40,11 @@ export function liveTensors(): number {
   return native.liveTensors();
 }
 
+/** The bytes of native memory V8 has been told about (tensors held by JS handles, among others). */
+export function externalMemory(): number {
+  return native.externalMemory();
+}
+
 /** What the addon was built against. */
 export function buildInfo(): BuildInfo {
   return native.buildInfo();
