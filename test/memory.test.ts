@@ -122,6 +122,6 @@ test('native bytes are reported to V8 while a tensor lives', (t) => {
   big.dispose();
   near(externalMemory(), before, 'after dispose');
   // and a loop of 1 MiB creations gives every byte back
-  for (let i = 0; i < 100; i++) tidy(() => rand([256, 1024]).mul(2));
+  for (let i = 0; i < 100; i++) tidy(() => void rand([256, 1024]).mul(2));
   near(externalMemory(), before, 'after 100 tidy scopes');
 });
