@@ -161,3 +161,4 @@ test('grad, zeroGrad, detach and noGrad', async (t) => {
     t.true(w.mul(2).requiresGrad);
   });
 });
+

@@ -10,11 +10,15 @@ namespace semiseg {
 
 at::Tensor fromBytes(const void* src, size_t nbytes, const IntList& shape, c10::ScalarType srcType,
                      c10::ScalarType dtype, const c10::Device& device, bool requiresGrad) {
-  int64_t numel = 1;
+  bool empty = false;
   for (size_t d = 0; d < shape.size(); ++d) {
     TORCH_CHECK(shape[d] >= 0, "tensor(): argument 'shape' must hold sizes >= 0, got ", shape[d], " at dimension ", d);
-    TORCH_CHECK(shape[d] == 0 || numel <= std::numeric_limits<int64_t>::max() / shape[d],
-                "tensor(): argument 'shape' has too many elements");
+    empty = empty || shape[d] == 0;
+  }
+  int64_t numel = empty ? 0 : 1;
+  for (size_t d = 0; d < shape.size() && !empty; ++d) {
+    TORCH_CHECK(numel <= std::numeric_limits<int64_t>::max() / shape[d], "tensor(): argument 'shape' ",
+                c10::IntArrayRef(shape), " has more elements than int64 can count");
     numel *= shape[d];
   }
   const size_t elem = c10::elementSize(srcType);
