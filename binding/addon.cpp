@@ -32,6 +32,9 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("TensorHandle", ctor);
   exports.Set("buildInfo", Napi::Function::New<buildInfo>(env, "buildInfo"));
   registerTensorApi(env, exports);
+  registerNetworkApi(env, exports);
+  registerTrainApi(env, exports);
+  registerIoApi(env, exports);
   return exports;
 }
 

@@ -37,7 +37,8 @@ Napi::Value op(const Napi::CallbackInfo& info) {
 Napi::Value opAsync(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     auto args = std::make_shared<Args>(opArgs(info));
-    return runAsync(info.Env(), [args] { return callOp(*args); }, toJs);
+    return runAsync<Value>(
+        info.Env(), [args] { return callOp(*args); }, [](Napi::Env env, Value& v) { return toJs(env, v); });
   });
 }
 
@@ -67,9 +68,8 @@ Napi::Value toData(const Napi::CallbackInfo& info) {
 Napi::Value toDataAsync(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     at::Tensor t = TensorHandle::unwrap(info[0], "tensor");
-    return runAsync(
-        info.Env(), [t] { return Value(exportable(t)); },
-        [](Napi::Env env, const Value& v) { return typedArrayOf(env, std::get<at::Tensor>(v)); });
+    return runAsync<at::Tensor>(
+        info.Env(), [t] { return exportable(t); }, [](Napi::Env env, at::Tensor& v) { return typedArrayOf(env, v); });
   });
 }
 
@@ -89,6 +89,34 @@ Napi::Value fromData(const Napi::CallbackInfo& info) {
         fromBytes(base, arr.ByteLength(), std::get<IntList>(shape), src, parseDtype(stringArg(info, 3, "dtype")),
                   parseDevice(stringArg(info, 4, "device")), info[5].ToBoolean().Value());
     return TensorHandle::wrap(env, std::move(t));
+  });
+}
+
+// fromRawBytes(uint8Array, shape, dtype): the bytes as native-endian elements of dtype (a copy).
+Napi::Value fromRawBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "bytes must be a Uint8Array");
+    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    Value shape = fromJs(info[1], 1);
+    if (!std::holds_alternative<IntList>(shape)) throw Napi::TypeError::New(env, "shape must be a list of integers");
+    c10::ScalarType dtype = parseDtype(stringArg(info, 2, "dtype"));
+    at::Tensor t = fromBytes(bytes.Data(), bytes.ByteLength(), std::get<IntList>(shape), dtype, dtype,
+                             c10::Device(c10::kCPU), false);
+    return TensorHandle::wrap(env, std::move(t));
+  });
+}
+
+// toRawBytes(handle): a fresh Uint8Array of the values in the tensor's own dtype (no widening).
+Napi::Value toRawBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const at::Tensor& src = TensorHandle::unwrap(info[0], "tensor");
+    at::Tensor t = src.detach().to(c10::Device(c10::kCPU)).contiguous();
+    Napi::Uint8Array out = Napi::Uint8Array::New(env, t.nbytes());
+    if (t.nbytes() > 0) std::memcpy(out.Data(), t.const_data_ptr(), t.nbytes());
+    return out;
   });
 }
 
@@ -153,6 +181,8 @@ void registerTensorApi(Napi::Env env, Napi::Object exports) {
   exports.Set("fromData", Napi::Function::New<fromData>(env, "fromData"));
   exports.Set("toData", Napi::Function::New<toData>(env, "toData"));
   exports.Set("toDataAsync", Napi::Function::New<toDataAsync>(env, "toDataAsync"));
+  exports.Set("fromRawBytes", Napi::Function::New<fromRawBytes>(env, "fromRawBytes"));
+  exports.Set("toRawBytes", Napi::Function::New<toRawBytes>(env, "toRawBytes"));
   exports.Set("liveTensors", Napi::Function::New<liveTensors>(env, "liveTensors"));
   exports.Set("externalMemory", Napi::Function::New<externalMemory>(env, "externalMemory"));
   exports.Set("manualSeed", Napi::Function::New<manualSeedJs>(env, "manualSeed"));

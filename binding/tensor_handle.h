@@ -15,6 +15,8 @@ namespace semiseg::binding {
 
 struct AddonData {
   Napi::FunctionReference tensorCtor;
+  Napi::FunctionReference networkCtor;
+  Napi::FunctionReference optimizerCtor;
   // Shared with every handle so a finaliser that runs during teardown never outlives it.
   std::shared_ptr<std::atomic<int64_t>> live = std::make_shared<std::atomic<int64_t>>(0);
 };

@@ -31,3 +31,13 @@ export {
 export { tidy, keep, dispose } from './scope.js';
 export { manualSeed, setNumThreads, getNumThreads, isGradEnabled, noGrad, liveTensors, externalMemory, buildInfo, cuda } from './runtime.js';
 export { DTYPES, type DType, type Device } from './dtype.js';
+export { nets, UNet2D, VNet3D, Network, type UNet2DOptions, type VNet3DOptions, type ForwardOptions, type FeatureOutput } from './nets/index.js';
+export { crossEntropy, diceLoss, ceDiceLoss, softmaxMse, type DiceOptions, type DiceLossOptions } from './losses.js';
+export { Optimizer, SGD, Adam, type SGDOptions, type AdamOptions, type ParamGroup } from './train/optimizer.js';
+export { constant, poly, step, lrAt, type Schedule } from './train/schedule.js';
+export { emaUpdate, emaDecay, type EmaOptions } from './train/ema.js';
+export { trainStep, type TrainStepOptions } from './train/step.js';
+export { readTorchStateDict, writeTorchStateDict } from './io/torch.js';
+export { readSafetensors, writeSafetensors, type SafetensorsFile } from './io/safetensors.js';
+export { saveCheckpoint, loadCheckpoint, readCheckpointInfo, type CheckpointState, type CheckpointInfo } from './io/checkpoint.js';
+export type { StateDict } from './named.js';

@@ -31,6 +31,61 @@ export type NativeValue =
 
 export type NativeData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
 
+/** [names, tensors]: how named tensor lists (state dicts) cross the boundary. */
+export type NativeNamed = [string[], NativeTensorHandle[]];
+
+export interface NativeNetworkHandle {
+  kind(): 'UNet2D' | 'VNet3D';
+  optionsJson(): string;
+  forward(x: NativeTensorHandle, autocast?: string): Promise<NativeTensorHandle>;
+  forwardSync(x: NativeTensorHandle, autocast?: string): NativeTensorHandle;
+  forwardFeatures(x: NativeTensorHandle, autocast?: string): Promise<NativeTensorHandle[]>;
+  setTraining(on: boolean): void;
+  isTraining(): boolean;
+  namedParameters(): NativeNamed;
+  namedBuffers(): NativeNamed;
+  parameterCount(): number;
+  to(device: string, dtype?: string): void;
+  setChannelsLast(on: boolean): void;
+  channelsLast(): boolean;
+  device(): string;
+  dtype(): string;
+  clone(): NativeNetworkHandle;
+  loadState(names: string[], tensors: NativeTensorHandle[], strict: boolean): { missing: string[]; unexpected: string[] };
+  dispose(): void;
+  isDisposed(): boolean;
+}
+
+export interface NativeOptimizerHandle {
+  zeroGrad(): void;
+  step(): void;
+  lr(group: number): number;
+  setLr(lr: number, group?: number): void;
+  groupCount(): number;
+  state(): NativeNamed;
+  loadState(names: string[], tensors: NativeTensorHandle[]): void;
+}
+
+export interface NativeOptimizerGroup {
+  params: NativeTensorHandle[];
+  options: Record<string, number | boolean>;
+}
+
+export interface NativeLossSpec {
+  kind: 'ce' | 'dice' | 'ceDice';
+  squared: boolean;
+  perSample: boolean;
+  smooth: number;
+  includeBackground: boolean;
+}
+
+export interface NativeCheckpoint {
+  model: NativeNamed;
+  optimizer: NativeNamed;
+  meta: string;
+  rng: NativeTensorHandle | null;
+}
+
 export interface BuildInfo {
   torchVersion: string;
   torchRoot: string;
@@ -63,6 +118,44 @@ export interface Native {
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   opNames(): string[];
+  fromRawBytes(bytes: Uint8Array, shape: number[], dtype: string): NativeTensorHandle;
+  toRawBytes(handle: NativeTensorHandle): Uint8Array;
+
+  NetworkHandle: abstract new () => NativeNetworkHandle;
+  createUNet2D(options: { inChannels: number; outChannels: number; features: number[]; dropout: number[] }): NativeNetworkHandle;
+  createVNet3D(options: {
+    inChannels: number;
+    outChannels: number;
+    nFilters: number;
+    normalization: string;
+    hasDropout: boolean;
+  }): NativeNetworkHandle;
+  emaUpdate(teacher: NativeNetworkHandle, student: NativeNetworkHandle, alpha: number, includeBuffers: boolean): void;
+
+  OptimizerHandle: abstract new () => NativeOptimizerHandle;
+  createOptimizer(kind: 'sgd' | 'adam', groups: NativeOptimizerGroup[]): NativeOptimizerHandle;
+  trainStep(
+    net: NativeNetworkHandle,
+    optimizer: NativeOptimizerHandle,
+    input: NativeTensorHandle,
+    target: NativeTensorHandle,
+    loss: NativeLossSpec,
+  ): Promise<number>;
+  rngState(): NativeTensorHandle;
+  setRngState(state: NativeTensorHandle): void;
+
+  writeStateDict(path: string, names: string[], tensors: NativeTensorHandle[]): Promise<void>;
+  readStateDict(path: string): Promise<NativeNamed>;
+  writeCheckpoint(
+    path: string,
+    modelNames: string[],
+    model: NativeTensorHandle[],
+    optimizerNames: string[],
+    optimizer: NativeTensorHandle[],
+    meta: string,
+    rng?: NativeTensorHandle,
+  ): Promise<void>;
+  readCheckpoint(path: string): Promise<NativeCheckpoint>;
 }
 
 /** The package root (holds build/ and prebuilds/), from dist/lib/native.js. */

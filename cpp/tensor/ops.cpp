@@ -16,6 +16,7 @@ const OpTable& table() {
     registerShapeOps(t);
     registerNnOps(t);
     registerAutogradOps(t);
+    registerLossOps(t);
     return t;
   }();
   return t;

@@ -25,5 +25,6 @@ void registerReductionOps(OpTable& table);
 void registerShapeOps(OpTable& table);
 void registerNnOps(OpTable& table);
 void registerAutogradOps(OpTable& table);
+void registerLossOps(OpTable& table);  // cpp/losses/losses.cpp
 
 }  // namespace semiseg

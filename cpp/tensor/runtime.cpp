@@ -1,5 +1,6 @@
 #include "tensor/runtime.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
@@ -19,6 +20,21 @@ bool gradEnabled() { return c10::GradMode::is_enabled(); }
 void setGradEnabled(bool enabled) { c10::GradMode::set_enabled(enabled); }
 bool cudaAvailable() { return at::hasCUDA() && at::getNumGPUs() > 0; }
 int64_t cudaDeviceCount() { return at::hasCUDA() ? static_cast<int64_t>(at::getNumGPUs()) : 0; }
+
+at::Tensor cpuRngState() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void setCpuRngState(const at::Tensor& state) {
+  TORCH_CHECK(state.defined() && state.scalar_type() == at::kByte && state.dim() == 1,
+              "setCpuRngState(): the state must be a 1-D uint8 tensor, got ",
+              state.defined() ? state.sizes() : at::IntArrayRef{});
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state.cpu());
+}
 
 bool builtWithCuda() {
 #ifdef SEMISEG_WITH_CUDA

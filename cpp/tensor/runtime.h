@@ -1,6 +1,8 @@
 // Process-wide LibTorch controls: seeding, threads, grad mode, devices, versions.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <string>
 
@@ -14,5 +16,9 @@ void setGradEnabled(bool enabled);  // thread-local, as in PyTorch
 bool cudaAvailable();
 int64_t cudaDeviceCount();
 bool builtWithCuda();
+
+// The default CPU generator's state (a uint8 tensor) and its restoration, for checkpoints.
+at::Tensor cpuRngState();
+void setCpuRngState(const at::Tensor& state);
 
 }  // namespace semiseg

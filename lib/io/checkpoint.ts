@@ -1,0 +1,124 @@
+/**
+ * semiseg checkpoints: weights, optimizer state, iteration, schedule, RNG state and the network's kind and
+ * options, in one torch pickle (torch.load opens it; its "model" entry is a PyTorch state dict).
+ * Writes are atomic, so a crash mid-save leaves the previous checkpoint intact.
+ */
+import { callSite, startNative } from '../call.js';
+import { namedFromNative, namedToNative, type StateDict } from '../named.js';
+import { native } from '../native.js';
+import { Network } from '../nets/network.js';
+import { dispose } from '../scope.js';
+import { Tensor } from '../tensor.js';
+import { Optimizer } from '../train/optimizer.js';
+import { checkSchedule, type Schedule } from '../train/schedule.js';
+import { checkBool, checkInt, checkObject, typeError } from '../validate.js';
+
+export interface CheckpointState {
+  network: Network;
+  optimizer?: Optimizer;
+  iteration: number;
+  schedule?: Schedule;
+  /** Anything JSON-serialisable the caller wants back (best metric, recipe, ...). */
+  extra?: Record<string, unknown>;
+}
+
+export interface CheckpointInfo {
+  kind: 'UNet2D' | 'VNet3D';
+  options: Record<string, unknown>;
+  iteration: number;
+  schedule?: Schedule;
+  extra?: Record<string, unknown>;
+  savedAt: string;
+  torchVersion: string;
+}
+
+function pathArg(fn: string, path: unknown): string {
+  if (typeof path !== 'string' || path === '') throw typeError(fn, 'path', 'a file path', path);
+  return path;
+}
+
+export async function saveCheckpoint(path: string, state: CheckpointState): Promise<void> {
+  const fn = 'saveCheckpoint';
+  const p = pathArg(fn, path);
+  const s = checkObject(fn, 'state', state);
+  if (!(s.network instanceof Network)) throw typeError(fn, 'state.network', 'a Network', s.network);
+  if (s.optimizer !== undefined && !(s.optimizer instanceof Optimizer)) throw typeError(fn, 'state.optimizer', 'an Optimizer', s.optimizer);
+  const info: CheckpointInfo = {
+    kind: s.network.kind,
+    options: s.network.options,
+    iteration: checkInt(fn, 'state.iteration', s.iteration, 0),
+    schedule: s.schedule === undefined ? undefined : checkSchedule(s.schedule),
+    extra: s.extra as Record<string, unknown> | undefined,
+    savedAt: new Date().toISOString(),
+    torchVersion: native.buildInfo().torchVersion,
+  };
+  const model = s.network.stateDict();
+  const opt: StateDict = s.optimizer ? (s.optimizer as Optimizer).stateDict() : {};
+  const rng = new Tensor(native.rngState());
+  try {
+    const [mn, mh] = namedToNative(fn, 'model', model);
+    const [on, oh] = namedToNative(fn, 'optimizer', opt);
+    await startNative(() => native.writeCheckpoint(p, mn, mh, on, oh, JSON.stringify(info), rng.handle()), callSite(saveCheckpoint));
+  } finally {
+    dispose([model, opt, rng]);
+  }
+}
+
+interface Loaded {
+  info: CheckpointInfo;
+  model: StateDict;
+  optimizer: StateDict;
+  rng: Tensor | null;
+}
+
+async function read(fn: string, path: string): Promise<Loaded> {
+  const c = await startNative(() => native.readCheckpoint(path), callSite(read));
+  return {
+    info: JSON.parse(c.meta) as CheckpointInfo,
+    model: namedFromNative(c.model),
+    optimizer: namedFromNative(c.optimizer),
+    rng: c.rng ? new Tensor(c.rng) : null,
+  };
+}
+
+/** What a checkpoint holds, without applying it (e.g. to build the right network with nets.fromOptions). */
+export async function readCheckpointInfo(path: string): Promise<CheckpointInfo> {
+  const l = await read('readCheckpointInfo', pathArg('readCheckpointInfo', path));
+  dispose([l.model, l.optimizer, l.rng]);
+  return l.info;
+}
+
+export interface LoadCheckpointOptions {
+  network: Network;
+  optimizer?: Optimizer;
+  /** Restore the CPU random generator (default true), so a resumed run draws the same numbers. */
+  restoreRng?: boolean;
+}
+
+/**
+ * Restores a checkpoint into `network` (and `optimizer`): a checkpoint of another network kind or shape,
+ * a truncated file or a file that is not a checkpoint fails with a message naming the path, and leaves
+ * the network as it was.
+ */
+export async function loadCheckpoint(path: string, options: LoadCheckpointOptions): Promise<CheckpointInfo> {
+  const fn = 'loadCheckpoint';
+  const p = pathArg(fn, path);
+  const o = checkObject(fn, 'options', options);
+  if (!(o.network instanceof Network)) throw typeError(fn, 'options.network', 'a Network', o.network);
+  if (o.optimizer !== undefined && !(o.optimizer instanceof Optimizer)) throw typeError(fn, 'options.optimizer', 'an Optimizer', o.optimizer);
+  const restoreRng = o.restoreRng === undefined ? true : checkBool(fn, 'restoreRng', o.restoreRng);
+  const network = o.network;
+  const l = await read(fn, p);
+  try {
+    const mine = JSON.stringify(network.options);
+    const theirs = JSON.stringify(l.info.options);
+    if (l.info.kind !== network.kind || mine !== theirs)
+      throw new Error(`${fn}(): '${p}' holds a ${l.info.kind} ${theirs}, but the network is a ${network.kind} ${mine}`);
+    network.loadStateDict(l.model, { strict: true });
+    if (o.optimizer) (o.optimizer as Optimizer).loadStateDict(l.optimizer);
+    if (restoreRng && l.rng) native.setRngState(l.rng.handle());
+    return l.info;
+  } finally {
+    dispose([l.model, l.optimizer, l.rng]);
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The two networks every method trains (spec 1.1), with the published defaults:
+ * UNet2D (1 -> 4: 1,813,764 parameters) and VNet3D (1 -> 2: 9,448,866 parameters).
+ */
+import { native } from '../native.js';
+import { checkBool, checkInt, checkIntList, checkObject, checkOneOf, rangeError, typeError } from '../validate.js';
+import { Network } from './network.js';
+
+export { Network, type ForwardOptions, type FeatureOutput } from './network.js';
+
+export interface UNet2DOptions {
+  inChannels?: number;
+  outChannels?: number;
+  /** Channels of the five encoder levels. Default [16, 32, 64, 128, 256]. */
+  features?: number[];
+  /** Encoder dropout per level. Default [0.05, 0.1, 0.2, 0.3, 0.5]. */
+  dropout?: number[];
+}
+
+export interface VNet3DOptions {
+  inChannels?: number;
+  outChannels?: number;
+  nFilters?: number;
+  normalization?: 'batchnorm' | 'instancenorm' | 'groupnorm' | 'none';
+  hasDropout?: boolean;
+}
+
+const UNET_KEYS = ['inChannels', 'outChannels', 'features', 'dropout'];
+const VNET_KEYS = ['inChannels', 'outChannels', 'nFilters', 'normalization', 'hasDropout'];
+
+function checkKeys(fn: string, o: Record<string, unknown>, allowed: string[]): void {
+  for (const k of Object.keys(o))
+    if (!allowed.includes(k)) throw rangeError(fn, 'options', `an object with ${allowed.join(', ')}`, `the key ${k}`);
+}
+
+/** The SSL4MIS 2D U-Net. */
+export function UNet2D(options?: UNet2DOptions): Network {
+  const fn = 'UNet2D';
+  const o = checkObject(fn, 'options', options);
+  checkKeys(fn, o, UNET_KEYS);
+  const features = o.features === undefined ? [16, 32, 64, 128, 256] : checkIntList(fn, 'features', o.features, 1);
+  if (features.length !== 5) throw rangeError(fn, 'features', 'an array of 5 channel counts', o.features);
+  let dropout = [0.05, 0.1, 0.2, 0.3, 0.5];
+  if (o.dropout !== undefined) {
+    if (!Array.isArray(o.dropout) || o.dropout.length !== 5) throw typeError(fn, 'dropout', 'an array of 5 rates', o.dropout);
+    o.dropout.forEach((p, i) => {
+      if (typeof p !== 'number' || !(p >= 0 && p < 1)) throw rangeError(fn, `dropout[${i}]`, 'a rate in [0, 1)', p);
+    });
+    dropout = o.dropout as number[];
+  }
+  return new Network(
+    native.createUNet2D({
+      inChannels: o.inChannels === undefined ? 1 : checkInt(fn, 'inChannels', o.inChannels, 1),
+      outChannels: o.outChannels === undefined ? 4 : checkInt(fn, 'outChannels', o.outChannels, 1),
+      features,
+      dropout,
+    }),
+  );
+}
+
+/** The UA-MT / BCP 3D V-Net. */
+export function VNet3D(options?: VNet3DOptions): Network {
+  const fn = 'VNet3D';
+  const o = checkObject(fn, 'options', options);
+  checkKeys(fn, o, VNET_KEYS);
+  return new Network(
+    native.createVNet3D({
+      inChannels: o.inChannels === undefined ? 1 : checkInt(fn, 'inChannels', o.inChannels, 1),
+      outChannels: o.outChannels === undefined ? 2 : checkInt(fn, 'outChannels', o.outChannels, 1),
+      nFilters: o.nFilters === undefined ? 16 : checkInt(fn, 'nFilters', o.nFilters, 1),
+      normalization:
+        o.normalization === undefined
+          ? 'batchnorm'
+          : checkOneOf(fn, 'normalization', o.normalization, ['batchnorm', 'instancenorm', 'groupnorm', 'none'] as const),
+      hasDropout: o.hasDropout === undefined ? true : checkBool(fn, 'hasDropout', o.hasDropout),
+    }),
+  );
+}
+
+/** Builds a network from its kind and options (as a checkpoint records them). */
+export function fromOptions(kind: 'UNet2D' | 'VNet3D', options: Record<string, unknown>): Network {
+  return kind === 'UNet2D' ? UNet2D(options as UNet2DOptions) : VNet3D(options as VNet3DOptions);
+}
+
+export const nets = { UNet2D, VNet3D, fromOptions };
