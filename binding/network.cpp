@@ -21,6 +21,7 @@ Napi::Function NetworkHandle::define(Napi::Env env) {
                          InstanceMethod<&NetworkHandle::isTraining>("isTraining"),
                          InstanceMethod<&NetworkHandle::namedParameters>("namedParameters"),
                          InstanceMethod<&NetworkHandle::namedBuffers>("namedBuffers"),
+                         InstanceMethod<&NetworkHandle::stateDict>("stateDict"),
                          InstanceMethod<&NetworkHandle::parameterCount>("parameterCount"),
                          InstanceMethod<&NetworkHandle::to>("to"),
                          InstanceMethod<&NetworkHandle::setChannelsLast>("setChannelsLast"),
@@ -142,6 +143,9 @@ Napi::Value NetworkHandle::namedParameters(const Napi::CallbackInfo& info) {
 }
 Napi::Value NetworkHandle::namedBuffers(const Napi::CallbackInfo& info) {
   return namedToJs(info.Env(), network(info.Env())->namedBuffers());
+}
+Napi::Value NetworkHandle::stateDict(const Napi::CallbackInfo& info) {
+  return namedToJs(info.Env(), network(info.Env())->stateDict());
 }
 Napi::Value NetworkHandle::parameterCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(network(info.Env())->parameterCount()));

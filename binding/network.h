@@ -37,6 +37,7 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
   Napi::Value isTraining(const Napi::CallbackInfo& info);
   Napi::Value namedParameters(const Napi::CallbackInfo& info);
   Napi::Value namedBuffers(const Napi::CallbackInfo& info);
+  Napi::Value stateDict(const Napi::CallbackInfo& info);
   Napi::Value parameterCount(const Napi::CallbackInfo& info);
   Napi::Value to(const Napi::CallbackInfo& info);
   Napi::Value setChannelsLast(const Napi::CallbackInfo& info);

@@ -7,7 +7,7 @@ import { callOp } from './call.js';
 import { checkDevice, checkDType, type Device, type DType } from './dtype.js';
 import { native, type NativeData } from './native.js';
 import { Tensor, wrap } from './tensor.js';
-import { checkBool, checkFinite, checkInt, checkObject, checkShape, rangeError, typeError } from './validate.js';
+import { checkBool, checkFinite, checkInt, checkKnownKeys, checkObject, checkShape, rangeError, typeError } from './validate.js';
 
 export interface TensorOptions {
   dtype?: DType;
@@ -38,9 +38,7 @@ interface Resolved {
 
 function resolveOptions(fn: string, options: unknown, defaultDtype: DType): Resolved {
   const o = checkObject(fn, 'options', options);
-  for (const k of Object.keys(o))
-    if (!['dtype', 'device', 'requiresGrad', 'shape'].includes(k))
-      throw rangeError(fn, 'options', 'an object with dtype, device, requiresGrad or shape', `the key ${k}`);
+  checkKnownKeys(fn, 'options', o, ['dtype', 'device', 'requiresGrad', 'shape']);
   return {
     dtype: o.dtype === undefined ? defaultDtype : checkDType(fn, o.dtype),
     device: o.device === undefined ? 'cpu' : checkDevice(fn, o.device),

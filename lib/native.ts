@@ -44,6 +44,7 @@ export interface NativeNetworkHandle {
   isTraining(): boolean;
   namedParameters(): NativeNamed;
   namedBuffers(): NativeNamed;
+  stateDict(): NativeNamed;
   parameterCount(): number;
   to(device: string, dtype?: string): void;
   setChannelsLast(on: boolean): void;

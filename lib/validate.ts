@@ -86,6 +86,13 @@ export function checkObject(fn: string, name: string, v: unknown): Record<string
   return v as Record<string, unknown>;
 }
 
+/** Refuses keys outside `allowed` (a typo in an option name must not pass silently). */
+export function checkKnownKeys(fn: string, name: string, o: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const k of Object.keys(o))
+    if (!allowed.includes(k))
+      throw new RangeError(`${fn}(): unknown key '${k}' in argument '${name}' (expected one of ${allowed.join(', ')})`);
+}
+
 export function checkFunction(fn: string, name: string, v: unknown): (...args: never[]) => unknown {
   if (typeof v !== 'function') throw typeError(fn, name, 'a function', v);
   return v as (...args: never[]) => unknown;

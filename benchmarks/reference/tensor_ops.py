@@ -110,6 +110,9 @@ OPS = {
 
 def main():
     torch.set_num_threads(1)
+    sys.path.insert(0, __import__("os").path.dirname(__file__))
+    from losses import LOSS_OPS  # noqa: E402
+    OPS.update(LOSS_OPS)
     cases = json.load(open(sys.argv[1]))
     results = []
     for c in cases:

@@ -4,13 +4,16 @@
 #include <ATen/core/ivalue.h>
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
 #include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/csrc/jit/serialization/pickler.h>
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -64,10 +67,39 @@ std::vector<char> plainPickle(const c10::IValue& value) {
   return container;
 }
 
+// Reads from a byte vector, clamping every read to its end. (LibTorch's own VectorReader, used by
+// torch::pickle_load, copies past the end of a truncated archive and crashes the process.)
+class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedReader(std::vector<char> data) : data_(std::move(data)) {}
+  size_t size() const override { return data_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= data_.size()) return 0;
+    n = std::min<size_t>(n, data_.size() - pos);
+    std::memcpy(buf, data_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  std::vector<char> data_;
+};
+
 c10::IValue unpickle(const std::string& path, const char* fn) {
   std::vector<char> bytes = readAll(path, fn);
+  const bool zip = bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4;
+  TORCH_CHECK(zip, fn, "(): '", path,
+              "' is not a readable torch file: it is not the zip format that torch.save writes");
+  // torch.save(model.state_dict()) pickles a collections.OrderedDict at the top, which LibTorch's unpickler
+  // cannot build: such a stream starts with PROTO 2 then GLOBAL 'collections OrderedDict'. (Tensors inside
+  // any torch.save file mention OrderedDict too, but never right after the protocol opcode.)
+  const std::string marker = std::string("\x80\x02") + "ccollections\nOrderedDict\n";
+  const bool orderedDict = std::search(bytes.begin(), bytes.end(), marker.begin(), marker.end()) != bytes.end();
+  TORCH_CHECK(!orderedDict, fn, "(): '", path,
+              "' holds a collections.OrderedDict (torch.save(model.state_dict())), which LibTorch cannot read; "
+              "save a plain dict instead: torch.save(dict(model.state_dict()), path)");
   try {
-    return torch::jit::pickle_load(bytes);
+    caffe2::serialize::PyTorchStreamReader reader(std::make_shared<BoundedReader>(std::move(bytes)));
+    return torch::jit::readArchiveAndTensors("data", "", "", std::nullopt, std::nullopt, std::nullopt, reader);
   } catch (const c10::Error& e) {
     TORCH_CHECK(false, fn, "(): '", path, "' is not a readable torch file (truncated, or written by something else): ",
                 e.what_without_backtrace());

@@ -85,6 +85,7 @@ at::Tensor crossEntropy(const at::Tensor& logits, const at::Tensor& target, cons
 
 at::Tensor ceDiceLoss(const at::Tensor& logits, const at::Tensor& target, const std::optional<at::Tensor>& weights,
                       const DiceOptions& options) {
+  checkTarget("ceDiceLoss", logits, target, weights);
   return 0.5 * (crossEntropy(logits, target, weights) + diceLoss(at::softmax(logits, 1), target, weights, options));
 }
 

@@ -28,6 +28,15 @@ class ModuleNetwork : public Network {
   bool isTraining() const override { return module_->is_training(); }
   NamedTensors namedParameters() const override { return flatten(module_->named_parameters(true)); }
   NamedTensors namedBuffers() const override { return flatten(module_->named_buffers(true)); }
+  NamedTensors stateDict() const override {
+    NamedTensors out;
+    for (const auto& m : module_->named_modules("", true)) {
+      const std::string prefix = m.key().empty() ? "" : m.key() + ".";
+      for (const auto& p : m.value()->named_parameters(false)) out.emplace_back(prefix + p.key(), p.value());
+      for (const auto& b : m.value()->named_buffers(false)) out.emplace_back(prefix + b.key(), b.value());
+    }
+    return out;
+  }
   void to(const c10::Device& device, std::optional<c10::ScalarType> dtype) override {
     if (dtype)
       module_->to(device, *dtype);

@@ -47,12 +47,6 @@ int64_t Network::parameterCount() const {
   return n;
 }
 
-NamedTensors Network::stateDict() const {
-  NamedTensors all = namedParameters();
-  for (auto& b : namedBuffers()) all.push_back(std::move(b));
-  return all;
-}
-
 void Network::checkInput(const at::Tensor& x, const char* fn) const {
   const int64_t rank = spatialDims() + 2;
   const char* layout = spatialDims() == 2 ? "(N, C, H, W)" : "(N, C, D, H, W)";

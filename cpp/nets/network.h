@@ -64,8 +64,9 @@ class Network {
   c10::Device device() const;
   c10::ScalarType dtype() const;
   int64_t parameterCount() const;
-  // All parameters then all buffers, in state-dict order.
-  NamedTensors stateDict() const;
+  // Parameters and buffers in PyTorch's state_dict order: module by module (pre-order), each module's
+  // own parameters, then its own buffers.
+  virtual NamedTensors stateDict() const = 0;
   // Input checks shared by every network: rank, channels, dtype, device, sizes.
   void checkInput(const at::Tensor& x, const char* fn) const;
 

@@ -12,6 +12,7 @@ import { Tensor } from '../tensor.js';
 import { Optimizer } from '../train/optimizer.js';
 import { checkSchedule, type Schedule } from '../train/schedule.js';
 import { checkBool, checkInt, checkObject, typeError } from '../validate.js';
+import { removeStaleTemporaries } from './atomic.js';
 
 export interface CheckpointState {
   network: Network;
@@ -59,6 +60,7 @@ export async function saveCheckpoint(path: string, state: CheckpointState): Prom
     const [mn, mh] = namedToNative(fn, 'model', model);
     const [on, oh] = namedToNative(fn, 'optimizer', opt);
     await startNative(() => native.writeCheckpoint(p, mn, mh, on, oh, JSON.stringify(info), rng.handle()), callSite(saveCheckpoint));
+    await removeStaleTemporaries(p);
   } finally {
     dispose([model, opt, rng]);
   }

@@ -3,7 +3,7 @@
  * UNet2D (1 -> 4: 1,813,764 parameters) and VNet3D (1 -> 2: 9,448,866 parameters).
  */
 import { native } from '../native.js';
-import { checkBool, checkInt, checkIntList, checkObject, checkOneOf, rangeError, typeError } from '../validate.js';
+import { checkBool, checkInt, checkIntList, checkKnownKeys, checkObject, checkOneOf, rangeError, typeError } from '../validate.js';
 import { Network } from './network.js';
 
 export { Network, type ForwardOptions, type FeatureOutput } from './network.js';
@@ -28,16 +28,11 @@ export interface VNet3DOptions {
 const UNET_KEYS = ['inChannels', 'outChannels', 'features', 'dropout'];
 const VNET_KEYS = ['inChannels', 'outChannels', 'nFilters', 'normalization', 'hasDropout'];
 
-function checkKeys(fn: string, o: Record<string, unknown>, allowed: string[]): void {
-  for (const k of Object.keys(o))
-    if (!allowed.includes(k)) throw rangeError(fn, 'options', `an object with ${allowed.join(', ')}`, `the key ${k}`);
-}
-
 /** The SSL4MIS 2D U-Net. */
 export function UNet2D(options?: UNet2DOptions): Network {
   const fn = 'UNet2D';
   const o = checkObject(fn, 'options', options);
-  checkKeys(fn, o, UNET_KEYS);
+  checkKnownKeys(fn, 'options', o, UNET_KEYS);
   const features = o.features === undefined ? [16, 32, 64, 128, 256] : checkIntList(fn, 'features', o.features, 1);
   if (features.length !== 5) throw rangeError(fn, 'features', 'an array of 5 channel counts', o.features);
   let dropout = [0.05, 0.1, 0.2, 0.3, 0.5];
@@ -62,7 +57,7 @@ export function UNet2D(options?: UNet2DOptions): Network {
 export function VNet3D(options?: VNet3DOptions): Network {
   const fn = 'VNet3D';
   const o = checkObject(fn, 'options', options);
-  checkKeys(fn, o, VNET_KEYS);
+  checkKnownKeys(fn, 'options', o, VNET_KEYS);
   return new Network(
     native.createVNet3D({
       inChannels: o.inChannels === undefined ? 1 : checkInt(fn, 'inChannels', o.inChannels, 1),

@@ -144,11 +144,10 @@ export class Network {
 
   /** Parameters and buffers, detached, sharing memory with the network, in PyTorch's key order. */
   stateDict(): StateDict {
+    const h = this.handle('stateDict');
     return tidy(() => {
       const out: StateDict = {};
-      const h = this.handle('stateDict');
-      for (const part of [h.namedParameters(), h.namedBuffers()])
-        for (const [k, t] of Object.entries(namedFromNative(part))) out[k] = t.detach();
+      for (const [k, t] of Object.entries(namedFromNative(h.stateDict()))) out[k] = t.detach();
       return out;
     });
   }

@@ -1,0 +1,205 @@
+// Checkpoints: a run killed (SIGKILL) while it saves a checkpoint every step resumes from the file on disk
+// and ends with the same weights as an uninterrupted run; bad files fail clearly and touch nothing.
+import test from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import {
+  SGD,
+  dispose,
+  loadCheckpoint,
+  nets,
+  randn,
+  readCheckpointInfo,
+  readSafetensors,
+  readTorchStateDict,
+  saveCheckpoint,
+  tensor,
+  writeSafetensors,
+  writeTorchStateDict,
+} from '../lib/index.js';
+import { referencePython, repoRoot } from './helpers/reference.js';
+import { maxAbsDiff, runPythonCode } from './helpers/python.js';
+
+const child = join(repoRoot, 'dist/test/helpers/train-child.js');
+const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+let root = '';
+test.before(() => {
+  root = mkdtempSync(join(tmpdir(), 'semiseg-ckpt-'));
+});
+test.after.always(() => rmSync(root, { recursive: true, force: true }));
+
+function runChild(dir: string, ...args: string[]) {
+  const r = spawnSync(process.execPath, [child, dir, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`train-child failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+test.serial('a run killed while checkpointing resumes to the same weights as an uninterrupted run', async (t) => {
+  const total = 10;
+  const straight = join(root, 'straight');
+  const killed = join(root, 'killed');
+  for (const d of [straight, killed]) spawnSync('mkdir', ['-p', d]);
+  runChild(straight, String(total), '5');
+  // save every iteration; after iteration 4 the child rewrites its checkpoint in a loop, and is killed
+  // (SIGKILL) 150 ms later, in all likelihood in the middle of a write
+  const proc = spawn(process.execPath, [child, killed, String(total), '1', '--stall-after', '4'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/saved 4/.test(out)) setTimeout(() => (proc.kill('SIGKILL'), resolve()), 150);
+    });
+    proc.on('exit', (code) => (code === 0 ? reject(new Error('the child finished before it was killed')) : undefined));
+  });
+  const [, signal] = await new Promise<[number | null, string | null]>((r) => proc.once('close', (c, sig) => r([c, sig])));
+  t.is(signal, 'SIGKILL');
+  t.false(existsSync(join(killed, 'final.pt')), 'the run was cut short');
+  const info = await readCheckpointInfo(join(killed, 'run.ckpt'));
+  t.is(info.iteration, 4);
+  t.deepEqual(info.schedule, { kind: 'poly', base: 0.05, maxIterations: total, power: 0.9 });
+  runChild(killed, String(total), '1', '--resume');
+  // the resumed run's saves removed what the killed writer left half-written
+  t.deepEqual(readdirSync(killed).filter((f) => f.includes('.tmp-')), []);
+  const a = await readTorchStateDict(join(straight, 'final.pt'));
+  const b = await readTorchStateDict(join(killed, 'final.pt'));
+  let worst = 0;
+  for (const k of Object.keys(a)) worst = Math.max(worst, maxAbsDiff(Array.from(a[k].toArray() as ArrayLike<number | bigint>, Number), Array.from(b[k].toArray() as ArrayLike<number | bigint>, Number)));
+  t.is(worst, 0, `resumed weights differ by ${worst}`);
+  dispose([a, b]);
+});
+
+test.serial('bad checkpoint files fail clearly and leave the network and the file on disk untouched', async (t) => {
+  const u = nets.UNet2D({ features: [4, 8, 16, 32, 64] });
+  const v = nets.VNet3D({ nFilters: 4 });
+  const good = join(root, 'good.ckpt');
+  const opt = SGD(u, { lr: 0.1 });
+  await saveCheckpoint(good, { network: u, optimizer: opt, iteration: 7 });
+  const goodHash = sha(good);
+  const before = u.stateDict();
+  const snapshot = Object.fromEntries(Object.entries(before).map(([k, x]) => [k, Array.from(x.toArray() as ArrayLike<number | bigint>, Number)]));
+  const unchanged = () => {
+    const now = u.stateDict();
+    const same = Object.keys(snapshot).every((k) => maxAbsDiff(Array.from(now[k].toArray() as ArrayLike<number | bigint>, Number), snapshot[k]) === 0);
+    dispose(now);
+    return same;
+  };
+
+  // a checkpoint of the other network
+  const vnetCkpt = join(root, 'vnet.ckpt');
+  await saveCheckpoint(vnetCkpt, { network: v, iteration: 1 });
+  await t.throwsAsync(loadCheckpoint(vnetCkpt, { network: u }), { message: /loadCheckpoint\(\): '.*vnet\.ckpt' holds a VNet3D .* but the network is a UNet2D/ });
+  // a truncated file
+  const truncated = join(root, 'truncated.ckpt');
+  writeFileSync(truncated, readFileSync(good).subarray(0, 5000));
+  await t.throwsAsync(loadCheckpoint(truncated, { network: u }), { message: /loadCheckpoint\(\): '.*truncated\.ckpt' is not a readable torch file/ });
+  // a file that is not a checkpoint at all, and a state dict that is not a semiseg checkpoint
+  const junk = join(root, 'junk.bin');
+  writeFileSync(junk, 'this is not a checkpoint\n'.repeat(100));
+  await t.throwsAsync(loadCheckpoint(junk, { network: u }), { message: /is not a readable torch file/ });
+  const plain = join(root, 'plain.pt');
+  await writeTorchStateDict(plain, before);
+  await t.throwsAsync(loadCheckpoint(plain, { network: u }), { message: /is a torch file but not a semiseg checkpoint \(for PyTorch weights use readTorchStateDict\)/ });
+  await t.throwsAsync(loadCheckpoint(join(root, 'missing.ckpt'), { network: u }), { message: /cannot open '.*missing\.ckpt'/ });
+  await t.throwsAsync(readTorchStateDict(truncated), { message: /readTorchStateDict\(\): '.*truncated\.ckpt' is not a readable torch file/ });
+  t.true(unchanged(), 'a failed load changed the network');
+
+  // a save that fails leaves the previous checkpoint as it was
+  const gone = nets.UNet2D({ features: [4, 8, 16, 32, 64] });
+  gone.dispose();
+  await t.throwsAsync(saveCheckpoint(good, { network: gone, iteration: 8 }), { message: /the network has been disposed/ });
+  t.is(sha(good), goodHash);
+  t.is((await readCheckpointInfo(good)).iteration, 7);
+
+  // a state dict with the wrong keys or shapes names every offender and copies nothing
+  const wrong = { ...before, 'encoder.extra.weight': tensor([1]), 'decoder.out_conv.bias': tensor([1, 2]) };
+  delete (wrong as Record<string, unknown>)['decoder.out_conv.weight'];
+  const err = t.throws(() => u.loadStateDict(wrong));
+  t.regex(err!.message, /missing keys \(1\): decoder\.out_conv\.weight/);
+  t.regex(err!.message, /unexpected keys \(1\): encoder\.extra\.weight/);
+  t.regex(err!.message, /mis-shaped keys \(1\): decoder\.out_conv\.bias: expected \[4\], got \[2\]/);
+  t.deepEqual(u.loadStateDict({ ...before, 'encoder.extra.weight': wrong['encoder.extra.weight'] }, { strict: false }), { missing: [], unexpected: ['encoder.extra.weight'] });
+  t.true(unchanged());
+  dispose([before, wrong]);
+  u.dispose();
+  v.dispose();
+});
+
+test.serial('truncated and corrupted checkpoints never crash the process', async (t) => {
+  const u = nets.UNet2D({ features: [4, 8, 16, 32, 64] });
+  const good = join(root, 'fuzz-source.ckpt');
+  await saveCheckpoint(good, { network: u, iteration: 1 });
+  const bytes = readFileSync(good);
+  const bad = join(root, 'fuzz.ckpt');
+  let rejected = 0;
+  for (let i = 0; i < 120; i++) {
+    const copy = Buffer.from(i < 60 ? bytes.subarray(0, Math.floor((bytes.length * i) / 60)) : bytes);
+    if (i >= 60) for (let k = 0; k < 4; k++) copy[(i * 7919 + k * 104729) % copy.length] ^= 0x5a; // flip bytes
+    writeFileSync(bad, copy);
+    try {
+      await loadCheckpoint(bad, { network: u });
+    } catch (err) {
+      t.regex((err as Error).message, /loadCheckpoint\(\)|not a semiseg checkpoint|does not fit|JSON/);
+      rejected++;
+    }
+  }
+  t.true(rejected >= 60, `${rejected} of 120 damaged files were rejected`);
+  u.dispose();
+});
+
+test.serial('an OrderedDict state_dict pickle gets a message saying how to save it', async (t) => {
+  if (!referencePython) return t.pass('skipped: no python with torch');
+  const od = join(root, 'ordered.pt');
+  runPythonCode(`import torch; torch.save(torch.nn.Linear(2, 3).state_dict(), ${JSON.stringify(od)})`);
+  const err = await t.throwsAsync(readTorchStateDict(od));
+  t.regex(err!.message, /readTorchStateDict\(\): '.*ordered\.pt'/);
+  t.regex(err!.message, /holds a collections\.OrderedDict .* save a plain dict instead: torch\.save\(dict\(model\.state_dict\(\)\), path\)/);
+});
+
+test.serial('safetensors round-trip every dtype and reject truncated files', async (t) => {
+  const p = join(root, 'w.safetensors');
+  const dict = {
+    a: randn([3, 4]),
+    h: tensor([1.5, -2.25], { dtype: 'float16' }),
+    b: tensor([3.140625], { dtype: 'bfloat16' }),
+    i: tensor(new BigInt64Array([1n, -(2n ** 40n)])),
+    j: tensor(new Int32Array([7])),
+    u: tensor(new Uint8Array([0, 255])),
+    m: tensor([true, false, true]),
+    d: tensor(new Float64Array([Math.PI])),
+  };
+  await writeSafetensors(p, dict, { producer: 'semiseg' });
+  const back = await readSafetensors(p);
+  t.deepEqual(back.metadata, { producer: 'semiseg' });
+  for (const [k, v] of Object.entries(dict)) {
+    t.is(back.tensors[k].dtype, v.dtype, k);
+    t.deepEqual(back.tensors[k].shape, v.shape, k);
+    t.deepEqual(back.tensors[k].toArray(), v.toArray(), k);
+  }
+  if (referencePython) {
+    const out = runPythonCode(`import json, numpy as np; from safetensors_check import load\nprint(json.dumps(load(${JSON.stringify(p)})))`.replace('from safetensors_check import load\n', `exec(${JSON.stringify(SAFETENSORS_PY)})\n`));
+    const parsed = JSON.parse(out) as Record<string, { dtype: string; shape: number[] }>;
+    t.deepEqual(parsed.h, { dtype: 'F16', shape: [2] });
+    t.deepEqual(parsed.a, { dtype: 'F32', shape: [3, 4] });
+  }
+  const truncated = join(root, 'cut.safetensors');
+  writeFileSync(truncated, readFileSync(p).subarray(0, readFileSync(p).length - 10));
+  await t.throwsAsync(readSafetensors(truncated), { message: /readSafetensors\(\): '.*cut\.safetensors' is not a valid safetensors file: '.*' has data offsets .* outside the data \(truncated\?\)/ });
+  writeFileSync(truncated, Buffer.from([1, 2, 3]));
+  await t.throwsAsync(readSafetensors(truncated), { message: /3 bytes is too short/ });
+  dispose([dict, back.tensors]);
+});
+
+// A minimal independent reader of the safetensors header (the format is public: u64 length + JSON).
+const SAFETENSORS_PY = `
+import json, struct
+def load(path):
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        h = json.loads(f.read(n))
+    h.pop('__metadata__', None)
+    return {k: {'dtype': v['dtype'], 'shape': v['shape']} for k, v in h.items()}
+`;
