@@ -1,6 +1,7 @@
 // Module entry: per-environment state (main thread and each worker thread get their own) and exports.
 #include <napi.h>
 
+#include "async.h"
 #include "tensor/runtime.h"
 #include "tensor_api.h"
 #include "tensor_handle.h"
@@ -27,6 +28,7 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
+  data->channel = EnvChannel::create(env);
   Napi::Function ctor = TensorHandle::define(env);
   data->tensorCtor = Napi::Persistent(ctor);
   exports.Set("TensorHandle", ctor);

@@ -1,81 +1,107 @@
-// runAsync(): runs `work` on the libuv thread pool and settles a Promise on the JS thread with
-// finish(result). Grad mode is thread-local in LibTorch, so the caller's mode is captured and
-// re-applied in the worker. Results are released on the JS thread.
+// runAsync(): runs `work` on the native compute threads (compute_queue.h) and settles a Promise on the JS
+// thread with finish(result). Grad mode is thread-local in LibTorch, so the caller's mode is captured now
+// and re-applied on the compute thread. `done` runs on the JS thread before the Promise settles.
+//
+// Results come back through one thread-safe function per environment (EnvChannel). When an environment
+// is torn down (a terminated worker thread), Node frees its thread-safe functions; a cleanup hook marks
+// the channel dead first, under the mutex the compute threads hold while calling it, so a finished job
+// of a dead environment is dropped instead of calling freed memory.
 #pragma once
 
 #include <napi.h>
 
+#include "compute_queue.h"
 #include "errors.h"
 #include "tensor/runtime.h"
-#include "tensor/value.h"
 
 #include <c10/core/GradMode.h>
 
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 
 namespace semiseg::binding {
 
-template <typename R>
-class PromiseWorker : public Napi::AsyncWorker {
+struct JobBase {
+  virtual ~JobBase() = default;
+  virtual void settle(Napi::Env env) = 0;  // on the JS thread
+  static void call(Napi::Env env, Napi::Function, void*, JobBase* job);
+};
+
+class EnvChannel {
  public:
-  using Work = std::function<R()>;
-  using Finish = std::function<Napi::Value(Napi::Env, R&)>;
+  using Tsfn = Napi::TypedThreadSafeFunction<void, JobBase, &JobBase::call>;
+  // Creates the channel of `env`; must run at addon init, before any job.
+  static std::shared_ptr<EnvChannel> create(Napi::Env env);
 
-  PromiseWorker(Napi::Env env, Work work, Finish finish, std::function<void()> done)
-      : Napi::AsyncWorker(env, "semiseg:native"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        work_(std::move(work)),
-        finish_(std::move(finish)),
-        done_(std::move(done)),
-        grad_(gradEnabled()) {}
+  void jobStarted(Napi::Env env);           // JS thread: keeps the event loop alive while jobs are pending
+  void jobSettled(Napi::Env env);           // JS thread
+  void deliver(JobBase* job);               // compute thread: hands a finished job to the JS thread, or drops it
+  int pending() const { return pending_; }  // JS thread: jobs of this environment not yet settled
 
-  Napi::Promise promise() const { return deferred_.Promise(); }
+ private:
+  std::mutex mutex_;
+  bool alive_ = true;
+  int pending_ = 0;  // JS thread only
+  Tsfn tsfn_;
+};
 
-  void Execute() override {
-    try {
-      c10::AutoGradMode mode(grad_);
-      result_.emplace(work_());
-    } catch (...) {
-      error_ = describeCurrentException();
-    }
-  }
+std::shared_ptr<EnvChannel> envChannel(Napi::Env env);
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (done_) done_();
-    if (!result_) {
-      deferred_.Reject(toJsError(env, error_));
+template <typename R>
+struct AsyncJob final : JobBase {
+  std::function<R()> work;
+  std::function<Napi::Value(Napi::Env, R&)> finish;
+  std::function<void()> done;
+  Napi::Promise::Deferred deferred;
+  std::shared_ptr<EnvChannel> channel;
+  bool grad = true;
+  std::optional<R> result;
+  NativeError error;
+
+  AsyncJob(Napi::Env env, std::function<R()> w, std::function<Napi::Value(Napi::Env, R&)> f, std::function<void()> d)
+      : work(std::move(w)),
+        finish(std::move(f)),
+        done(std::move(d)),
+        deferred(Napi::Promise::Deferred::New(env)),
+        channel(envChannel(env)),
+        grad(gradEnabled()) {}
+
+  void settle(Napi::Env env) override {
+    channel->jobSettled(env);
+    if (done) done();
+    if (!result) {
+      deferred.Reject(toJsError(env, error));
       return;
     }
     try {
-      deferred_.Resolve(finish_(env, *result_));
+      deferred.Resolve(finish(env, *result));
     } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+      deferred.Reject(e.Value());
     } catch (...) {
-      deferred_.Reject(toJsError(env, describeCurrentException()));
+      deferred.Reject(toJsError(env, describeCurrentException()));
     }
-    result_.reset();
   }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Work work_;
-  Finish finish_;
-  std::function<void()> done_;  // runs on the JS thread before settling (busy counters)
-  bool grad_;
-  std::optional<R> result_;
-  NativeError error_;
 };
 
 template <typename R>
 Napi::Promise runAsync(Napi::Env env, std::function<R()> work, std::function<Napi::Value(Napi::Env, R&)> finish,
                        std::function<void()> done = {}) {
-  auto* w = new PromiseWorker<R>(env, std::move(work), std::move(finish), std::move(done));
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  auto* job = new AsyncJob<R>(env, std::move(work), std::move(finish), std::move(done));
+  Napi::Promise promise = job->deferred.Promise();
+  job->channel->jobStarted(env);
+  postJob([job] {
+    try {
+      c10::AutoGradMode mode(job->grad);
+      job->result.emplace(job->work());
+    } catch (...) {
+      job->error = describeCurrentException();
+    }
+    auto channel = job->channel;
+    channel->deliver(job);
+  });
+  return promise;
 }
 
 }  // namespace semiseg::binding

@@ -3,6 +3,7 @@
 #include "tensor_api.h"
 
 #include "async.h"
+#include "compute_queue.h"
 #include "errors.h"
 #include "tensor/data.h"
 #include "tensor/ops.h"
@@ -166,6 +167,21 @@ Napi::Value cudaDeviceCountJs(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] { return Napi::Number::New(info.Env(), static_cast<double>(cudaDeviceCount())); });
 }
 
+// setMaxConcurrentJobs(n): how many native jobs may run at once (compute threads).
+Napi::Value setMaxConcurrentJobsJs(const Napi::CallbackInfo& info) {
+  setMaxConcurrentJobs(static_cast<int>(info[0].ToNumber().Int32Value()));
+  return info.Env().Undefined();
+}
+
+Napi::Value maxConcurrentJobsJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), maxConcurrentJobs());
+}
+
+// pendingJobs(): async calls of this environment (thread) not yet settled.
+Napi::Value pendingJobsJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), envChannel(info.Env())->pending());
+}
+
 Napi::Value opNamesJs(const Napi::CallbackInfo& info) {
   auto names = opNames();
   Napi::Array out = Napi::Array::New(info.Env(), names.size());
@@ -192,6 +208,9 @@ void registerTensorApi(Napi::Env env, Napi::Object exports) {
   exports.Set("setGradEnabled", Napi::Function::New<setGradEnabledJs>(env, "setGradEnabled"));
   exports.Set("cudaIsAvailable", Napi::Function::New<cudaIsAvailableJs>(env, "cudaIsAvailable"));
   exports.Set("cudaDeviceCount", Napi::Function::New<cudaDeviceCountJs>(env, "cudaDeviceCount"));
+  exports.Set("setMaxConcurrentJobs", Napi::Function::New<setMaxConcurrentJobsJs>(env, "setMaxConcurrentJobs"));
+  exports.Set("maxConcurrentJobs", Napi::Function::New<maxConcurrentJobsJs>(env, "maxConcurrentJobs"));
+  exports.Set("pendingJobs", Napi::Function::New<pendingJobsJs>(env, "pendingJobs"));
   exports.Set("opNames", Napi::Function::New<opNamesJs>(env, "opNames"));
 }
 

@@ -13,7 +13,10 @@
 
 namespace semiseg::binding {
 
+class EnvChannel;  // async.h
+
 struct AddonData {
+  std::shared_ptr<EnvChannel> channel;  // how compute threads hand results back to this environment
   Napi::FunctionReference tensorCtor;
   Napi::FunctionReference networkCtor;
   Napi::FunctionReference optimizerCtor;

@@ -29,7 +29,7 @@ export {
   type ConvOptions,
 } from './functional.js';
 export { tidy, keep, dispose } from './scope.js';
-export { manualSeed, setNumThreads, getNumThreads, isGradEnabled, noGrad, liveTensors, externalMemory, buildInfo, cuda } from './runtime.js';
+export { manualSeed, setNumThreads, getNumThreads, isGradEnabled, noGrad, liveTensors, externalMemory, buildInfo, cuda, setMaxConcurrentJobs, maxConcurrentJobs, pendingJobs } from './runtime.js';
 export { DTYPES, type DType, type Device } from './dtype.js';
 export { nets, UNet2D, VNet3D, Network, type UNet2DOptions, type VNet3DOptions, type ForwardOptions, type FeatureOutput } from './nets/index.js';
 export { crossEntropy, diceLoss, ceDiceLoss, softmaxMse, type DiceOptions, type DiceLossOptions } from './losses.js';

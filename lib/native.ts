@@ -119,6 +119,9 @@ export interface Native {
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   opNames(): string[];
+  setMaxConcurrentJobs(n: number): void;
+  maxConcurrentJobs(): number;
+  pendingJobs(): number;
   fromRawBytes(bytes: Uint8Array, shape: number[], dtype: string): NativeTensorHandle;
   toRawBytes(handle: NativeTensorHandle): Uint8Array;
 

@@ -35,6 +35,24 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * How many native jobs (forwards, train steps, async ops, file I/O) may run at once, process-wide.
+ * Default 1: each job already uses every intra-op thread (setNumThreads); a service that runs small
+ * jobs side by side can raise it, keeping jobs x threads within its cores.
+ */
+export function setMaxConcurrentJobs(n: number): void {
+  native.setMaxConcurrentJobs(checkInt('setMaxConcurrentJobs', 'n', n, 1, 64));
+}
+
+export function maxConcurrentJobs(): number {
+  return native.maxConcurrentJobs();
+}
+
+/** Async native calls of this thread (main or worker) not yet settled. */
+export function pendingJobs(): number {
+  return native.pendingJobs();
+}
+
 /** The number of tensors held by JS handles right now: the counter for leak tests. */
 export function liveTensors(): number {
   return native.liveTensors();
