@@ -180,10 +180,27 @@ test.serial('safetensors round-trip every dtype and reject truncated files', asy
     t.deepEqual(back.tensors[k].toArray(), v.toArray(), k);
   }
   if (referencePython) {
-    const out = runPythonCode(`import json, numpy as np; from safetensors_check import load\nprint(json.dumps(load(${JSON.stringify(p)})))`.replace('from safetensors_check import load\n', `exec(${JSON.stringify(SAFETENSORS_PY)})\n`));
-    const parsed = JSON.parse(out) as Record<string, { dtype: string; shape: number[] }>;
-    t.deepEqual(parsed.h, { dtype: 'F16', shape: [2] });
-    t.deepEqual(parsed.a, { dtype: 'F32', shape: [3, 4] });
+    // PyTorch's safetensors package reads what semiseg wrote, and semiseg reads what it writes
+    const fromPy = join(root, 'py.safetensors');
+    const out = runPythonCode(`
+import json, torch
+from safetensors.torch import load_file, save_file
+d = load_file(${JSON.stringify(p)})
+print(json.dumps({k: [str(v.dtype), list(v.shape), v.float().flatten().tolist()] for k, v in d.items()}))
+save_file({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "h": torch.tensor([0.5, 2.0], dtype=torch.float16),
+           "b": torch.tensor([True, False])}, ${JSON.stringify(fromPy)}, metadata={"by": "pytorch"})`);
+    const parsed = JSON.parse(out) as Record<string, [string, number[], number[]]>;
+    t.deepEqual(parsed.h, ['torch.float16', [2], [1.5, -2.25]]);
+    t.deepEqual(parsed.b, ['torch.bfloat16', [1], [3.140625]]);
+    t.deepEqual(parsed.i[2], [1, -(2 ** 40)]);
+    t.deepEqual(parsed.a[1], [3, 4]);
+    const py = await readSafetensors(fromPy);
+    t.deepEqual(py.metadata, { by: 'pytorch' });
+    t.deepEqual(Array.from(py.tensors.w.toArray() as Float32Array), [0, 1, 2, 3, 4, 5]);
+    t.deepEqual(py.tensors.w.shape, [2, 3]);
+    t.deepEqual(Array.from(py.tensors.h.toArray() as Float32Array), [0.5, 2]);
+    t.is(py.tensors.b.dtype, 'bool');
+    dispose(py.tensors);
   }
   const truncated = join(root, 'cut.safetensors');
   writeFileSync(truncated, readFileSync(p).subarray(0, readFileSync(p).length - 10));
@@ -192,14 +209,3 @@ test.serial('safetensors round-trip every dtype and reject truncated files', asy
   await t.throwsAsync(readSafetensors(truncated), { message: /3 bytes is too short/ });
   dispose([dict, back.tensors]);
 });
-
-// A minimal independent reader of the safetensors header (the format is public: u64 length + JSON).
-const SAFETENSORS_PY = `
-import json, struct
-def load(path):
-    with open(path, 'rb') as f:
-        n = struct.unpack('<Q', f.read(8))[0]
-        h = json.loads(f.read(n))
-    h.pop('__metadata__', None)
-    return {k: {'dtype': v['dtype'], 'shape': v['shape']} for k, v in h.items()}
-`;

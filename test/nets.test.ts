@@ -156,3 +156,18 @@ test.serial('clone is a deep copy; channels-last gives the same output', async (
   u.dispose();
   teacher.dispose();
 });
+
+test.serial('autocast bfloat16 on CPU computes in bfloat16 and stays close to float32', async (t) => {
+  const u = nets.UNet2D().eval();
+  const x = randn([1, 1, 32, 32]);
+  const full = await noGrad(() => u.forward(x));
+  const half = await noGrad(() => u.forward(x, { autocast: 'bfloat16' }));
+  t.is(full.dtype, 'float32');
+  t.is(half.dtype, 'bfloat16');
+  const a = full.toArray() as Float32Array;
+  const diff = maxAbsDiff(half.toArray() as Float32Array, a);
+  t.true(diff > 0, 'bfloat16 arithmetic differs from float32');
+  t.true(diff < 0.05 * maxAbs(a), `bfloat16 output off by ${diff} (scale ${maxAbs(a)})`);
+  dispose([x, full, half]);
+  u.dispose();
+});
