@@ -88,19 +88,33 @@ struct AsyncJob final : JobBase {
 template <typename R>
 Napi::Promise runAsync(Napi::Env env, std::function<R()> work, std::function<Napi::Value(Napi::Env, R&)> finish,
                        std::function<void()> done = {}) {
-  auto* job = new AsyncJob<R>(env, std::move(work), std::move(finish), std::move(done));
+  // Whatever fails before the job is queued releases what the caller took (busy counts) and the loop ref.
+  AsyncJob<R>* job = nullptr;
+  try {
+    job = new AsyncJob<R>(env, std::move(work), std::move(finish), done);
+  } catch (...) {
+    if (done) done();
+    throw;
+  }
   Napi::Promise promise = job->deferred.Promise();
   job->channel->jobStarted(env);
-  postJob([job] {
-    try {
-      c10::AutoGradMode mode(job->grad);
-      job->result.emplace(job->work());
-    } catch (...) {
-      job->error = describeCurrentException();
-    }
-    auto channel = job->channel;
-    channel->deliver(job);
-  });
+  try {
+    postJob([job] {
+      try {
+        c10::AutoGradMode mode(job->grad);
+        job->result.emplace(job->work());
+      } catch (...) {
+        job->error = describeCurrentException();
+      }
+      auto channel = job->channel;
+      channel->deliver(job);
+    });
+  } catch (...) {
+    job->channel->jobSettled(env);
+    if (job->done) job->done();
+    delete job;
+    throw;
+  }
   return promise;
 }
 

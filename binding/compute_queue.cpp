@@ -18,8 +18,8 @@ struct Queue {
 
   void grow() {  // with the mutex held
     while (threads < limit) {
+      std::thread([this] { loop(); }).detach();  // may throw std::system_error: nothing counted yet
       ++threads;
-      std::thread([this] { loop(); }).detach();
     }
   }
 

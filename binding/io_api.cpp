@@ -20,6 +20,8 @@ Napi::Value writeStateDict(const Napi::CallbackInfo& info) {
   return guard(env, [&]() -> Napi::Value {
     std::string path = pathArg(info);
     auto dict = namedFromJs(info[1], info[2], "state dict");
+    // copied now, on the JS thread: the weights may change while the file is written
+    for (auto& [k, t] : dict) t = t.detach().clone();
     return runAsync<bool>(
         env, [path, dict] { return io::writeStateDict(path, dict), true; },
         [](Napi::Env env, bool&) { return env.Undefined(); });

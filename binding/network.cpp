@@ -125,30 +125,37 @@ Napi::Value NetworkHandle::forwardSync(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NetworkHandle::kind(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), network(info.Env())->kind());
+  return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), network(info.Env())->kind()); });
 }
 Napi::Value NetworkHandle::optionsJson(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), network(info.Env())->optionsJson());
+  return guard(info.Env(),
+               [&]() -> Napi::Value { return Napi::String::New(info.Env(), network(info.Env())->optionsJson()); });
 }
 Napi::Value NetworkHandle::setTraining(const Napi::CallbackInfo& info) {
-  checkIdle(info.Env(), info[0].ToBoolean() ? "train" : "eval");
-  network(info.Env())->setTraining(info[0].ToBoolean());
-  return info.Env().Undefined();
+  return guard(info.Env(), [&] {
+    checkIdle(info.Env(), info[0].ToBoolean() ? "train" : "eval");
+    network(info.Env())->setTraining(info[0].ToBoolean());
+    return info.Env().Undefined();
+  });
 }
 Napi::Value NetworkHandle::isTraining(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), network(info.Env())->isTraining());
+  return guard(info.Env(),
+               [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), network(info.Env())->isTraining()); });
 }
 Napi::Value NetworkHandle::namedParameters(const Napi::CallbackInfo& info) {
-  return namedToJs(info.Env(), network(info.Env())->namedParameters());
+  return guard(info.Env(),
+               [&]() -> Napi::Value { return namedToJs(info.Env(), network(info.Env())->namedParameters()); });
 }
 Napi::Value NetworkHandle::namedBuffers(const Napi::CallbackInfo& info) {
-  return namedToJs(info.Env(), network(info.Env())->namedBuffers());
+  return guard(info.Env(), [&]() -> Napi::Value { return namedToJs(info.Env(), network(info.Env())->namedBuffers()); });
 }
 Napi::Value NetworkHandle::stateDict(const Napi::CallbackInfo& info) {
-  return namedToJs(info.Env(), network(info.Env())->stateDict());
+  return guard(info.Env(), [&]() -> Napi::Value { return namedToJs(info.Env(), network(info.Env())->stateDict()); });
 }
 Napi::Value NetworkHandle::parameterCount(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(network(info.Env())->parameterCount()));
+  return guard(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(network(info.Env())->parameterCount()));
+  });
 }
 Napi::Value NetworkHandle::to(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -163,18 +170,24 @@ Napi::Value NetworkHandle::to(const Napi::CallbackInfo& info) {
   });
 }
 Napi::Value NetworkHandle::setChannelsLast(const Napi::CallbackInfo& info) {
-  checkIdle(info.Env(), "setChannelsLast");
-  network(info.Env())->setChannelsLast(info[0].ToBoolean());
-  return info.Env().Undefined();
+  return guard(info.Env(), [&] {
+    checkIdle(info.Env(), "setChannelsLast");
+    network(info.Env())->setChannelsLast(info[0].ToBoolean());
+    return info.Env().Undefined();
+  });
 }
 Napi::Value NetworkHandle::channelsLast(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), network(info.Env())->channelsLast());
+  return guard(info.Env(),
+               [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), network(info.Env())->channelsLast()); });
 }
 Napi::Value NetworkHandle::device(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), deviceName(network(info.Env())->device()));
+  return guard(info.Env(), [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), deviceName(network(info.Env())->device()));
+  });
 }
 Napi::Value NetworkHandle::dtype(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), dtypeName(network(info.Env())->dtype()));
+  return guard(info.Env(),
+               [&]() -> Napi::Value { return Napi::String::New(info.Env(), dtypeName(network(info.Env())->dtype())); });
 }
 Napi::Value NetworkHandle::clone(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

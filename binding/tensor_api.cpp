@@ -169,8 +169,10 @@ Napi::Value cudaDeviceCountJs(const Napi::CallbackInfo& info) {
 
 // setMaxConcurrentJobs(n): how many native jobs may run at once (compute threads).
 Napi::Value setMaxConcurrentJobsJs(const Napi::CallbackInfo& info) {
-  setMaxConcurrentJobs(static_cast<int>(info[0].ToNumber().Int32Value()));
-  return info.Env().Undefined();
+  return guard(info.Env(), [&] {
+    setMaxConcurrentJobs(static_cast<int>(info[0].ToNumber().Int32Value()));
+    return info.Env().Undefined();
+  });
 }
 
 Napi::Value maxConcurrentJobsJs(const Napi::CallbackInfo& info) {

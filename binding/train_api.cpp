@@ -1,5 +1,6 @@
 // Optimizers (OptimizerHandle), the native supervised train step, and RNG state for checkpoints.
 #include "async.h"
+#include "compute_queue.h"
 #include "errors.h"
 #include "named.h"
 #include "network.h"
@@ -32,7 +33,15 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
     Napi::Env env = v.Env();
     if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addonData(env).optimizerCtor.Value()))
       throw Napi::TypeError::New(env, std::string(what) + " must be an optimizer handle");
-    return *Unwrap(v.As<Napi::Object>());
+    OptimizerHandle* h = Unwrap(v.As<Napi::Object>());
+    h->get(env);
+    return *h;
+  }
+
+  // The optimizer, or an error for a handle constructed from JS without one.
+  train::Optimizer& get(Napi::Env env) const {
+    if (!opt) throw Napi::Error::New(env, "optimizer: this handle holds no optimizer (use createOptimizer)");
+    return *opt;
   }
 
   std::shared_ptr<train::Optimizer> opt;
@@ -42,42 +51,60 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
   void checkIdle(Napi::Env env) const {
     if (*busy > 0) throw Napi::Error::New(env, "optimizer: busy with an async train step; await it first");
   }
+  // step() and zeroGrad() write parameters and gradients that any pending async job of this thread may
+  // be reading (a forward of the same network): they wait for none, so they refuse instead.
+  void checkNoPendingJobs(Napi::Env env, const char* what) const {
+    checkIdle(env);
+    if (envChannel(env)->pending() > 0)
+      throw Napi::Error::New(env,
+                             std::string("optimizer.") + what + "(): " + std::to_string(envChannel(env)->pending()) +
+                                 " async native call(s) are pending and may read these parameters; await them first");
+  }
   Napi::Value zeroGrad(const Napi::CallbackInfo& info) {
-    checkIdle(info.Env());
-    opt->zeroGrad();
-    return info.Env().Undefined();
+    return guard(info.Env(), [&] {
+      checkNoPendingJobs(info.Env(), "zeroGrad");
+      get(info.Env()).zeroGrad();
+      return info.Env().Undefined();
+    });
   }
   Napi::Value step(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&] {
-      checkIdle(info.Env());
-      opt->step();
+      checkNoPendingJobs(info.Env(), "step");
+      get(info.Env()).step();
       return info.Env().Undefined();
     });
   }
   Napi::Value lr(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&] {
-      return Napi::Number::New(info.Env(), opt->lr(static_cast<size_t>(info[0].ToNumber().Int64Value())));
+      return Napi::Number::New(info.Env(), get(info.Env()).lr(static_cast<size_t>(info[0].ToNumber().Int64Value())));
     });
   }
   // setLr(lr, group?)
   Napi::Value setLr(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&] {
+      checkIdle(info.Env());
       const double lr = info[0].ToNumber().DoubleValue();
       if (info[1].IsNumber())
-        opt->setGroupLr(static_cast<size_t>(info[1].ToNumber().Int64Value()), lr);
+        get(info.Env()).setGroupLr(static_cast<size_t>(info[1].ToNumber().Int64Value()), lr);
       else
-        opt->setLr(lr);
+        get(info.Env()).setLr(lr);
       return info.Env().Undefined();
     });
   }
   Napi::Value groupCount(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(opt->groupCount()));
+    return guard(info.Env(),
+                 [&] { return Napi::Number::New(info.Env(), static_cast<double>(get(info.Env()).groupCount())); });
   }
-  Napi::Value state(const Napi::CallbackInfo& info) { return namedToJs(info.Env(), opt->state()); }
+  Napi::Value state(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&] {
+      checkIdle(info.Env());
+      return namedToJs(info.Env(), get(info.Env()).state());
+    });
+  }
   Napi::Value loadState(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&] {
       checkIdle(info.Env());
-      opt->loadState(namedFromJs(info[0], info[1], "optimizer state"));
+      get(info.Env()).loadState(namedFromJs(info[0], info[1], "optimizer state"));
       return info.Env().Undefined();
     });
   }

@@ -197,3 +197,23 @@ test('EMA: warm-up rule, parameters-only and all-buffers scopes', async (t) => {
   dispose([x, y, s, t0, t1, t2]);
   for (const n of [student, teacher, teacher2]) n.dispose();
 });
+
+test.serial('optimizers refuse unsafe or inconsistent use instead of corrupting weights', async (t) => {
+  const net = nets.UNet2D({ features: [2, 2, 2, 2, 2] }).eval();
+  const sgd = SGD(net, { lr: 0.1, momentum: 0.9 });
+  const x = randn([1, 1, 16, 16]);
+  const pending = net.forward(x);
+  t.throws(() => sgd.step(), { message: /optimizer\.step\(\): 1 async native call\(s\) are pending and may read these parameters; await them first/ });
+  t.throws(() => sgd.zeroGrad(), { message: /optimizer\.zeroGrad\(\)/ });
+  (await pending).dispose();
+  t.notThrows(() => sgd.step());
+  const w = tensor([1, 2], { requiresGrad: true });
+  t.throws(() => SGD([{ params: [w] }, { params: [w] }], { lr: 0.1 }), { message: /a parameter appears twice \(in groups 0 and 1\)/ });
+  const adam = Adam([w]);
+  t.throws(() => adam.loadStateDict({ '0.0.momentum_buffer': tensor([0, 0]) }), { message: /'0\.0\.momentum_buffer' is not Adam state \(state of the other optimizer\?\)/ });
+  t.throws(() => adam.loadStateDict({ '0.0.exp_avg': tensor([0, 0]) }), { message: /partial Adam state/ });
+  const raw = (await import('../lib/native.js')).native as unknown as { OptimizerHandle: new () => { step(): void } };
+  t.throws(() => new raw.OptimizerHandle().step(), { message: /this handle holds no optimizer/ });
+  dispose([x, w]);
+  net.dispose();
+});

@@ -111,7 +111,7 @@ c10::IValue unpickle(const std::string& path, const char* fn) {
 void atomicWrite(const std::string& path, const std::vector<char>& bytes) {
   std::random_device rd;
   const std::string tmp = path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(rd());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   TORCH_CHECK(fd >= 0, "cannot write '", path, "': ", std::strerror(errno));
   size_t done = 0;
   while (done < bytes.size()) {
@@ -125,13 +125,27 @@ void atomicWrite(const std::string& path, const std::vector<char>& bytes) {
     }
     done += static_cast<size_t>(n);
   }
-  const bool synced = ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!synced || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = synced ? errno : err;
+  bool ok = ::fsync(fd) == 0;
+  int err = errno;
+  if (::close(fd) != 0 && ok) {  // some file systems report write errors only here
+    ok = false;
+    err = errno;
+  }
+  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ok = false;
+    err = errno;
+  }
+  if (!ok) {
     ::unlink(tmp.c_str());
-    TORCH_CHECK(false, "cannot write '", path, "': ", std::strerror(e));
+    TORCH_CHECK(false, "cannot write '", path, "': ", std::strerror(err));
+  }
+  // make the rename itself durable
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
 }
 

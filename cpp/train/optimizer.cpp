@@ -29,6 +29,13 @@ Optimizer::Optimizer(Kind kind, std::vector<ParamGroup> groups) : kind_(kind), g
                   "(): every parameter must be a leaf tensor that requires grad");
     state_.emplace_back(groups_[g].params.size());
   }
+  std::unordered_map<const void*, size_t> seen;
+  for (size_t g = 0; g < groups_.size(); ++g)
+    for (const auto& p : groups_[g].params) {
+      auto [it, fresh] = seen.emplace(p.unsafeGetTensorImpl(), g);
+      TORCH_CHECK(fresh, name, "(): a parameter appears twice (in groups ", it->second, " and ", g,
+                  "); it would be updated twice per step");
+    }
 }
 
 void Optimizer::zeroGrad() {
@@ -114,6 +121,10 @@ void Optimizer::loadState(const nets::NamedTensors& state) {
                 "' names a parameter this optimizer does not have");
     const at::Tensor& p = groups_[g].params[i];
     const std::string f(field);
+    const bool adam = kind_ == Kind::Adam;
+    TORCH_CHECK(adam ? (f == "exp_avg" || f == "exp_avg_sq" || f == "step") : f == "momentum_buffer",
+                "optimizer state: '", key, "' is not ", adam ? "Adam" : "SGD",
+                " state (state of the other optimizer?)");
     if (f == "step") {
       next[g][i].step = t.item<int64_t>();
       continue;
@@ -121,13 +132,21 @@ void Optimizer::loadState(const nets::NamedTensors& state) {
     TORCH_CHECK(t.sizes() == p.sizes(), "optimizer state: '", key, "' has shape ", t.sizes(), " but its parameter has ",
                 p.sizes());
     at::Tensor v = t.to(p.device(), p.scalar_type()).clone();
-    if (f == "momentum_buffer" || f == "exp_avg")
-      next[g][i].buf1 = v;
-    else if (f == "exp_avg_sq")
+    if (f == "exp_avg_sq")
       next[g][i].buf2 = v;
     else
-      TORCH_CHECK(false, "optimizer state: unknown field in '", key, "'");
+      next[g][i].buf1 = v;  // momentum_buffer or exp_avg
   }
+  // Adam needs all of its state per parameter or none of it (partial state gives wrong updates).
+  for (size_t g = 0; g < next.size(); ++g)
+    for (size_t i = 0; i < next[g].size(); ++i) {
+      const auto& s = next[g][i];
+      if (kind_ == Kind::Adam) {
+        const bool any = s.buf1.defined() || s.buf2.defined() || s.step > 0;
+        TORCH_CHECK(!any || (s.buf1.defined() && s.buf2.defined() && s.step > 0), "optimizer state: parameter ", g, ".",
+                    i, " has partial Adam state (exp_avg, exp_avg_sq and step go together)");
+      }
+    }
   state_ = std::move(next);
 }
 
