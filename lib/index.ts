@@ -41,3 +41,15 @@ export { readTorchStateDict, writeTorchStateDict } from './io/torch.js';
 export { readSafetensors, writeSafetensors, type SafetensorsFile } from './io/safetensors.js';
 export { saveCheckpoint, loadCheckpoint, readCheckpointInfo, type CheckpointState, type CheckpointInfo } from './io/checkpoint.js';
 export type { StateDict } from './named.js';
+export {
+  metrics,
+  binaryMetrics,
+  binaryMetricsAsync,
+  perClassMetrics,
+  largestConnectedComponent,
+  MetricsTable,
+  type BinaryMetrics,
+  type PerClassMetrics,
+  type MetricOptions,
+  type EmptyPolicy,
+} from './metrics.js';

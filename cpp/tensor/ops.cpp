@@ -17,6 +17,7 @@ const OpTable& table() {
     registerNnOps(t);
     registerAutogradOps(t);
     registerLossOps(t);
+    registerMetricOps(t);
     return t;
   }();
   return t;

@@ -25,6 +25,7 @@ void registerReductionOps(OpTable& table);
 void registerShapeOps(OpTable& table);
 void registerNnOps(OpTable& table);
 void registerAutogradOps(OpTable& table);
-void registerLossOps(OpTable& table);  // cpp/losses/losses.cpp
+void registerLossOps(OpTable& table);    // cpp/losses/losses.cpp
+void registerMetricOps(OpTable& table);  // cpp/metrics/metrics.cpp
 
 }  // namespace semiseg
