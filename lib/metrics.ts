@@ -35,7 +35,7 @@ export interface BinaryMetrics {
   emptyPolicy: EmptyPolicy;
 }
 
-function args(fn: string, yPred: unknown, y: unknown, options: unknown): [NativeValue[], EmptyPolicy, Tensor | undefined] {
+function args(fn: string, yPred: unknown, y: unknown, options: unknown, distances = true): [NativeValue[], EmptyPolicy, Tensor | undefined] {
   const o = checkObject(fn, 'options', options);
   const policy = o.emptyPolicy === undefined ? 'zero' : checkOneOf(fn, 'emptyPolicy', o.emptyPolicy, ['zero', 'nan'] as const);
   let spacing: Tensor | undefined;
@@ -46,7 +46,7 @@ function args(fn: string, yPred: unknown, y: unknown, options: unknown): [Native
     });
     spacing = tensor(o.spacing as number[], { dtype: 'float64' });
   }
-  return [[tensorArg(fn, 'yPred', yPred), tensorArg(fn, 'y', y), spacing?.handle(), policy], policy, spacing];
+  return [[tensorArg(fn, 'yPred', yPred), tensorArg(fn, 'y', y), spacing?.handle(), policy, distances], policy, spacing];
 }
 
 function unpack(values: Float64Array, emptyPolicy: EmptyPolicy): BinaryMetrics {
@@ -54,9 +54,9 @@ function unpack(values: Float64Array, emptyPolicy: EmptyPolicy): BinaryMetrics {
   return { dice, jaccard, hd95, asd, assd, predictionEmpty: pe === 1, referenceEmpty: re === 1, emptyPolicy };
 }
 
-/** All five metrics of one pair of masks. */
-export function binaryMetrics(yPred: Tensor, y: Tensor, options?: MetricOptions): BinaryMetrics {
-  const [a, policy, spacing] = args('binaryMetrics', yPred, y, options);
+/** All five metrics of one pair of masks (`distances: false` skips 95HD, ASD and ASSD, which are then NaN). */
+export function binaryMetrics(yPred: Tensor, y: Tensor, options?: MetricOptions, distances = true): BinaryMetrics {
+  const [a, policy, spacing] = args('binaryMetrics', yPred, y, options, distances);
   try {
     return tidy(() => unpack(wrap(callOp('binaryMetrics', a)).toArray() as Float64Array, policy));
   } finally {
@@ -169,8 +169,8 @@ export const metrics = {
   binary: binaryMetrics,
   binaryAsync: binaryMetricsAsync,
   perClass: perClassMetrics,
-  dice: (yPred: Tensor, y: Tensor, options?: MetricOptions) => binaryMetrics(yPred, y, options).dice,
-  jaccard: (yPred: Tensor, y: Tensor, options?: MetricOptions) => binaryMetrics(yPred, y, options).jaccard,
+  dice: (yPred: Tensor, y: Tensor, options?: MetricOptions) => binaryMetrics(yPred, y, options, false).dice,
+  jaccard: (yPred: Tensor, y: Tensor, options?: MetricOptions) => binaryMetrics(yPred, y, options, false).jaccard,
   hd95: (yPred: Tensor, y: Tensor, options?: MetricOptions) => binaryMetrics(yPred, y, options).hd95,
   asd: (yPred: Tensor, y: Tensor, options?: MetricOptions) => binaryMetrics(yPred, y, options).asd,
   assd: (yPred: Tensor, y: Tensor, options?: MetricOptions) => binaryMetrics(yPred, y, options).assd,

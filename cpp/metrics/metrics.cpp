@@ -28,7 +28,7 @@ double mean(const std::vector<double>& v) {
 }  // namespace
 
 BinaryMetrics binaryMetrics(const at::Tensor& pred, const at::Tensor& ref, const std::vector<double>& spacing,
-                            EmptyPolicy policy) {
+                            EmptyPolicy policy, bool distances) {
   TORCH_CHECK(pred.sizes() == ref.sizes(), "metrics: 'yPred' and 'y' must have the same shape, got ", pred.sizes(),
               " and ", ref.sizes());
   TORCH_CHECK(pred.dim() >= 1, "metrics: masks must have at least one dimension");
@@ -53,8 +53,8 @@ BinaryMetrics binaryMetrics(const at::Tensor& pred, const at::Tensor& ref, const
   if (m.predictionEmpty && policy == EmptyPolicy::Zero) return m;  // all zeros, as the published code
   m.dice = np + nr == 0 ? kNan : 2.0 * static_cast<double>(inter) / static_cast<double>(np + nr);
   m.jaccard = np + nr - inter == 0 ? kNan : static_cast<double>(inter) / static_cast<double>(np + nr - inter);
-  if (m.predictionEmpty || m.referenceEmpty) {
-    m.hd95 = m.asd = m.assd = kNan;  // surface distances need both surfaces
+  if (!distances || m.predictionEmpty || m.referenceEmpty) {
+    m.hd95 = m.asd = m.assd = kNan;  // not asked for, or undefined: surface distances need both surfaces
     return m;
   }
   auto forward = surfaceDistances(pp, rp, grid);   // prediction surface -> reference surface
@@ -144,7 +144,8 @@ at::Tensor largestConnectedComponent(const at::Tensor& labels, int64_t spatialDi
 namespace semiseg {
 
 void registerMetricOps(OpTable& t) {
-  // (yPred, y, spacing?, policy 'zero' | 'nan') -> float64 [dice, jaccard, hd95, asd, assd, predEmpty, refEmpty]
+  // (yPred, y, spacing?, policy 'zero' | 'nan', distances = true) -> float64 [dice, jaccard, hd95, asd, assd,
+  // predEmpty, refEmpty]
   t["binaryMetrics"] = [](const Args& a) -> Value {
     std::vector<double> spacing;
     if (!a.isNone(2)) {
@@ -156,7 +157,8 @@ void registerMetricOps(OpTable& t) {
     TORCH_CHECK(policy == "zero" || policy == "nan", "metrics: option 'emptyPolicy' must be 'zero' or 'nan', got '",
                 policy, "'");
     auto m = metrics::binaryMetrics(a.tensor(0, "yPred"), a.tensor(1, "y"), spacing,
-                                    policy == "zero" ? metrics::EmptyPolicy::Zero : metrics::EmptyPolicy::Nan);
+                                    policy == "zero" ? metrics::EmptyPolicy::Zero : metrics::EmptyPolicy::Nan,
+                                    a.isNone(4) ? true : a.boolean(4, "distances"));
     at::Tensor out = at::empty({7}, at::kDouble);
     double* o = out.mutable_data_ptr<double>();
     o[0] = m.dice;

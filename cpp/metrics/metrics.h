@@ -22,8 +22,9 @@ struct BinaryMetrics {
 
 // pred, ref: equal-shaped masks (nonzero = foreground), any rank >= 1, CPU or CUDA (copied to CPU).
 // spacing: one entry per dimension, or empty for voxel units.
+// distances false: only Dice and Jaccard (the others NaN), without the distance transforms.
 BinaryMetrics binaryMetrics(const at::Tensor& pred, const at::Tensor& ref, const std::vector<double>& spacing,
-                            EmptyPolicy policy);
+                            EmptyPolicy policy, bool distances = true);
 
 // Keeps, for every class in `classes`, only its largest connected component (full connectivity: 8 in
 // 2D, 26 in 3D); other voxels of that class become 0. The last `spatialDims` dimensions are spatial, the
