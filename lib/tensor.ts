@@ -309,6 +309,13 @@ export class Tensor implements Trackable {
   expand(shape: number[]): Tensor {
     return this.#op('expand', checkIntList('expand', 'shape', shape, -1));
   }
+  flip(dims: number | number[]): Tensor {
+    return this.#op('flip', checkDims('flip', 'dims', dims));
+  }
+  /** numpy.rot90: k quarter turns from dims[0] towards dims[1]. */
+  rot90(k = 1, dims: [number, number] = [0, 1]): Tensor {
+    return this.#op('rot90', checkInt('rot90', 'k', k), checkIntList('rot90', 'dims', dims));
+  }
   contiguous(): Tensor {
     return this.#op('contiguous');
   }

@@ -18,6 +18,7 @@ const OpTable& table() {
     registerAutogradOps(t);
     registerLossOps(t);
     registerMetricOps(t);
+    registerAugmentOps(t);
     return t;
   }();
   return t;

@@ -25,7 +25,8 @@ void registerReductionOps(OpTable& table);
 void registerShapeOps(OpTable& table);
 void registerNnOps(OpTable& table);
 void registerAutogradOps(OpTable& table);
-void registerLossOps(OpTable& table);    // cpp/losses/losses.cpp
-void registerMetricOps(OpTable& table);  // cpp/metrics/metrics.cpp
+void registerLossOps(OpTable& table);     // cpp/losses/losses.cpp
+void registerMetricOps(OpTable& table);   // cpp/metrics/metrics.cpp
+void registerAugmentOps(OpTable& table);  // cpp/augment/affine.cpp
 
 }  // namespace semiseg

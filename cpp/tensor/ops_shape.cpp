@@ -2,12 +2,14 @@
 #include "tensor/ops.h"
 
 #include <ATen/ops/cat.h>
+#include <ATen/ops/flip.h>
 #include <ATen/ops/gather.h>
 #include <ATen/ops/index_select.h>
 #include <ATen/ops/narrow.h>
 #include <ATen/ops/one_hot.h>
 #include <ATen/ops/permute.h>
 #include <ATen/ops/reshape.h>
+#include <ATen/ops/rot90.h>
 #include <ATen/ops/slice.h>
 #include <ATen/ops/squeeze.h>
 #include <ATen/ops/stack.h>
@@ -74,6 +76,12 @@ void registerShapeOps(OpTable& t) {
   };
   // (input, shape): broadcast to shape (-1 keeps a size)
   t["expand"] = [](const Args& a) -> Value { return a.tensor(0, "input").expand(a.ints(1, "shape")); };
+  // (input, dims)
+  t["flip"] = [](const Args& a) -> Value { return at::flip(a.tensor(0, "input"), a.ints(1, "dims")); };
+  // (input, k, dims): numpy.rot90 / torch.rot90, counter-clockwise from dims[0] towards dims[1]
+  t["rot90"] = [](const Args& a) -> Value {
+    return at::rot90(a.tensor(0, "input"), a.int64(1, "k"), a.ints(2, "dims"));
+  };
   t["contiguous"] = [](const Args& a) -> Value { return a.tensor(0, "input").contiguous(); };
   t["clone"] = [](const Args& a) -> Value { return a.tensor(0, "input").clone(); };
 }
