@@ -102,9 +102,12 @@ export function acdcAugment(image: Tensor, label: Tensor, rand: Random, size: [n
       const k = randint(rand, 0, 4);
       const axis = randint(rand, 0, 2);
       [im, lb] = [im, lb].map((t) => t.rot90(k, [t.rank - 2, t.rank - 1]).flip(t.rank - 2 + axis)) as [Tensor, Tensor];
-    } else if (rand() > 0.5) {
-      const angle = randint(rand, -20, 20);
-      [im, lb] = [rotateNearest(im, angle), rotateNearest(lb, angle)];
+    } else {
+      const rotate = rand() > 0.5; // a second draw, as the reference code makes
+      if (rotate) {
+        const angle = randint(rand, -20, 20);
+        [im, lb] = [rotateNearest(im, angle), rotateNearest(lb, angle)];
+      }
     }
     return [zoomNearest(im, size), zoomNearest(lb, size)] as [Tensor, Tensor];
   });

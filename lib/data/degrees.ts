@@ -3,9 +3,10 @@
  * scipy.ndimage.rotate use): reduction by octants of 45 degrees, then cephes' polynomials. Matching them
  * bit for bit matters: nearest-neighbour rotations round coordinates that can land on .5 exactly.
  */
-const SIN = [1.58962301572218447952e-10, -2.50507477628503540135e-8, 2.75573136213856773549e-6, -1.98412698295895384658e-4, 8.33333333332211858862e-3, -1.66666666666666307295e-1];
-const COS = [1.13678171382044553091e-11, -2.08758833757683644217e-9, 2.75573155429816611547e-7, -2.48015872936186303776e-5, 1.3888888888880666676e-3, -4.16666666666666348141e-2, 4.99999999999999999798e-1];
-const PI180 = 1.74532925199432957692e-2;
+// cephes' coefficients, written as the doubles they round to
+const SIN = [1.5896230157221844e-10, -2.5050747762850355e-8, 0.0000027557313621385676, -0.0001984126982958954, 0.008333333333322118, -0.1666666666666663];
+const COS = [1.1367817138204455e-11, -2.0875883375768363e-9, 2.7557315542981663e-7, -0.00002480158729361863, 0.0013888888888880667, -0.04166666666666664, 0.5];
+const PI180 = 0.017453292519943295;
 
 function polevl(x: number, coef: number[]): number {
   let ans = coef[0];
@@ -34,7 +35,8 @@ export function sindg(angle: number): number {
     x = -x;
     sign = -1;
   }
-  let [j, z] = reduce(x);
+  const [octant, z] = reduce(x);
+  let j = octant;
   if (j > 3) {
     sign = -sign;
     j -= 4;
@@ -46,7 +48,8 @@ export function sindg(angle: number): number {
 
 export function cosdg(angle: number): number {
   let sign = 1;
-  let [j, z] = reduce(Math.abs(angle));
+  const [octant, z] = reduce(Math.abs(angle));
+  let j = octant;
   if (j > 3) {
     j -= 4;
     sign = -sign;
