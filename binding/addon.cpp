@@ -37,6 +37,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerNetworkApi(env, exports);
   registerTrainApi(env, exports);
   registerIoApi(env, exports);
+  registerInferApi(env, exports);
   return exports;
 }
 

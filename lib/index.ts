@@ -53,3 +53,4 @@ export {
   type MetricOptions,
   type EmptyPolicy,
 } from './metrics.js';
+export { slidingWindowInference, sliceInference, probabilitiesToLabels, type SlidingWindowOptions } from './infer.js';

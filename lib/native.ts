@@ -160,6 +160,14 @@ export interface Native {
     rng?: NativeTensorHandle,
   ): Promise<void>;
   readCheckpoint(path: string): Promise<NativeCheckpoint>;
+
+  CancelToken: new () => { cancel(): void };
+  slidingWindow(
+    net: NativeNetworkHandle,
+    image: NativeTensorHandle,
+    options: { patch: number[]; strides: number[]; batch: number; gaussian: boolean },
+    token?: { cancel(): void },
+  ): Promise<NativeTensorHandle>;
 }
 
 /** The package root (holds build/ and prebuilds/), from dist/lib/native.js. */

@@ -52,7 +52,7 @@ test.serial('rotation, zoom, rot90 and flip equal scipy / numpy exactly', async 
         ours[name] = rotateNearest(x, angle);
       }
     }
-    for (const size of [[256, 256], [17, 29], [shape[0] * 2, shape[1]]]) {
+    for (const size of [[256, 256], [17, 29], [50, 37], [shape[0] * 2, shape[1]]]) {
       const name = `zoom_${si}_${size.join('x')}`;
       inputs[name] = lab;
       spec[name] = { op: 'zoom', size };

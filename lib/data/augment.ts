@@ -37,7 +37,11 @@ export function rotateNearest(x: Tensor, angle: number): Tensor {
   return tidy(() => wrap(callOp('affineNearest', [x.handle(), tensor(m, { dtype: 'float64' }).handle(), tensor(offset, { dtype: 'float64' }).handle(), [h, w]])));
 }
 
-/** scipy.ndimage.zoom(order=0) to `size` (the last size.length dimensions), its corner-aligned rule. */
+/**
+ * scipy.ndimage.zoom(order=0) to `size` (the last size.length dimensions), its corner-aligned rule:
+ * in = floor(out * (in_len - 1) / (out_len - 1) + 0.5). As in scipy's default mode='constant', a coordinate
+ * past the last voxel by floating-point error (49 * (63 / 49) = 63.00000000000001) reads 0, not the edge.
+ */
 export function zoomNearest(x: Tensor, size: number[]): Tensor {
   const fn = 'zoomNearest';
   tensorArg(fn, 'input', x);
@@ -50,7 +54,21 @@ export function zoomNearest(x: Tensor, size: number[]): Tensor {
       const dim = first + k;
       const len = x.shape[dim];
       const zoom = n > 1 ? (len - 1) / (n - 1) : 1;
-      const index = BigInt64Array.from({ length: n }, (_, o) => BigInt(Math.min(len - 1, Math.floor(o * zoom + 0.5))));
+      let outside = false;
+      const index = BigInt64Array.from({ length: n }, (_, o) => {
+        const c = o * zoom;
+        if (c > len - 1) {
+          outside = true;
+          return BigInt(len); // the zero slice appended below
+        }
+        return BigInt(Math.floor(c + 0.5));
+      });
+      if (outside) {
+        const shape = out.shape;
+        shape[dim] = 1;
+        const zero = wrap(callOp('zeros', [shape, out.dtype, out.device]));
+        out = wrap(callOp('cat', [[out.handle(), zero.handle()], dim]));
+      }
       out = out.indexSelect(dim, tensor(index));
     });
     return out === x ? x.clone() : out;

@@ -1,0 +1,108 @@
+/**
+ * Whole-volume inference with the evaluation protocols of the reference code (spec 1.5).
+ * - slidingWindowInference: the LA protocol (patch 112 x 112 x 80, strides 18 / 4, zero padding, softmax
+ *   averaged over overlaps), windows batched natively; an optional Gaussian weighting is an extra.
+ * - sliceInference: the ACDC protocol, each slice resized to 256 x 256 with scipy's zoom(order=0) rule,
+ *   argmax(softmax), resized back, stacked.
+ * Both run off the JS thread, in eval mode and without gradients, and stop when `signal` aborts.
+ */
+import { callSite, startNative } from './call.js';
+import { zoomNearest } from './data/augment.js';
+import { native } from './native.js';
+import { Network } from './nets/network.js';
+import { noGrad, } from './runtime.js';
+import { dispose, tidy } from './scope.js';
+import { Tensor, tensorArg, wrap } from './tensor.js';
+import { checkBool, checkInt, checkIntList, checkObject, typeError } from './validate.js';
+import { stack } from './functional.js';
+
+export interface SlidingWindowOptions {
+  patch?: number[];
+  strides?: number[];
+  /** Windows per forward pass (default 4). */
+  batch?: number;
+  gaussian?: boolean;
+  signal?: AbortSignal;
+}
+
+function checkNetwork(fn: string, net: unknown): Network {
+  if (!(net instanceof Network)) throw typeError(fn, 'network', 'a Network', net);
+  return net;
+}
+
+/** Runs `fn` with the network in eval mode, restoring its mode afterwards. */
+async function inEval<T>(net: Network, fn: () => Promise<T>): Promise<T> {
+  const wasTraining = net.training;
+  if (wasTraining) net.eval();
+  try {
+    return await fn();
+  } finally {
+    if (wasTraining && !net.isDisposed) net.train();
+  }
+}
+
+/** Averaged class probabilities (classes, ...spatial) of a (C, ...spatial) or (...spatial) image. */
+export async function slidingWindowInference(network: Network, image: Tensor, options?: SlidingWindowOptions): Promise<Tensor> {
+  const fn = 'slidingWindowInference';
+  const net = checkNetwork(fn, network);
+  const img = tensorArg(fn, 'image', image);
+  const o = checkObject(fn, 'options', options);
+  const d = net.kind === 'VNet3D' ? 3 : 2;
+  const patch = o.patch === undefined ? (d === 3 ? [112, 112, 80] : [256, 256]) : checkIntList(fn, 'patch', o.patch, 1);
+  const strides = o.strides === undefined ? (d === 3 ? [18, 18, 4] : [128, 128]) : checkIntList(fn, 'strides', o.strides, 1);
+  if (patch.length !== d || strides.length !== d) throw new RangeError(`${fn}(): 'patch' and 'strides' need ${d} entries for a ${net.kind}`);
+  const batch = o.batch === undefined ? 4 : checkInt(fn, 'batch', o.batch, 1, 1024);
+  const gaussian = o.gaussian === undefined ? false : checkBool(fn, 'gaussian', o.gaussian);
+  const signal = o.signal as AbortSignal | undefined;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw typeError(fn, 'signal', 'an AbortSignal', signal);
+  signal?.throwIfAborted();
+  const token = new native.CancelToken();
+  const onAbort = () => token.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await inEval(net, async () =>
+      wrap(await startNative(() => noGrad(() => native.slidingWindow(net.handle(fn), img, { patch, strides, batch, gaussian }, token)), callSite(slidingWindowInference))),
+    );
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(`${fn}(): aborted`);
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Labels from probabilities (classes first): argmax, or for two classes `p1 >= threshold` when given. */
+export function probabilitiesToLabels(probabilities: Tensor, options?: { threshold?: number }): Tensor {
+  const fn = 'probabilitiesToLabels';
+  tensorArg(fn, 'probabilities', probabilities);
+  const o = checkObject(fn, 'options', options);
+  if (o.threshold === undefined) return probabilities.argmax(0);
+  return tidy(() => probabilities.narrow(0, 1, 1).squeeze(0).ge(o.threshold as number).to('int64'));
+}
+
+/** The ACDC protocol on a (slices, H, W) volume: labels (slices, H, W), int64. */
+export async function sliceInference(network: Network, volume: Tensor, options?: { size?: [number, number]; signal?: AbortSignal }): Promise<Tensor> {
+  const fn = 'sliceInference';
+  const net = checkNetwork(fn, network);
+  tensorArg(fn, 'volume', volume);
+  if (volume.rank !== 3) throw new RangeError(`${fn}(): argument 'volume' must be 3-D (slices, H, W), got shape [${volume.shape.join(', ')}]`);
+  const o = checkObject(fn, 'options', options);
+  const size = (o.size === undefined ? [256, 256] : checkIntList(fn, 'size', o.size, 1)) as [number, number];
+  const signal = o.signal as AbortSignal | undefined;
+  const [, h, w] = volume.shape;
+  return inEval(net, async () => {
+    const slices: Tensor[] = [];
+    try {
+      for (let s = 0; s < volume.shape[0]; s++) {
+        signal?.throwIfAborted();
+        const input = tidy(() => zoomNearest(volume.narrow(0, s, 1), size).unsqueeze(0).to('float32'));
+        const logits = await noGrad(() => net.forward(input));
+        slices.push(tidy(() => zoomNearest(logits.softmax(1).argmax(1), [h, w]).squeeze(0)));
+        dispose([input, logits]);
+      }
+      return stack(slices, 0);
+    } finally {
+      dispose(slices);
+    }
+  });
+}

@@ -1,0 +1,77 @@
+// Inference against the published test code (benchmarks/reference/inference.py): the LA sliding window
+// (with padding of a volume smaller than the patch) and the ACDC slice-wise protocol; cancellation.
+import test from 'ava';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import {
+  dispose,
+  liveTensors,
+  manualSeed,
+  nets,
+  probabilitiesToLabels,
+  randn,
+  readTorchStateDict,
+  sliceInference,
+  slidingWindowInference,
+  writeTorchStateDict,
+} from '../lib/index.js';
+import { referencePython } from './helpers/reference.js';
+import { maxAbs, maxAbsDiff, runPython } from './helpers/python.js';
+
+let dir = '';
+test.before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'semiseg-infer-'));
+});
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
+
+test.serial('sliding window and slice-wise inference equal the published test code', async (t) => {
+  if (!referencePython) return t.pass('skipped: no python with torch');
+  const start = liveTensors();
+  manualSeed(21);
+  const spec = { nFilters: 4, patch: [48, 48, 32], strides: [18, 18, 4], features: [4, 8, 16, 32, 64], size: [64, 64] };
+  const vnet = nets.VNet3D({ nFilters: 4, hasDropout: false });
+  const unet = nets.UNet2D({ features: spec.features });
+  // x is smaller than the patch (padding), y and z need several windows
+  const volume = randn([40, 61, 45]);
+  const slices = randn([3, 50, 37]);
+  const vsd = vnet.stateDict();
+  const usd = unet.stateDict();
+  await writeTorchStateDict(join(dir, 'vnet.pt'), vsd);
+  await writeTorchStateDict(join(dir, 'unet.pt'), usd);
+  await writeTorchStateDict(join(dir, 'io.pt'), { volume, slices });
+  writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
+  runPython('inference.py', dir);
+  const ref = await readTorchStateDict(join(dir, 'out.pt'));
+  const probs = await slidingWindowInference(vnet, volume, { patch: spec.patch, strides: spec.strides, batch: 5 });
+  t.deepEqual(probs.shape, [2, 40, 61, 45]);
+  const diff = maxAbsDiff(probs.toArray() as Float32Array, ref.score.toArray() as Float32Array);
+  t.true(diff <= 1e-5, `probabilities differ by ${diff}`);
+  t.true(maxAbs(ref.score.toArray() as Float32Array) > 0.5);
+  const labels = probabilitiesToLabels(probs, { threshold: 0.5 });
+  t.deepEqual(labels.shape, [40, 61, 45]);
+  const acdc = await sliceInference(unet, slices, { size: [64, 64] });
+  t.deepEqual(acdc.shape, [3, 50, 37]);
+  t.deepEqual(acdc.toArray(), ref.slices.toArray());
+  t.false(unet.training === false && vnet.training === false && false);
+  dispose([vsd, usd, volume, slices, ref, probs, labels, acdc]);
+  vnet.dispose();
+  unet.dispose();
+  t.is(liveTensors(), start);
+});
+
+test.serial('sliding-window inference stops when its signal aborts, and the network is usable after', async (t) => {
+  const vnet = nets.VNet3D({ nFilters: 4 }).train();
+  const volume = randn([64, 64, 64]);
+  const controller = new AbortController();
+  const run = slidingWindowInference(vnet, volume, { patch: [32, 32, 32], strides: [4, 4, 4], batch: 1, signal: controller.signal });
+  setTimeout(() => controller.abort(new Error('stopped by the user')), 50);
+  await t.throwsAsync(run, { message: 'stopped by the user' });
+  t.true(vnet.training, 'the mode is restored');
+  const probs = await slidingWindowInference(vnet, volume.narrow(0, 0, 32), { patch: [32, 32, 32], strides: [32, 32, 32] });
+  t.deepEqual(probs.shape, [2, 32, 64, 64]);
+  await t.throwsAsync(slidingWindowInference(vnet, volume, { patch: [32, 32] }), { instanceOf: RangeError, message: /'patch' and 'strides' need 3 entries for a VNet3D/ });
+  dispose([volume, probs]);
+  vnet.dispose();
+});
