@@ -81,3 +81,51 @@ export function syntheticCardiac({ n, size = 64, seed = 0, noise = 0.08 }: Cardi
   }
   return { images, labels, n, size };
 }
+
+export interface BlobOptions {
+  n: number;
+  /** [D, H, W] */
+  shape?: [number, number, number];
+  seed?: number;
+  noise?: number;
+}
+
+export interface SyntheticVolumes {
+  /** (n, 1, D, H, W) intensities */
+  images: Float32Array;
+  /** (n, D, H, W) labels 0 / 1 */
+  labels: Uint8Array;
+  n: number;
+  shape: [number, number, number];
+}
+
+/**
+ * `n` 3-D volumes each holding one blob-like organ (a union of 2-4 overlapping ellipsoids, label 1) that is
+ * brighter than a textured background, with a smooth bias and Gaussian noise. Deterministic for a seed.
+ */
+export function syntheticBlobs({ n, shape = [48, 48, 32], seed = 0, noise = 0.1 }: BlobOptions): SyntheticVolumes {
+  const rand = prng(seed);
+  const [D, H, W] = shape;
+  const vol = D * H * W;
+  const images = new Float32Array(n * vol);
+  const labels = new Uint8Array(n * vol);
+  for (let s = 0; s < n; s++) {
+    const parts = 2 + Math.floor(rand() * 3);
+    const blobs = Array.from({ length: parts }, () => ({
+      c: [D * (0.35 + 0.3 * rand()), H * (0.35 + 0.3 * rand()), W * (0.35 + 0.3 * rand())],
+      r: [D * (0.1 + 0.1 * rand()), H * (0.1 + 0.1 * rand()), W * (0.1 + 0.1 * rand())],
+    }));
+    const bias = [rand() - 0.5, rand() - 0.5, rand() - 0.5];
+    for (let z = 0; z < D; z++)
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++) {
+          const inside = blobs.some(({ c, r }) => ((z - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((x - c[2]) / r[2]) ** 2 <= 1);
+          const i = s * vol + (z * H + y) * W + x;
+          const field = 1 + 0.3 * (bias[0] * (z / D - 0.5) + bias[1] * (y / H - 0.5) + bias[2] * (x / W - 0.5));
+          const texture = 0.25 + 0.08 * Math.sin(x * 0.4 + s) * Math.cos(y * 0.3 + z * 0.2);
+          images[i] = (inside ? 0.8 : texture) * field + noise * gaussian(rand);
+          labels[i] = inside ? 1 : 0;
+        }
+  }
+  return { images, labels, n, shape };
+}
