@@ -14,6 +14,7 @@ import {
   randn,
   readTorchStateDict,
   sliceInference,
+  tidy,
   slidingWindowInference,
   writeTorchStateDict,
 } from '../lib/index.js';
@@ -73,5 +74,22 @@ test.serial('sliding-window inference stops when its signal aborts, and the netw
   t.deepEqual(probs.shape, [2, 32, 64, 64]);
   await t.throwsAsync(slidingWindowInference(vnet, volume, { patch: [32, 32] }), { instanceOf: RangeError, message: /'patch' and 'strides' need 3 entries for a VNet3D/ });
   dispose([volume, probs]);
+  vnet.dispose();
+});
+
+test.serial('Gaussian window weighting: one window equals the plain result, overlaps still average to probabilities', async (t) => {
+  const vnet = nets.VNet3D({ nFilters: 4, hasDropout: false });
+  const volume = randn([32, 48, 32]);
+  const one = { patch: [32, 48, 32], strides: [32, 48, 32] };
+  const plain = await slidingWindowInference(vnet, volume, one);
+  const weighted = await slidingWindowInference(vnet, volume, { ...one, gaussian: true });
+  t.true(maxAbsDiff(plain.toArray() as Float32Array, weighted.toArray() as Float32Array) < 1e-6);
+  const many = await slidingWindowInference(vnet, volume, { patch: [16, 16, 16], strides: [8, 8, 8], gaussian: true });
+  const sums = tidy(() => many.sum(0).sub(1).abs().max().item() as number);
+  t.true(sums < 1e-5, `class probabilities sum to 1 (off by ${sums})`);
+  const uniform = await slidingWindowInference(vnet, volume, { patch: [16, 16, 16], strides: [8, 8, 8] });
+  const diff = maxAbsDiff(many.toArray() as Float32Array, uniform.toArray() as Float32Array);
+  t.true(diff > 0 && diff < 0.5, `weighting changes the average, within reason (${diff})`);
+  dispose([volume, plain, weighted, many, uniform]);
   vnet.dispose();
 });
