@@ -86,6 +86,12 @@ export function checkObject(fn: string, name: string, v: unknown): Record<string
   return v as Record<string, unknown>;
 }
 
+/** A non-empty file path. */
+export function checkPath(fn: string, v: unknown, name = 'path'): string {
+  if (typeof v !== 'string' || v === '') throw typeError(fn, name, 'a file path', v);
+  return v;
+}
+
 /** Refuses keys outside `allowed` (a typo in an option name must not pass silently). */
 export function checkKnownKeys(fn: string, name: string, o: Record<string, unknown>, allowed: readonly string[]): void {
   for (const k of Object.keys(o))

@@ -14,7 +14,7 @@ import { tensor } from '../create.js';
 
 import { tidy } from '../scope.js';
 import { Tensor, tensorArg } from '../tensor.js';
-import { typeError } from '../validate.js';
+import { checkPath } from '../validate.js';
 import { writeFileAtomic } from '../io/atomic.js';
 
 export interface NiftiImage {
@@ -62,7 +62,7 @@ function quaternAffine(v: DataView, le: boolean, pixdim: number[]): number[][] {
 }
 
 export async function readNifti(path: string): Promise<NiftiImage> {
-  if (typeof path !== 'string' || path === '') throw typeError('readNifti', 'path', 'a file path', path);
+  checkPath('readNifti', path);
   let bytes: Buffer;
   try {
     bytes = await readFile(path);
@@ -131,7 +131,7 @@ export async function readNifti(path: string): Promise<NiftiImage> {
  */
 export async function writeNiftiLabels(path: string, labels: Tensor, reference: NiftiImage): Promise<void> {
   const fn = 'writeNiftiLabels';
-  if (typeof path !== 'string' || path === '') throw typeError(fn, 'path', 'a file path', path);
+  checkPath(fn, path);
   tensorArg(fn, 'labels', labels);
   const refShape = reference.data.shape;
   if (labels.shape.join('x') !== refShape.join('x'))

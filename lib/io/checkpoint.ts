@@ -11,7 +11,7 @@ import { dispose } from '../scope.js';
 import { Tensor } from '../tensor.js';
 import { Optimizer } from '../train/optimizer.js';
 import { checkSchedule, type Schedule } from '../train/schedule.js';
-import { checkBool, checkInt, checkObject, typeError } from '../validate.js';
+import { checkBool, checkInt, checkObject, checkPath, typeError } from '../validate.js';
 import { removeStaleTemporaries } from './atomic.js';
 
 export interface CheckpointState {
@@ -33,14 +33,9 @@ export interface CheckpointInfo {
   torchVersion: string;
 }
 
-function pathArg(fn: string, path: unknown): string {
-  if (typeof path !== 'string' || path === '') throw typeError(fn, 'path', 'a file path', path);
-  return path;
-}
-
 export async function saveCheckpoint(path: string, state: CheckpointState): Promise<void> {
   const fn = 'saveCheckpoint';
-  const p = pathArg(fn, path);
+  const p = checkPath(fn, path);
   const s = checkObject(fn, 'state', state);
   if (!(s.network instanceof Network)) throw typeError(fn, 'state.network', 'a Network', s.network);
   if (s.optimizer !== undefined && !(s.optimizer instanceof Optimizer)) throw typeError(fn, 'state.optimizer', 'an Optimizer', s.optimizer);
@@ -85,7 +80,7 @@ async function read(fn: string, path: string): Promise<Loaded> {
 
 /** What a checkpoint holds, without applying it (e.g. to build the right network with nets.fromOptions). */
 export async function readCheckpointInfo(path: string): Promise<CheckpointInfo> {
-  const l = await read('readCheckpointInfo', pathArg('readCheckpointInfo', path));
+  const l = await read('readCheckpointInfo', checkPath('readCheckpointInfo', path));
   dispose([l.model, l.optimizer, l.rng]);
   return l.info;
 }
@@ -104,7 +99,7 @@ export interface LoadCheckpointOptions {
  */
 export async function loadCheckpoint(path: string, options: LoadCheckpointOptions): Promise<CheckpointInfo> {
   const fn = 'loadCheckpoint';
-  const p = pathArg(fn, path);
+  const p = checkPath(fn, path);
   const o = checkObject(fn, 'options', options);
   if (!(o.network instanceof Network)) throw typeError(fn, 'options.network', 'a Network', o.network);
   if (o.optimizer !== undefined && !(o.optimizer instanceof Optimizer)) throw typeError(fn, 'options.optimizer', 'an Optimizer', o.optimizer);

@@ -8,7 +8,7 @@ import type { DType } from '../dtype.js';
 import { namedToNative, type StateDict } from '../named.js';
 import { native } from '../native.js';
 import { Tensor } from '../tensor.js';
-import { typeError } from '../validate.js';
+import { checkPath } from '../validate.js';
 import { writeFileAtomic } from './atomic.js';
 
 const TO_ST: Record<DType, string> = {
@@ -34,7 +34,7 @@ function bad(path: string, why: string): Error {
 }
 
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  if (typeof path !== 'string' || path === '') throw typeError('readSafetensors', 'path', 'a file path', path);
+  checkPath('readSafetensors', path);
   const buf = await readFile(path);
   if (buf.length < 8) throw bad(path, `${buf.length} bytes is too short`);
   const headerLen = Number(buf.readBigUInt64LE(0));
@@ -70,7 +70,7 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
 
 /** Writes atomically (temporary file, flush, rename). */
 export async function writeSafetensors(path: string, dict: StateDict, metadata?: Record<string, string>): Promise<void> {
-  if (typeof path !== 'string' || path === '') throw typeError('writeSafetensors', 'path', 'a file path', path);
+  checkPath('writeSafetensors', path);
   const [names, handles] = namedToNative('writeSafetensors', 'dict', dict);
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;

@@ -5,21 +5,16 @@
 import { callSite, startNative } from '../call.js';
 import { namedFromNative, namedToNative, type StateDict } from '../named.js';
 import { native } from '../native.js';
-import { typeError } from '../validate.js';
-
-function pathArg(fn: string, path: unknown): string {
-  if (typeof path !== 'string' || path === '') throw typeError(fn, 'path', 'a file path', path);
-  return path;
-}
+import { checkPath } from '../validate.js';
 
 export async function readTorchStateDict(path: string): Promise<StateDict> {
-  const p = pathArg('readTorchStateDict', path);
+  const p = checkPath('readTorchStateDict', path);
   return namedFromNative(await startNative(() => native.readStateDict(p), callSite(readTorchStateDict)));
 }
 
 /** Writes atomically (temporary file, flush, rename); tensors are saved from the CPU. */
 export async function writeTorchStateDict(path: string, dict: StateDict): Promise<void> {
-  const p = pathArg('writeTorchStateDict', path);
+  const p = checkPath('writeTorchStateDict', path);
   const [names, handles] = namedToNative('writeTorchStateDict', 'dict', dict);
   await startNative(() => native.writeStateDict(p, names, handles), callSite(writeTorchStateDict));
 }
