@@ -108,13 +108,11 @@ export async function perClassMetrics(yPred: Tensor, y: Tensor, options?: PerCla
     o.classes === undefined
       ? Array.from({ length: Math.max(1, Math.max(Number(yPred.max().item()), Number(y.max().item()))) }, (_, i) => i + 1)
       : checkIntList(fn, 'classes', o.classes, 0);
-  const { classes: _ignored, ...rest } = o;
-  void _ignored;
   const out: Record<number, BinaryMetrics> = {};
   for (const c of classes) {
     const [p, r] = tidy(() => [yPred.eq(c), y.eq(c)]);
     try {
-      out[c] = await binaryMetricsAsync(p, r, rest as MetricOptions);
+      out[c] = await binaryMetricsAsync(p, r, o as MetricOptions); // reads spacing and emptyPolicy only
     } finally {
       p.dispose();
       r.dispose();

@@ -55,7 +55,7 @@ test.serial('sliding window and slice-wise inference equal the published test co
   const acdc = await sliceInference(unet, slices, { size: [64, 64] });
   t.deepEqual(acdc.shape, [3, 50, 37]);
   t.deepEqual(acdc.toArray(), ref.slices.toArray());
-  t.false(unet.training === false && vnet.training === false && false);
+  t.true(unet.training && vnet.training, 'both networks are back in training mode (their default)');
   dispose([vsd, usd, volume, slices, ref, probs, labels, acdc]);
   vnet.dispose();
   unet.dispose();

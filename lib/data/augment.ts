@@ -63,12 +63,7 @@ export function zoomNearest(x: Tensor, size: number[]): Tensor {
         }
         return BigInt(Math.floor(c + 0.5));
       });
-      if (outside) {
-        const shape = out.shape;
-        shape[dim] = 1;
-        const zero = wrap(callOp('zeros', [shape, out.dtype, out.device]));
-        out = wrap(callOp('cat', [[out.handle(), zero.handle()], dim]));
-      }
+      if (outside) out = padZeros(out, size.map(() => 0), size.map((_, j) => (j === k ? 1 : 0)));
       out = out.indexSelect(dim, tensor(index));
     });
     return out === x ? x.clone() : out;
@@ -91,23 +86,26 @@ export function randomCrop(image: Tensor, label: Tensor, patch: number[], rand: 
   const starts = shape.map((s, k) => randint(rand, 0, s + 2 * pads[k] - patch[k]));
   const crop = (t: Tensor) =>
     tidy(() => {
-      let out = pads.some((p) => p > 0) ? padZeros(t, pads) : t;
+      let out = pads.some((p) => p > 0) ? padZeros(t, pads, pads) : t;
       starts.forEach((s0, k) => (out = out.narrow(t.rank - d + k, s0, patch[k])));
       return out.contiguous();
     });
   return [crop(image), crop(label)];
 }
 
-function padZeros(t: Tensor, pads: number[]): Tensor {
-  const d = pads.length;
+/** Zero padding of the last before.length dimensions: before[k] zeros ahead of dimension k, after[k] behind. */
+function padZeros(t: Tensor, before: number[], after: number[]): Tensor {
+  const d = before.length;
   let out = t;
-  pads.forEach((p, k) => {
-    if (p === 0) return;
+  before.forEach((b, k) => {
     const dim = t.rank - d + k;
-    const shape = out.shape;
-    shape[dim] = p;
-    const z = wrap(callOp('zeros', [shape, out.dtype, out.device]));
-    out = wrap(callOp('cat', [[z.handle(), out.handle(), z.handle()], dim]));
+    const zeros = (n: number) => {
+      const shape = out.shape;
+      shape[dim] = n;
+      return wrap(callOp('zeros', [shape, out.dtype, out.device])).handle();
+    };
+    const parts = [...(b > 0 ? [zeros(b)] : []), out.handle(), ...(after[k] > 0 ? [zeros(after[k])] : [])];
+    if (parts.length > 1) out = wrap(callOp('cat', [parts, dim]));
   });
   return out;
 }

@@ -68,7 +68,7 @@ interface Loaded {
   rng: Tensor | null;
 }
 
-async function read(fn: string, path: string): Promise<Loaded> {
+async function read(path: string): Promise<Loaded> {
   const c = await startNative(() => native.readCheckpoint(path), callSite(read));
   return {
     info: JSON.parse(c.meta) as CheckpointInfo,
@@ -80,7 +80,7 @@ async function read(fn: string, path: string): Promise<Loaded> {
 
 /** What a checkpoint holds, without applying it (e.g. to build the right network with nets.fromOptions). */
 export async function readCheckpointInfo(path: string): Promise<CheckpointInfo> {
-  const l = await read('readCheckpointInfo', checkPath('readCheckpointInfo', path));
+  const l = await read(checkPath('readCheckpointInfo', path));
   dispose([l.model, l.optimizer, l.rng]);
   return l.info;
 }
@@ -105,7 +105,7 @@ export async function loadCheckpoint(path: string, options: LoadCheckpointOption
   if (o.optimizer !== undefined && !(o.optimizer instanceof Optimizer)) throw typeError(fn, 'options.optimizer', 'an Optimizer', o.optimizer);
   const restoreRng = o.restoreRng === undefined ? true : checkBool(fn, 'restoreRng', o.restoreRng);
   const network = o.network;
-  const l = await read(fn, p);
+  const l = await read(p);
   try {
     const mine = JSON.stringify(network.options);
     const theirs = JSON.stringify(l.info.options);
