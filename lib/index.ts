@@ -33,6 +33,7 @@ export { manualSeed, setNumThreads, getNumThreads, isGradEnabled, noGrad, liveTe
 export { DTYPES, type DType, type Device } from './dtype.js';
 export { nets, UNet2D, VNet3D, Network, type UNet2DOptions, type VNet3DOptions, type ForwardOptions, type FeatureOutput } from './nets/index.js';
 export { crossEntropy, diceLoss, ceDiceLoss, softmaxMse, type DiceOptions, type DiceLossOptions } from './losses.js';
+export * as ops from './ops.js';
 export { Optimizer, SGD, Adam, type SGDOptions, type AdamOptions, type ParamGroup } from './train/optimizer.js';
 export { constant, poly, step, lrAt, type Schedule } from './train/schedule.js';
 export { emaUpdate, emaDecay, type EmaOptions } from './train/ema.js';

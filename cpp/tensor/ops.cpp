@@ -19,6 +19,7 @@ const OpTable& table() {
     registerLossOps(t);
     registerMetricOps(t);
     registerAugmentOps(t);
+    registerFusedOps(t);
     return t;
   }();
   return t;

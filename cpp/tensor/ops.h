@@ -28,5 +28,6 @@ void registerAutogradOps(OpTable& table);
 void registerLossOps(OpTable& table);     // cpp/losses/losses.cpp
 void registerMetricOps(OpTable& table);   // cpp/metrics/metrics.cpp
 void registerAugmentOps(OpTable& table);  // cpp/augment/affine.cpp
+void registerFusedOps(OpTable& table);    // cpp/ops/op_table.cpp
 
 }  // namespace semiseg
