@@ -18,6 +18,9 @@ export interface CaseResult {
   semiseg: Stats;
   reference: Stats;
   ratio: number;
+  /** Where the case has one: the same work built from ordinary tensor ops in semiseg, and fused / composite. */
+  composite?: Stats;
+  compositeRatio?: number;
 }
 
 export interface Stats {
@@ -45,8 +48,8 @@ export class Reference {
   private proc: ChildProcessWithoutNullStreams;
   private lines: AsyncIterator<string>;
 
-  constructor(python: string) {
-    this.proc = spawn(python, [join(repoRoot, 'benchmarks/reference/bench_server.py')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(python: string, script = 'bench_server.py') {
+    this.proc = spawn(python, [join(repoRoot, 'benchmarks/reference', script)], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc.stderr.on('data', (d: Buffer) => process.stderr.write(d));
     this.lines = createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
   }
@@ -74,17 +77,21 @@ export function writeReport(name: string, meta: Record<string, unknown>, results
   const base = join(dir, `${name}-${stamp}`);
   writeFileSync(`${base}.json`, JSON.stringify({ ...meta, results }, null, 2));
   const ms = (s: number) => (s * 1000).toFixed(1);
+  const withComposite = results.some((r) => r.composite);
+  const range = (s: Stats) => `${ms(s.median)} (${ms(s.min)}-${ms(s.max)})`;
   const rows = results.map(
     (r) =>
-      `| ${r.case} | ${r.shape.join('x')} | ${ms(r.semiseg.median)} (${ms(r.semiseg.min)}-${ms(r.semiseg.max)}) | ${ms(r.reference.median)} (${ms(r.reference.min)}-${ms(r.reference.max)}) | **${r.ratio.toFixed(2)}** | ${r.semiseg.peakRssMiB.toFixed(0)} / ${r.reference.peakRssMiB.toFixed(0)} |`,
+      `| ${r.case} | ${r.shape.join('x')} | ${range(r.semiseg)} | ${withComposite ? `${r.composite ? `${range(r.composite)} | **${(r.compositeRatio ?? 0).toFixed(2)}**` : '- | -'} | ` : ''}${range(r.reference)} | **${r.ratio.toFixed(2)}** | ${r.semiseg.peakRssMiB.toFixed(0)} / ${r.reference.peakRssMiB.toFixed(0)} |`,
   );
   const md = [
     `# ${name}: semiseg vs PyTorch reference`,
     '',
     `${JSON.stringify(meta)}`,
     '',
-    '| case | shape | semiseg ms median (min-max) | reference ms median (min-max) | ratio | peak RSS MiB (semiseg / ref) |',
-    '|---|---|---|---|---|---|',
+    withComposite
+      ? '| case | shape | semiseg ms median (min-max) | semiseg composite ms | fused / composite | reference ms median (min-max) | ratio | peak RSS MiB (semiseg / ref) |'
+      : '| case | shape | semiseg ms median (min-max) | reference ms median (min-max) | ratio | peak RSS MiB (semiseg / ref) |',
+    withComposite ? '|---|---|---|---|---|---|---|---|' : '|---|---|---|---|---|---|',
     ...rows,
     '',
   ].join('\n');

@@ -163,6 +163,13 @@ Napi::Value cudaIsAvailableJs(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] { return Napi::Boolean::New(info.Env(), cudaAvailable()); });
 }
 
+Napi::Value cudaSynchronizeJs(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    cudaSynchronize(info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 0);
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value cudaDeviceCountJs(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] { return Napi::Number::New(info.Env(), static_cast<double>(cudaDeviceCount())); });
 }
@@ -210,6 +217,7 @@ void registerTensorApi(Napi::Env env, Napi::Object exports) {
   exports.Set("setGradEnabled", Napi::Function::New<setGradEnabledJs>(env, "setGradEnabled"));
   exports.Set("cudaIsAvailable", Napi::Function::New<cudaIsAvailableJs>(env, "cudaIsAvailable"));
   exports.Set("cudaDeviceCount", Napi::Function::New<cudaDeviceCountJs>(env, "cudaDeviceCount"));
+  exports.Set("cudaSynchronize", Napi::Function::New<cudaSynchronizeJs>(env, "cudaSynchronize"));
   exports.Set("setMaxConcurrentJobs", Napi::Function::New<setMaxConcurrentJobsJs>(env, "setMaxConcurrentJobs"));
   exports.Set("maxConcurrentJobs", Napi::Function::New<maxConcurrentJobsJs>(env, "maxConcurrentJobs"));
   exports.Set("pendingJobs", Napi::Function::New<pendingJobsJs>(env, "pendingJobs"));

@@ -118,6 +118,7 @@ export interface Native {
   setGradEnabled(enabled: boolean): void;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
+  cudaSynchronize(device?: number): void;
   opNames(): string[];
   setMaxConcurrentJobs(n: number): void;
   maxConcurrentJobs(): number;

@@ -76,4 +76,8 @@ export const cuda = {
   deviceCount(): number {
     return native.cudaDeviceCount();
   },
+  /** Waits until the work queued on GPU `device` (default 0) has finished; throws without CUDA. */
+  synchronize(device = 0): void {
+    native.cudaSynchronize(checkInt('cuda.synchronize', 'device', device, 0));
+  },
 };

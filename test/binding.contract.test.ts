@@ -7,11 +7,13 @@ import { buildInfo, cuda, getNumThreads, setNumThreads } from '../lib/index.js';
 
 test('the addon exports what lib/native.ts declares', (t) => {
   for (const name of ['op', 'opAsync', 'fromData', 'toData', 'toDataAsync', 'liveTensors', 'externalMemory', 'manualSeed',
-    'setNumThreads', 'getNumThreads', 'isGradEnabled', 'setGradEnabled', 'cudaIsAvailable', 'cudaDeviceCount', 'opNames', 'buildInfo'])
+    'setNumThreads', 'getNumThreads', 'isGradEnabled', 'setGradEnabled', 'cudaIsAvailable', 'cudaDeviceCount', 'cudaSynchronize', 'opNames', 'buildInfo'])
     t.is(typeof (native as unknown as Record<string, unknown>)[name], 'function', name);
   const ops = native.opNames();
   for (const op of ['add', 'matmul', 'sum', 'softmax', 'interpolate', 'oneHot', 'backward', 'cat', 'stack', 'where'])
     t.true(ops.includes(op), op);
+  for (const op of ['bidirectionalCopyPaste', 'regionWeightedCeDice', 'marginalAlign', 'classMarginals', 'overExpectationCe'])
+    t.true(ops.includes(op) && ops.includes(`composite.${op}`) === (op !== 'regionWeightedCeDice'), op);
 });
 
 test('buildInfo names the LibTorch the addon was built against', (t) => {
@@ -21,6 +23,8 @@ test('buildInfo names the LibTorch the addon was built against', (t) => {
   t.is(typeof info.cuda, 'boolean');
   t.false(cuda.isAvailable() && !info.cuda);
   t.is(cuda.deviceCount() > 0, cuda.isAvailable());
+  if (!cuda.isAvailable()) t.throws(() => cuda.synchronize(), { message: /cuda.synchronize\(\): this LibTorch has no CUDA or no GPU is visible/ });
+  t.throws(() => cuda.synchronize(-1), { message: /cuda.synchronize\(\): argument 'device' must be/ });
 });
 
 test('malformed raw calls throw JS errors', (t) => {

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 
@@ -20,6 +21,13 @@ bool gradEnabled() { return c10::GradMode::is_enabled(); }
 void setGradEnabled(bool enabled) { c10::GradMode::set_enabled(enabled); }
 bool cudaAvailable() { return at::hasCUDA() && at::getNumGPUs() > 0; }
 int64_t cudaDeviceCount() { return at::hasCUDA() ? static_cast<int64_t>(at::getNumGPUs()) : 0; }
+
+void cudaSynchronize(int64_t device) {
+  TORCH_CHECK(at::hasCUDA(), "cuda.synchronize(): this LibTorch has no CUDA or no GPU is visible");
+  TORCH_CHECK(device >= 0 && device < cudaDeviceCount(), "cuda.synchronize(): argument 'device' must be in [0, ",
+              cudaDeviceCount(), "), got ", device);
+  at::detail::getCUDAHooks().deviceSynchronize(static_cast<c10::DeviceIndex>(device));
+}
 
 at::Tensor cpuRngState() {
   auto gen = at::detail::getDefaultCPUGenerator();

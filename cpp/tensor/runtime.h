@@ -15,6 +15,8 @@ bool gradEnabled();
 void setGradEnabled(bool enabled);  // thread-local, as in PyTorch
 bool cudaAvailable();
 int64_t cudaDeviceCount();
+// Waits for the work queued on GPU `device` (benchmarks time kernels with it).
+void cudaSynchronize(int64_t device);
 bool builtWithCuda();
 
 // The default CPU generator's state (a uint8 tensor) and its restoration, for checkpoints.
