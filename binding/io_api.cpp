@@ -39,7 +39,8 @@ Napi::Value readStateDict(const Napi::CallbackInfo& info) {
   });
 }
 
-// writeCheckpoint(path, modelNames, modelHandles, optNames, optHandles, meta, rngHandle?) -> Promise<void>
+// writeCheckpoint(path, modelNames, modelHandles, optNames, optHandles, meta, rngHandle?, auxNames?, auxHandles?)
+//   -> Promise<void>
 Napi::Value writeCheckpoint(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -49,9 +50,11 @@ Napi::Value writeCheckpoint(const Napi::CallbackInfo& info) {
     c.optimizer = namedFromJs(info[3], info[4], "optimizer state");
     c.meta = info[5].ToString().Utf8Value();
     if (!info[6].IsUndefined() && !info[6].IsNull()) c.rng = TensorHandle::unwrap(info[6], "rng state");
+    if (info.Length() > 8 && !info[7].IsUndefined()) c.aux = namedFromJs(info[7], info[8], "further networks");
     // detach from the JS-owned tensors now: training may go on while the file is written
     for (auto& [k, t] : c.model) t = t.detach().clone();
     for (auto& [k, t] : c.optimizer) t = t.detach().clone();
+    for (auto& [k, t] : c.aux) t = t.detach().clone();
     return runAsync<bool>(
         env, [path, c] { return io::writeCheckpoint(path, c), true; },
         [](Napi::Env env, bool&) { return env.Undefined(); });
@@ -69,6 +72,7 @@ Napi::Value readCheckpoint(const Napi::CallbackInfo& info) {
           Napi::Object o = Napi::Object::New(env);
           o.Set("model", namedToJs(env, c.model));
           o.Set("optimizer", namedToJs(env, c.optimizer));
+          o.Set("aux", namedToJs(env, c.aux));
           o.Set("meta", Napi::String::New(env, c.meta));
           o.Set("rng", c.rng.defined() ? Napi::Value(TensorHandle::wrap(env, c.rng)) : env.Null());
           return o;

@@ -55,3 +55,4 @@ export {
   type EmptyPolicy,
 } from './metrics.js';
 export { slidingWindowInference, sliceInference, probabilitiesToLabels, type SlidingWindowOptions } from './infer.js';
+export * as trainers from './trainers/index.js';

@@ -83,6 +83,7 @@ export interface NativeLossSpec {
 export interface NativeCheckpoint {
   model: NativeNamed;
   optimizer: NativeNamed;
+  aux: NativeNamed;
   meta: string;
   rng: NativeTensorHandle | null;
 }
@@ -159,6 +160,8 @@ export interface Native {
     optimizer: NativeTensorHandle[],
     meta: string,
     rng?: NativeTensorHandle,
+    auxNames?: string[],
+    aux?: NativeTensorHandle[],
   ): Promise<void>;
   readCheckpoint(path: string): Promise<NativeCheckpoint>;
 

@@ -82,6 +82,13 @@ export class Tensor implements Trackable {
     const retain = o.retainGraph === undefined ? undefined : checkBool('backward', 'retainGraph', o.retainGraph);
     callOp('backward', [this.handle('backward'), g, retain]);
   }
+  /** backward() on semiseg's compute thread: the event loop keeps turning while gradients are computed. */
+  async backwardAsync(gradient?: Tensor, options?: { retainGraph?: boolean }): Promise<void> {
+    const o = checkObject('backwardAsync', 'options', options);
+    const g = gradient === undefined ? undefined : tensorArg('backwardAsync', 'gradient', gradient);
+    const retain = o.retainGraph === undefined ? undefined : checkBool('backwardAsync', 'retainGraph', o.retainGraph);
+    await callOpAsync('backward', [this.handle('backwardAsync'), g, retain]);
+  }
   detach(): Tensor {
     return this.#op('detach');
   }

@@ -174,6 +174,7 @@ void writeCheckpoint(const std::string& path, const Checkpoint& ckpt) {
   d.insert("optimizer", toDict(ckpt.optimizer));
   d.insert("meta", ckpt.meta);
   d.insert("rng", ckpt.rng.defined() ? c10::IValue(ckpt.rng.cpu()) : c10::IValue());
+  d.insert("aux", toDict(ckpt.aux));
   atomicWrite(path, plainPickle(c10::IValue(d)));
 }
 
@@ -193,6 +194,7 @@ Checkpoint readCheckpoint(const std::string& path) {
   c.optimizer = fromDict(d.at("optimizer"), path, "the checkpoint's optimizer state");
   c.meta = d.at("meta").toStringRef();
   if (d.at("rng").isTensor()) c.rng = d.at("rng").toTensor();
+  if (d.contains("aux")) c.aux = fromDict(d.at("aux"), path, "the checkpoint's further networks");
   return c;
 }
 

@@ -22,8 +22,9 @@ nets::NamedTensors readStateDict(const std::string& path);
 struct Checkpoint {
   nets::NamedTensors model;
   nets::NamedTensors optimizer;
-  std::string meta;  // JSON from the host: iteration, schedule, options
-  at::Tensor rng;    // CPU generator state (uint8)
+  std::string meta;        // JSON from the host: iteration, schedule, options
+  at::Tensor rng;          // CPU generator state (uint8)
+  nets::NamedTensors aux;  // further networks of a method (teacher, second network), "<name>/<key>"
 };
 
 void writeCheckpoint(const std::string& path, const Checkpoint& ckpt);

@@ -21,6 +21,8 @@ export interface CheckpointState {
   schedule?: Schedule;
   /** Anything JSON-serialisable the caller wants back (best metric, recipe, ...). */
   extra?: Record<string, unknown>;
+  /** Further networks of a method (a Mean Teacher's teacher, Co-DA's second network), by name. */
+  networks?: Record<string, Network>;
 }
 
 export interface CheckpointInfo {
@@ -29,6 +31,8 @@ export interface CheckpointInfo {
   iteration: number;
   schedule?: Schedule;
   extra?: Record<string, unknown>;
+  /** The names of the further networks the checkpoint holds. */
+  networks?: string[];
   savedAt: string;
   torchVersion: string;
 }
@@ -45,19 +49,28 @@ export async function saveCheckpoint(path: string, state: CheckpointState): Prom
     iteration: checkInt(fn, 'state.iteration', s.iteration, 0),
     schedule: s.schedule === undefined ? undefined : checkSchedule(s.schedule),
     extra: s.extra as Record<string, unknown> | undefined,
+    networks: undefined,
     savedAt: new Date().toISOString(),
     torchVersion: native.buildInfo().torchVersion,
   };
+  const others = checkObject(fn, 'state.networks', s.networks);
+  const aux: StateDict = {};
+  for (const [name, net] of Object.entries(others)) {
+    if (!(net instanceof Network)) throw typeError(fn, `state.networks.${name}`, 'a Network', net);
+    for (const [k, t] of Object.entries(net.stateDict())) aux[`${name}/${k}`] = t;
+  }
+  if (Object.keys(others).length > 0) info.networks = Object.keys(others);
   const model = s.network.stateDict();
   const opt: StateDict = s.optimizer ? (s.optimizer as Optimizer).stateDict() : {};
   const rng = new Tensor(native.rngState());
   try {
     const [mn, mh] = namedToNative(fn, 'model', model);
     const [on, oh] = namedToNative(fn, 'optimizer', opt);
-    await startNative(() => native.writeCheckpoint(p, mn, mh, on, oh, JSON.stringify(info), rng.handle()), callSite(saveCheckpoint));
+    const [an, ah] = namedToNative(fn, 'networks', aux);
+    await startNative(() => native.writeCheckpoint(p, mn, mh, on, oh, JSON.stringify(info), rng.handle(), an, ah), callSite(saveCheckpoint));
     await removeStaleTemporaries(p);
   } finally {
-    dispose([model, opt, rng]);
+    dispose([model, opt, rng, aux]);
   }
 }
 
@@ -65,6 +78,7 @@ interface Loaded {
   info: CheckpointInfo;
   model: StateDict;
   optimizer: StateDict;
+  aux: StateDict;
   rng: Tensor | null;
 }
 
@@ -74,6 +88,7 @@ async function read(path: string): Promise<Loaded> {
     info: JSON.parse(c.meta) as CheckpointInfo,
     model: namedFromNative(c.model),
     optimizer: namedFromNative(c.optimizer),
+    aux: namedFromNative(c.aux),
     rng: c.rng ? new Tensor(c.rng) : null,
   };
 }
@@ -81,7 +96,7 @@ async function read(path: string): Promise<Loaded> {
 /** What a checkpoint holds, without applying it (e.g. to build the right network with nets.fromOptions). */
 export async function readCheckpointInfo(path: string): Promise<CheckpointInfo> {
   const l = await read(checkPath('readCheckpointInfo', path));
-  dispose([l.model, l.optimizer, l.rng]);
+  dispose([l.model, l.optimizer, l.aux, l.rng]);
   return l.info;
 }
 
@@ -90,6 +105,8 @@ export interface LoadCheckpointOptions {
   optimizer?: Optimizer;
   /** Restore the CPU random generator (default true), so a resumed run draws the same numbers. */
   restoreRng?: boolean;
+  /** Further networks to restore by name (each must be in the checkpoint). */
+  networks?: Record<string, Network>;
 }
 
 /**
@@ -111,11 +128,20 @@ export async function loadCheckpoint(path: string, options: LoadCheckpointOption
     const theirs = JSON.stringify(l.info.options);
     if (l.info.kind !== network.kind || mine !== theirs)
       throw new Error(`${fn}(): '${p}' holds a ${l.info.kind} ${theirs}, but the network is a ${network.kind} ${mine}`);
+    const others = Object.entries(checkObject(fn, 'options.networks', o.networks));
+    const parts = others.map(([name, net]) => {
+      if (!(net instanceof Network)) throw typeError(fn, `options.networks.${name}`, 'a Network', net);
+      const part: StateDict = {};
+      for (const [k, t] of Object.entries(l.aux)) if (k.startsWith(`${name}/`)) part[k.slice(name.length + 1)] = t;
+      if (Object.keys(part).length === 0) throw new Error(`${fn}(): '${p}' holds no network '${name}' (it holds: ${(l.info.networks ?? []).join(', ') || 'none'})`);
+      return [net, part] as const;
+    });
     network.loadStateDict(l.model, { strict: true });
+    for (const [net, part] of parts) net.loadStateDict(part, { strict: true });
     if (o.optimizer) (o.optimizer as Optimizer).loadStateDict(l.optimizer);
     if (restoreRng && l.rng) native.setRngState(l.rng.handle());
     return l.info;
   } finally {
-    dispose([l.model, l.optimizer, l.rng]);
+    dispose([l.model, l.optimizer, l.aux, l.rng]);
   }
 }

@@ -1,0 +1,78 @@
+/**
+ * Training batches by iteration: the two-stream sampler's indices, each item augmented with a generator
+ * seeded by (seed, stage, iteration), so batch k is the same whether or not the run was resumed before it.
+ * Decoded items are cached after their first load.
+ */
+import { stack } from '../functional.js';
+import type { Random } from '../data/augment.js';
+import type { Batch, Item } from '../data/loader.js';
+import { TwoStreamBatchSampler } from '../data/sampler.js';
+import { prng } from '../demo/synthetic.js';
+import { dispose, keep, tidy } from '../scope.js';
+import type { TrainData } from './data.js';
+import type { Device } from '../dtype.js';
+
+export class BatchSource {
+  readonly #data: TrainData;
+  readonly #sampler: TwoStreamBatchSampler;
+  readonly #seed: number;
+  readonly #stage: number;
+  readonly #device: string;
+  readonly #cache: Map<number, Promise<Item>>;
+
+  constructor(
+    data: TrainData,
+    o: { batchSize: number; labeledBatch: number; labeledOnly: boolean; seed: number; stage: number; device: string },
+    cache: Map<number, Promise<Item>>,
+  ) {
+    this.#data = data;
+    this.#seed = o.seed;
+    this.#stage = o.stage;
+    this.#device = o.device;
+    this.#cache = cache;
+    const labeled = Array.from({ length: data.labeled }, (_, i) => i);
+    const unlabeled = Array.from({ length: data.unlabeled }, (_, i) => data.labeled + i);
+    this.#sampler = new TwoStreamBatchSampler(labeled, o.labeledOnly ? [] : unlabeled, {
+      batchSize: o.labeledOnly ? o.labeledBatch : o.batchSize,
+      labeledBatch: o.labeledBatch,
+      seed: o.seed + 7919 * o.stage,
+    });
+  }
+
+  /** Advances past `n` batches without building them (resuming at iteration n). */
+  skip(n: number): void {
+    for (let i = 0; i < n; i++) this.#sampler.next();
+  }
+
+  #item(index: number): Promise<Item> {
+    let p = this.#cache.get(index);
+    if (!p) {
+      p = this.#data.load(index).then((it) => ({ image: keep(it.image), label: it.label ? keep(it.label) : undefined }));
+      p.catch(() => this.#cache.delete(index));
+      this.#cache.set(index, p);
+    }
+    return p;
+  }
+
+  /** The batch of iteration `it` (1-based): (B, 1, ...spatial) float32 images, (B, ...spatial) int64 labels. */
+  async batch(it: number): Promise<Batch> {
+    const indices = this.#sampler.next();
+    const items = await Promise.all(indices.map((i) => this.#item(i)));
+    const rand: Random = prng((this.#seed * 1000003 + this.#stage * 7777 + it * 2654435761) >>> 0);
+    return tidy(() => {
+      const pairs = items.map((x) => this.#data.augment(x.image, x.label ?? x.image.mul(0).to('int64'), rand));
+      const images = stack(pairs.map(([im]) => im.to('float32').unsqueeze(0)), 0);
+      const labels = stack(pairs.map(([, lb]) => lb.to('int64')), 0);
+      return this.#device === 'cpu' ? { images, labels, indices } : { images: images.to(this.#device as Device), labels: labels.to(this.#device as Device), indices };
+    });
+  }
+}
+
+/** Frees a cache of decoded items. */
+export async function freeItems(cache: Map<number, Promise<Item>>): Promise<void> {
+  for (const p of cache.values()) {
+    const item = await p.catch(() => null);
+    if (item) dispose([item.image, item.label]);
+  }
+  cache.clear();
+}

@@ -1,0 +1,130 @@
+/**
+ * BCP (spec 2). Pre-training: the labeled half split in a and b, a outside a zero box and b inside, with
+ * the mixed labels (all weight 1). Self-training from the best pre-trained weights: teacher pseudo-labels
+ * (largest connected component per class), both mixes of the fused bidirectional copy-paste, the fused
+ * region-weighted CE + Dice on each, an SGD step and the EMA (fixed decay) of the teacher.
+ */
+import { cat } from '../../functional.js';
+import { loadCheckpoint } from '../../io/checkpoint.js';
+import { largestConnectedComponent } from '../../metrics.js';
+import { nets } from '../../nets/index.js';
+import { bidirectionalCopyPaste, regionWeightedCeDice, type Box } from '../../ops.js';
+import { noGrad } from '../../runtime.js';
+import { tidy } from '../../scope.js';
+import type { Tensor } from '../../tensor.js';
+import { emaUpdate } from '../../train/ema.js';
+import type { Optimizer } from '../../train/optimizer.js';
+import { prng } from '../../demo/synthetic.js';
+import type { TrainConfig } from '../recipes.js';
+import { Bag, finiteLoss, setMode, sgd, type MethodRuntime } from './common.js';
+
+/** A box of floor(ratio * side) on every spatial side at a uniform position in [0, side - size). */
+export function randomBox(spatial: number[], ratio: number, rand: () => number): Box {
+  const size = spatial.map((s) => Math.floor(s * ratio));
+  return { start: spatial.map((s, i) => Math.floor(rand() * Math.max(1, s - size[i]))), size };
+}
+
+export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
+  const student = nets.fromOptions(c.network, { inChannels, outChannels: c.classes }).to(c.device as 'cpu');
+  const teacher = student.clone();
+  let optimizer: Optimizer = sgd(student, c);
+  const L = c.labeledBatch;
+  const K = L / 2;
+  const dims = c.network === 'UNet2D' ? 2 : 3;
+  const loss = (logits: Tensor, target: Tensor, weights: Tensor) =>
+    regionWeightedCeDice(logits, target, { weights, dice: c.dice.squared ? 'squared' : 'linear', perSample: c.dice.perSample, smooth: c.dice.smooth, includeBackground: c.dice.includeBackground });
+  const boxFor = (x: Tensor, it: number, stage: number) => randomBox(x.shape.slice(2), c.boxRatio, prng((c.seed * 31 + stage * 1009 + it * 97) >>> 0));
+
+  // Teacher pseudo-labels of the unlabeled images, largest component kept per foreground class.
+  async function pseudoLabels(u: Tensor): Promise<Tensor> {
+    setMode(teacher, c.teacherMode);
+    const logits = await noGrad(() => teacher.forward(u));
+    try {
+      return tidy(() => {
+        const p = logits.softmax(1);
+        const labels = dims === 2 ? p.argmax(1) : p.narrow(1, 1, 1).squeeze(1).ge(c.threshold).to('int64');
+        if (!c.largestComponent) return labels;
+        const classes = Array.from({ length: c.classes - 1 }, (_, i) => i + 1);
+        const kept = largestConnectedComponent(labels.to('cpu'), { classes, spatialDims: dims });
+        return kept.to(labels.device);
+      });
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  return {
+    networks: { student, teacher },
+    main: 'student',
+    optimizer: () => optimizer,
+    stages: [
+      {
+        name: 'pretrain',
+        iterations: c.pretrainIterations,
+        labeledOnly: true,
+        begin: async () => undefined,
+        async step(batch, it) {
+          const bag = new Bag();
+          try {
+            const [a, b] = [bag.add(batch.images.narrow(0, 0, K)), bag.add(batch.images.narrow(0, K, K))];
+            const [ya, yb] = [bag.add(batch.labels.narrow(0, 0, K)), bag.add(batch.labels.narrow(0, K, K))];
+            const m = bidirectionalCopyPaste(a, ya, b, yb, boxFor(a, it, 0), { alpha: 1, pairing: 'same' });
+            Object.values(m).forEach((t) => bag.add(t));
+            student.train();
+            const logits = bag.add(await student.forward(m.mixedOut));
+            const l = bag.add(loss(logits, m.targetOut, m.weightOut));
+            const value = finiteLoss(l, it);
+            optimizer.zeroGrad();
+            await l.backwardAsync();
+            optimizer.step();
+            return { loss: value, parts: { mix: value } };
+          } finally {
+            bag.free();
+          }
+        },
+      },
+      {
+        name: 'train',
+        iterations: c.iterations,
+        labeledOnly: false,
+        async begin(resuming, bestOfPrevious) {
+          optimizer = sgd(student, c);
+          if (resuming) return;
+          if (bestOfPrevious) await loadCheckpoint(bestOfPrevious, { network: student, restoreRng: false });
+          teacher.loadStateDict(student.stateDict());
+        },
+        async step(batch, it) {
+          const bag = new Bag();
+          try {
+            const l = bag.add(batch.images.narrow(0, 0, L));
+            const y = bag.add(batch.labels.narrow(0, 0, L));
+            const u = bag.add(batch.images.narrow(0, L, L));
+            const plab = bag.add(await pseudoLabels(u));
+            const m = bidirectionalCopyPaste(l, y, u, plab, boxFor(l, it, 1), { alpha: c.alpha, pairing: c.pairing });
+            Object.values(m).forEach((t) => bag.add(t));
+            const input = bag.add(cat([m.mixedIn, m.mixedOut], 0));
+            student.train();
+            const logits = bag.add(await student.forward(input));
+            const lin = bag.add(loss(bag.add(logits.narrow(0, 0, K)), m.targetIn, m.weightIn));
+            const lout = bag.add(loss(bag.add(logits.narrow(0, K, K)), m.targetOut, m.weightOut));
+            const total = bag.add(lin.add(lout));
+            const value = finiteLoss(total, it);
+            optimizer.zeroGrad();
+            await total.backwardAsync();
+            optimizer.step();
+            emaUpdate(teacher, student, { alpha: c.emaAlpha, scope: c.emaScope });
+            return { loss: value, parts: { in: Number(lin.item()), out: Number(lout.item()) } };
+          } finally {
+            bag.free();
+          }
+        },
+      },
+    ],
+    state: () => ({}),
+    restore: () => undefined,
+    dispose: () => {
+      student.dispose();
+      teacher.dispose();
+    },
+  };
+}

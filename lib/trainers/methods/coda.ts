@@ -1,0 +1,122 @@
+/**
+ * Co-DA (spec 3): two networks of one architecture with different initialisations. Each network's
+ * class marginals on labeled and unlabeled pixels are tracked as EMAs; its unlabeled probabilities are
+ * aligned (fused marginalAlign) and their argmax supervises the other network through the fused
+ * over-expectation CE, whose per-class confidences update that network's expectation EMA.
+ */
+import { tensor } from '../../create.js';
+import { ceDiceLoss } from '../../losses.js';
+import { nets } from '../../nets/index.js';
+import type { Network } from '../../nets/network.js';
+import { classMarginals, marginalAlign, overExpectationCe } from '../../ops.js';
+import { noGrad } from '../../runtime.js';
+import type { Tensor } from '../../tensor.js';
+import type { TrainConfig } from '../recipes.js';
+import { Bag, finiteLoss, rampup, sgd, type MethodRuntime } from './common.js';
+
+interface Ema {
+  labeled: number[] | null;
+  unlabeled: number[] | null;
+  expectation: number[] | null;
+}
+
+function values(t: Tensor): number[] {
+  return Array.from(t.data() as Float32Array, Number);
+}
+
+/** m * prev + (1 - m) * next where `use`; the first observation initialises (fallback where unused). */
+function emaOf(prev: number[] | null, next: number[], m: number, use: boolean[], fallback: number): number[] {
+  if (!prev) return next.map((v, i) => (use[i] ? v : fallback));
+  return prev.map((p, i) => (use[i] ? m * p + (1 - m) * next[i] : p));
+}
+
+export function coda(c: TrainConfig, inChannels: number): MethodRuntime {
+  const make = () => nets.fromOptions(c.network, { inChannels, outChannels: c.classes }).to(c.device as 'cpu');
+  const net1 = make();
+  const net2 = make(); // drawn after net1 from the same generator: a different initialisation
+  const optimizer = sgd([{ params: net1 }, { params: net2 }], c);
+  const L = c.labeledBatch;
+  const C = c.classes;
+  const ema: [Ema, Ema] = [
+    { labeled: null, unlabeled: null, expectation: null },
+    { labeled: null, unlabeled: null, expectation: null },
+  ];
+  const all = new Array<boolean>(C).fill(true);
+
+  // Updates network k's marginal EMAs from its probabilities and returns its aligned unlabeled probabilities.
+  function align(k: 0 | 1, probs: Tensor, bag: Bag): Tensor {
+    const B = probs.shape[0];
+    const pl = classMarginals(bag.add(probs.narrow(0, 0, L)));
+    const pu = classMarginals(bag.add(probs.narrow(0, L, B - L)));
+    bag.add(pl.means);
+    bag.add(pl.count);
+    bag.add(pu.means);
+    bag.add(pu.count);
+    ema[k].labeled = emaOf(ema[k].labeled, values(pl.means), c.marginalMomentum, all, 1 / C);
+    ema[k].unlabeled = emaOf(ema[k].unlabeled, values(pu.means), c.marginalMomentum, all, 1 / C);
+    const piL = bag.add(tensor(ema[k].labeled, { device: probs.device }));
+    const piU = bag.add(tensor(ema[k].unlabeled, { device: probs.device }));
+    return bag.add(marginalAlign(bag.add(probs.narrow(0, L, B - L)), piL, piU, { eps: c.alignEps }));
+  }
+
+  // Over-expectation CE of `logits` (the other network's unlabeled logits) against network k's aligned q.
+  function overExpectation(k: 0 | 1, logits: Tensor, q: Tensor, bag: Bag): Tensor {
+    const e = bag.add(tensor(ema[k].expectation ?? new Array<number>(C).fill(0), { device: q.device }));
+    const r = overExpectationCe(logits, q, e);
+    bag.add(r.count);
+    bag.add(r.classConfidence);
+    bag.add(r.classCount);
+    const seen = values(r.classCount).map((n) => n > 0);
+    ema[k].expectation = emaOf(ema[k].expectation, values(r.classConfidence), c.marginalMomentum, seen, 1 / C);
+    return bag.add(r.loss);
+  }
+
+  const nets2: [Network, Network] = [net1, net2];
+  return {
+    networks: { net1, net2 },
+    main: 'net1',
+    optimizer: () => optimizer,
+    stages: [
+      {
+        name: 'train',
+        iterations: c.iterations,
+        labeledOnly: false,
+        begin: async () => undefined,
+        async step(batch, it) {
+          const bag = new Bag();
+          try {
+            const B = batch.images.shape[0];
+            const y = bag.add(batch.labels.narrow(0, 0, L));
+            nets2.forEach((n) => n.train());
+            const logits = [bag.add(await net1.forward(batch.images)), bag.add(await net2.forward(batch.images))];
+            const sup = logits.map((lg) => bag.add(ceDiceLoss(bag.add(lg.narrow(0, 0, L)), y, c.dice)));
+            const q = noGrad(() => [0, 1].map((k) => align(k as 0 | 1, bag.add(logits[k].detach().softmax(1)), bag)));
+            const unl = logits.map((lg) => bag.add(lg.narrow(0, L, B - L)));
+            const oe1 = overExpectation(0, unl[1], q[0], bag); // net1's pseudo-labels teach net2
+            const oe2 = overExpectation(1, unl[0], q[1], bag);
+            const w = rampup(it - 1, c.consistency, c.rampup);
+            const supervised = bag.add(sup[0].add(sup[1]));
+            const cross = bag.add(bag.add(oe1.add(oe2)).mul(w));
+            const total = bag.add(supervised.add(cross));
+            const value = finiteLoss(total, it);
+            optimizer.zeroGrad();
+            await total.backwardAsync();
+            optimizer.step();
+            return { loss: value, parts: { sup1: Number(sup[0].item()), sup2: Number(sup[1].item()), oe1: Number(oe1.item()), oe2: Number(oe2.item()), weight: w } };
+          } finally {
+            bag.free();
+          }
+        },
+      },
+    ],
+    state: () => ({ ema }),
+    restore: (s) => {
+      const saved = (s as { ema?: [Ema, Ema] }).ema;
+      if (saved) [ema[0], ema[1]] = saved;
+    },
+    dispose: () => {
+      net1.dispose();
+      net2.dispose();
+    },
+  };
+}

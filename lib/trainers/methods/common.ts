@@ -1,0 +1,72 @@
+/** What every method gives the training loop, and the pieces the methods share. */
+import type { Batch } from '../../data/loader.js';
+import type { Network } from '../../nets/network.js';
+import { dispose } from '../../scope.js';
+import type { Tensor } from '../../tensor.js';
+import { SGD, type Optimizer } from '../../train/optimizer.js';
+import type { TrainConfig } from '../recipes.js';
+
+export interface StepResult {
+  loss: number;
+  /** Named loss terms and weights, for logs. */
+  parts: Record<string, number>;
+}
+
+export interface Stage {
+  name: 'pretrain' | 'train';
+  iterations: number;
+  /** Batches of labeled items only (labeledBatch of them). */
+  labeledOnly: boolean;
+  /** Called when the stage starts; `resuming`: weights come from a checkpoint next. */
+  begin(resuming: boolean, bestOfPrevious: string | null): Promise<void>;
+  step(batch: Batch, it: number): Promise<StepResult>;
+}
+
+export interface MethodRuntime {
+  /** Every network of the method, by name; `main` is validated, kept as best and used for inference. */
+  networks: Record<string, Network>;
+  main: string;
+  optimizer(): Optimizer;
+  stages: Stage[];
+  /** JSON-serialisable running state (EMAs) for checkpoints. */
+  state(): Record<string, unknown>;
+  restore(state: Record<string, unknown>): void;
+  dispose(): void;
+}
+
+/** Consistency ramp-up of the spec (1.3): lambda * exp(-5 (1 - clip(t, 0, L) / L)^2), t = it // 150. */
+export function rampup(iteration: number, lambda: number, length: number): number {
+  if (length === 0) return lambda;
+  const t = Math.min(Math.max(Math.floor(iteration / 150), 0), length);
+  const phase = 1 - t / length;
+  return lambda * Math.exp(-5 * phase * phase);
+}
+
+export function sgd(params: Network | { params: Network }[], c: TrainConfig): Optimizer {
+  return SGD(params as Network, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay });
+}
+
+/** The scalar value of a loss, or an error naming the iteration when it is not finite. */
+export function finiteLoss(loss: Tensor, it: number): number {
+  const v = Number(loss.item());
+  if (!Number.isFinite(v)) throw new Error(`the loss is ${v} at iteration ${it}; the weights were not updated`);
+  return v;
+}
+
+/** Tensors made during one step, disposed together at its end. */
+export class Bag {
+  readonly items: Tensor[] = [];
+  add<T extends Tensor>(t: T): T {
+    this.items.push(t);
+    return t;
+  }
+  free(): void {
+    dispose(this.items);
+    this.items.length = 0;
+  }
+}
+
+export function setMode(net: Network, mode: 'train' | 'eval'): void {
+  if (mode === 'train') net.train();
+  else net.eval();
+}

@@ -1,0 +1,171 @@
+/**
+ * The published recipes (spec 1.3, 2, 3, 7) as complete option sets: every hyper-parameter of a method
+ * is a field here, each recipe sets the spec's values, and `resolveConfig` lets any one be overridden.
+ */
+import { checkKnownKeys, checkObject, rangeError } from '../validate.js';
+
+export const METHODS = ['supervised', 'meanTeacher', 'bcp', 'coda'] as const;
+export type Method = (typeof METHODS)[number];
+
+export interface TrainConfig {
+  recipe: string;
+  method: Method;
+  /** 'acdc' | 'la' | 'synthetic-2d' | 'synthetic-3d': which reader and validation protocol. */
+  dataset: 'acdc' | 'la' | 'synthetic-2d' | 'synthetic-3d';
+  network: 'UNet2D' | 'VNet3D';
+  classes: number;
+  /** ACDC: labeled patients; LA: labeled volumes; synthetic: labeled items. */
+  labeled: number;
+  /** Training iterations (BCP: of self-training; pre-training has its own count). */
+  iterations: number;
+  batchSize: number;
+  labeledBatch: number;
+  /** 2-D slice size or 3-D patch. */
+  size: number[];
+  lr: number;
+  schedule: 'constant' | 'poly' | 'step';
+  /** Step schedule: multiply by 0.1 every this many iterations. */
+  stepEvery: number;
+  momentum: number;
+  weightDecay: number;
+  validateEvery: number;
+  /** First N validation volumes only (undefined: all). */
+  valCases?: number;
+  seed: number;
+  device: string;
+  /** Dice variant of the supervised loss and of BCP's region-weighted loss. */
+  dice: { squared: boolean; perSample: boolean; smooth: number; includeBackground: boolean };
+  // ---- Mean Teacher ----
+  emaAlpha: number;
+  /** EMA over parameters only, or parameters and BatchNorm buffers. */
+  emaScope: 'parameters' | 'all';
+  /** Teacher forward in train mode (official code) or eval mode. */
+  teacherMode: 'train' | 'eval';
+  consistency: number;
+  /** Ramp-up length in units of iteration // 150. */
+  rampup: number;
+  /** Mean Teacher: consistency weight is 0 before this iteration. */
+  consistencyStart: number;
+  // ---- BCP ----
+  pretrainIterations: number;
+  /** BCP: region weight of pseudo-labels. */
+  alpha: number;
+  /** BCP: which halves each mix pairs ('inFirst' ACDC, 'outFirst' LA). */
+  pairing: 'inFirst' | 'outFirst';
+  /** BCP: keep the largest connected component of each pseudo-label class. */
+  largestComponent: boolean;
+  /** BCP: box side as a fraction of each spatial side. */
+  boxRatio: number;
+  /** BCP 3-D: foreground pseudo-label threshold on p1. */
+  threshold: number;
+  // ---- Co-DA ----
+  /** Co-DA: momentum of the marginal and expectation EMAs. */
+  marginalMomentum: number;
+  alignEps: number;
+}
+
+const base = {
+  iterations: 30000,
+  lr: 0.01,
+  momentum: 0.9,
+  weightDecay: 1e-4,
+  validateEvery: 200,
+  seed: 1337,
+  device: 'cpu',
+  emaAlpha: 0.99,
+  emaScope: 'parameters' as const,
+  teacherMode: 'train' as const,
+  consistency: 0.1,
+  rampup: 200,
+  consistencyStart: 0,
+  pretrainIterations: 0,
+  alpha: 0.5,
+  pairing: 'inFirst' as const,
+  largestComponent: true,
+  boxRatio: 2 / 3,
+  threshold: 0.5,
+  marginalMomentum: 0.99,
+  alignEps: 1e-6,
+};
+
+const acdc = {
+  ...base,
+  dataset: 'acdc' as const,
+  network: 'UNet2D' as const,
+  classes: 4,
+  labeled: 7,
+  batchSize: 24,
+  labeledBatch: 12,
+  size: [256, 256],
+  schedule: 'poly' as const,
+  stepEvery: 2500,
+  dice: { squared: true, perSample: false, smooth: 1e-5, includeBackground: true },
+};
+
+const la = {
+  ...base,
+  dataset: 'la' as const,
+  network: 'VNet3D' as const,
+  classes: 2,
+  labeled: 8,
+  batchSize: 4,
+  labeledBatch: 2,
+  size: [112, 112, 80],
+  schedule: 'step' as const,
+  stepEvery: 2500,
+  iterations: 6000,
+  dice: { squared: true, perSample: false, smooth: 1e-5, includeBackground: true },
+};
+
+export const RECIPES: Record<string, Omit<TrainConfig, 'recipe'>> = {
+  'supervised-acdc': { ...acdc, method: 'supervised', batchSize: 12, labeledBatch: 12 },
+  'mt-acdc': { ...acdc, method: 'meanTeacher', consistencyStart: 1000 },
+  'bcp-acdc': {
+    ...acdc,
+    method: 'bcp',
+    schedule: 'constant',
+    pretrainIterations: 10000,
+    emaScope: 'all',
+    dice: { squared: true, perSample: false, smooth: 1e-10, includeBackground: true },
+  },
+  'coda-acdc': { ...acdc, method: 'coda', consistency: 1 },
+  'supervised-la': { ...la, method: 'supervised', batchSize: 2, labeledBatch: 2 },
+  'mt-la': { ...la, method: 'meanTeacher', schedule: 'poly' },
+  'bcp-la': {
+    ...la,
+    method: 'bcp',
+    iterations: 15000,
+    batchSize: 8,
+    labeledBatch: 4,
+    pretrainIterations: 2000,
+    pairing: 'outFirst',
+    dice: { squared: false, perSample: true, smooth: 1e-5, includeBackground: true },
+  },
+};
+
+export function recipeNames(): string[] {
+  return Object.keys(RECIPES);
+}
+
+/** The recipe's full configuration with `overrides` applied (unknown keys and bad values fail, naming them). */
+export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
+  const fn = 'resolveConfig';
+  const r = RECIPES[recipe];
+  if (!r) throw rangeError(fn, 'recipe', `one of ${recipeNames().join(', ')}`, recipe);
+  const o = checkObject(fn, 'overrides', overrides);
+  checkKnownKeys(fn, 'overrides', o, Object.keys(r));
+  const c = { ...r, ...o, dice: { ...r.dice, ...((o.dice as object | undefined) ?? {}) }, recipe } as TrainConfig;
+  const positive = ['iterations', 'batchSize', 'labeledBatch', 'validateEvery', 'labeled', 'stepEvery'] as const;
+  for (const k of positive) if (!Number.isInteger(c[k]) || c[k] < 1) throw rangeError(fn, k, 'an integer >= 1', c[k]);
+  if (!Number.isInteger(c.pretrainIterations) || c.pretrainIterations < 0) throw rangeError(fn, 'pretrainIterations', 'an integer >= 0', c.pretrainIterations);
+  if (c.labeledBatch > c.batchSize) throw rangeError(fn, 'labeledBatch', `at most batchSize (${c.batchSize})`, c.labeledBatch);
+  if (c.method !== 'supervised' && c.labeledBatch === c.batchSize) throw rangeError(fn, 'labeledBatch', `below batchSize for ${c.method} (the rest is unlabeled)`, c.labeledBatch);
+  if (c.method === 'bcp' && (c.labeledBatch % 2 !== 0 || (c.batchSize - c.labeledBatch) !== c.labeledBatch))
+    throw rangeError(fn, 'labeledBatch', 'an even number, half of batchSize, for bcp', c.labeledBatch);
+  if (!(c.lr > 0)) throw rangeError(fn, 'lr', 'a number > 0', c.lr);
+  if (!(c.alpha >= 0 && c.alpha <= 1)) throw rangeError(fn, 'alpha', 'a number in [0, 1]', c.alpha);
+  if (!(c.boxRatio > 0 && c.boxRatio < 1)) throw rangeError(fn, 'boxRatio', 'a number in (0, 1)', c.boxRatio);
+  const dims = c.network === 'UNet2D' ? 2 : 3;
+  if (c.size.length !== dims || c.size.some((v) => !Number.isInteger(v) || v < 16)) throw rangeError(fn, 'size', `${dims} integers >= 16`, c.size);
+  return c;
+}

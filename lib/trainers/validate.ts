@@ -1,0 +1,85 @@
+/**
+ * Validation and evaluation of a network on volumes with the spec's protocols (1.5): ACDC-style slice
+ * inference (each slice resized to the training size, argmax, resized back) for 2-D networks, sliding
+ * windows with foreground p >= 0.5 (and optionally the largest component) for 3-D ones; per-class
+ * metrics over classes 1..C-1, averaged per volume, then over volumes.
+ */
+import { slidingWindowInference, probabilitiesToLabels, sliceInference } from '../infer.js';
+import { binaryMetrics, largestConnectedComponent, MetricsTable, perClassMetrics } from '../metrics.js';
+import type { Network } from '../nets/network.js';
+import { dispose, tidy } from '../scope.js';
+import type { Tensor } from '../tensor.js';
+import type { Volume } from './data.js';
+
+export interface InferenceSettings {
+  /** 2-D: the slice size the network was trained at; 3-D: the patch. */
+  size: number[];
+  /** 3-D sliding-window strides (default 18, 18, 4 as the LA protocol). */
+  strides?: number[];
+  largestComponent?: boolean;
+  classes: number;
+}
+
+/** Label map of one volume. */
+export async function predictVolume(net: Network, image: Tensor, s: InferenceSettings, signal?: AbortSignal): Promise<Tensor> {
+  if (net.kind === 'UNet2D') return sliceInference(net, image, { size: s.size as [number, number], signal });
+  const strides = s.strides ?? s.size.map((p, i) => Math.max(1, Math.min(p, [18, 18, 4][i])));
+  const probs = await slidingWindowInference(net, image, { patch: s.size, strides, signal });
+  try {
+    return tidy(() => {
+      const labels = s.classes === 2 ? probabilitiesToLabels(probs) : probs.argmax(0);
+      if (!s.largestComponent) return labels;
+      return largestConnectedComponent(labels, { classes: Array.from({ length: s.classes - 1 }, (_, i) => i + 1) });
+    });
+  } finally {
+    probs.dispose();
+  }
+}
+
+export interface ValidationResult {
+  /** Mean Dice over classes 1..C-1 and volumes. */
+  dice: number;
+  /** Mean Dice per class (1..C-1) over volumes. */
+  perClass: number[];
+}
+
+/** Dice only (cheap): what the training loop tracks. */
+export async function validateDice(net: Network, volumes: Volume[], s: InferenceSettings, signal?: AbortSignal): Promise<ValidationResult> {
+  const sums = new Array<number>(s.classes - 1).fill(0);
+  for (const v of volumes) {
+    const pred = await predictVolume(net, v.image, s, signal);
+    try {
+      for (let c = 1; c < s.classes; c++) {
+        const [p, g] = tidy(() => [pred.eq(c), v.label.eq(c)]);
+        sums[c - 1] += binaryMetrics(p, g, {}, false).dice;
+        dispose([p, g]);
+      }
+    } finally {
+      pred.dispose();
+    }
+  }
+  const perClass = sums.map((x) => x / Math.max(1, volumes.length));
+  return { dice: perClass.reduce((a, b) => a + b, 0) / perClass.length, perClass };
+}
+
+/** The papers' table: Dice, Jaccard, 95HD and ASD per class and mean, over volumes. */
+export async function evaluateVolumes(
+  net: Network,
+  volumes: Volume[],
+  s: InferenceSettings,
+  onVolume?: (id: string, done: number, total: number) => void,
+  signal?: AbortSignal,
+): Promise<MetricsTable> {
+  const table = new MetricsTable();
+  const classes = Array.from({ length: s.classes - 1 }, (_, i) => i + 1);
+  for (const [i, v] of volumes.entries()) {
+    const pred = await predictVolume(net, v.image, s, signal);
+    try {
+      table.add(v.id, await perClassMetrics(pred, v.label, { classes }));
+    } finally {
+      pred.dispose();
+    }
+    onVolume?.(v.id, i + 1, volumes.length);
+  }
+  return table;
+}
