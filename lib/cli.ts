@@ -5,29 +5,18 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 
-import { runDemo, type DemoProgress } from './demo/demo.js';
+import { registerEvaluate } from './cli/evaluate.js';
+import { intOption, UsageError } from './cli/options.js';
+import { registerPredict } from './cli/predict.js';
+import { progressReporter } from './cli/progress.js';
+import { registerTrain } from './cli/train.js';
+import { runDemo } from './demo/demo.js';
 import { packageRoot } from './native.js';
 import { buildInfo, cuda, getNumThreads, setNumThreads } from './runtime.js';
 
 const { version } = JSON.parse(readFileSync(`${packageRoot}/package.json`, 'utf8')) as { version: string };
-
-function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max)
-      throw new InvalidArgumentError(`expected an integer between ${min} and ${max}, got '${value}'`);
-    return n;
-  };
-}
-
-function progressLine(p: DemoProgress): string {
-  const width = 24;
-  const done = Math.round((p.iteration / p.iterations) * width);
-  const left = (p.elapsedSeconds / p.iteration) * (p.iterations - p.iteration);
-  return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${p.iteration}/${p.iterations} loss ${p.loss.toFixed(4)} ${left.toFixed(0)}s left`;
-}
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -45,37 +34,34 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('train a small segmentation network on synthetic cardiac-like slices and print per-class Dice')
-    .option('--iterations <n>', 'training iterations', intOption(1, 1_000_000), 300)
-    .option('--size <n>', 'image side in pixels', intOption(16, 512), 64)
+    .description('train supervised-only and BCP with the same budget on synthetic slices (or --data ACDC) and print both scores')
+    .option('--iterations <n>', 'iterations of each run', intOption(30, 1_000_000), 300)
+    .option('--size <n>', 'slice side in pixels (default 64, or 128 with --data)', intOption(32, 512))
     .option('--seed <n>', 'random seed', intOption(0), 1337)
+    .option('--data <dir>', 'an ACDC folder instead of synthetic slices')
+    .option('--out <dir>', 'output folder', 'runs/demo')
     .option('--json', 'print progress and the result as JSON lines')
-    .action(async (opts: { iterations: number; size: number; seed: number; json?: boolean }) => {
+    .action(async (opts: { iterations: number; size?: number; seed: number; data?: string; out: string; json?: boolean }) => {
       const json = Boolean(opts.json);
-      const tty = process.stdout.isTTY && !json;
-      if (!json) console.log(`semiseg demo: ${opts.iterations} iterations on synthetic ${opts.size}x${opts.size} slices, ${getNumThreads()} threads`);
+      if (!json) console.log(`semiseg demo: supervised-only vs BCP, ${opts.iterations} iterations each on ${opts.data ?? 'synthetic slices'}, ${getNumThreads()} threads`);
       const controller = new AbortController();
       process.once('SIGINT', () => controller.abort());
-      const result = await runDemo({
-        iterations: opts.iterations,
-        size: opts.size,
-        seed: opts.seed,
-        signal: controller.signal,
-        onProgress: (p) => {
-          if (json) console.log(JSON.stringify({ event: 'progress', ...p }));
-          else if (tty) process.stdout.write(`\r${progressLine(p)}`);
-          else console.log(progressLine(p));
-        },
-      });
-      if (tty) process.stdout.write('\n');
+      const report = progressReporter(json ? 'json' : process.stdout.isTTY ? 'tty' : 'lines');
+      const result = await runDemo({ iterations: opts.iterations, size: opts.size, seed: opts.seed, data: opts.data, out: opts.out, signal: controller.signal, onEvent: (_, e) => report(e) });
       if (json) {
         console.log(JSON.stringify({ event: 'result', ...result }));
-      } else {
-        const [rv, myo, lv] = result.dice.map((d) => (100 * d).toFixed(2));
-        console.log(`loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)} in ${result.seconds.toFixed(1)} s`);
-        console.log(`Dice on 16 held-out slices: RV ${rv}  Myo ${myo}  LV ${lv}  mean ${(100 * result.meanDice).toFixed(2)}`);
+        return;
+      }
+      console.log('\nvalidation Dice %      RV     Myo      LV    mean   (best iteration, time)');
+      for (const r of result.runs) {
+        const cells = [...r.perClass, r.dice].map((d) => (100 * d).toFixed(2).padStart(7)).join(' ');
+        console.log(`${r.method.padEnd(18)} ${cells}   (${r.iteration}, ${r.seconds.toFixed(0)} s)`);
       }
     });
+
+  registerTrain(program);
+  registerEvaluate(program);
+  registerPredict(program);
 
   program
     .command('info')
@@ -92,6 +78,10 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return 0;
   } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`semiseg: ${err.message}\n`);
+      return 2;
+    }
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? 0 : 2; // commander already printed its one-line message
     }

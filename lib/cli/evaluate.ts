@@ -1,0 +1,78 @@
+/** `semiseg evaluate`: the paper's table (Dice, Jaccard, 95HD, ASD per class and mean over volumes) of a checkpoint. */
+import { writeFileSync } from 'node:fs';
+
+import type { Command } from 'commander';
+
+import { loadCheckpoint, readCheckpointInfo } from '../io/checkpoint.js';
+import type { MetricsTable } from '../metrics.js';
+import { nets } from '../nets/index.js';
+import { dispose } from '../scope.js';
+import type { TrainConfig } from '../trainers/recipes.js';
+import { evaluateVolumes, type InferenceSettings } from '../trainers/validate.js';
+import { splitVolumes } from './datasets.js';
+import { UsageError } from './options.js';
+
+/** The network of a checkpoint, and how to run inference with it (from the recipe it was trained with). */
+export async function networkFromCheckpoint(path: string) {
+  const info = await readCheckpointInfo(path);
+  const net = nets.fromOptions(info.kind, info.options);
+  await loadCheckpoint(path, { network: net, restoreRng: false });
+  const c = (info.extra?.config ?? {}) as Partial<TrainConfig>;
+  const classes = Number(info.options.outChannels ?? c.classes ?? (info.kind === 'UNet2D' ? 4 : 2));
+  const settings: InferenceSettings = {
+    size: c.size ?? (info.kind === 'UNet2D' ? [256, 256] : [112, 112, 80]),
+    classes,
+    largestComponent: info.kind === 'VNet3D' && c.method === 'bcp',
+  };
+  return { net, info, settings };
+}
+
+export function formatTable(table: MetricsTable, names: Record<number, string>): string {
+  const s = table.summary();
+  const row = (label: string, m: Record<string, number>) =>
+    `${label.padEnd(12)} ${(100 * m.dice).toFixed(2).padStart(7)} ${(100 * m.jaccard).toFixed(2).padStart(8)} ${m.hd95.toFixed(2).padStart(7)} ${m.asd.toFixed(2).padStart(7)}`;
+  return [
+    `${'class'.padEnd(12)} ${'Dice %'.padStart(7)} ${'Jacc. %'.padStart(8)} ${'95HD'.padStart(7)} ${'ASD'.padStart(7)}`,
+    ...Object.entries(s.classes).map(([c, m]) => row(names[Number(c)] ?? `class ${c}`, m)),
+    row('mean', s.mean),
+    `(${s.cases} volumes; distances in voxels)`,
+  ].join('\n');
+}
+
+export function registerEvaluate(program: Command): void {
+  program
+    .command('evaluate')
+    .description("the paper's metrics of a checkpoint on a split, printed and written as JSON and CSV")
+    .requiredOption('--checkpoint <file>', 'a semiseg checkpoint (best.ckpt, final.ckpt)')
+    .requiredOption('--data <dir>', 'dataset folder (ACDC or LA layout)')
+    .option('--split <name>', 'val or test', 'test')
+    .option('--out <prefix>', 'write <prefix>.json and <prefix>.csv (default <checkpoint>.<split>)')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { checkpoint: string; data: string; split: string; out?: string; json?: boolean }) => {
+      if (opts.split !== 'val' && opts.split !== 'test') throw new UsageError(`--split: expected val or test, got '${opts.split}'`);
+      const { net, info, settings } = await networkFromCheckpoint(opts.checkpoint);
+      try {
+        const volumes = await splitVolumes(opts.data, info.kind, opts.split);
+        try {
+          const table = await evaluateVolumes(net, volumes, settings, (id, done, total) => {
+            if (!opts.json) process.stderr.write(`\revaluating ${done}/${total} (${id})\x1b[K`);
+          });
+          if (!opts.json) process.stderr.write('\n');
+          const prefix = opts.out ?? `${opts.checkpoint}.${opts.split}`;
+          const summary = { checkpoint: opts.checkpoint, split: opts.split, ...table.summary() };
+          writeFileSync(`${prefix}.json`, JSON.stringify(summary, null, 2));
+          writeFileSync(`${prefix}.csv`, table.toCSV());
+          if (opts.json) console.log(JSON.stringify(summary));
+          else {
+            const names: Record<number, string> = info.kind === 'UNet2D' ? { 1: 'RV', 2: 'Myo', 3: 'LV' } : { 1: 'LA' };
+            console.log(formatTable(table, names));
+            console.log(`written: ${prefix}.json, ${prefix}.csv`);
+          }
+        } finally {
+          for (const v of volumes) dispose([v.image, v.label]);
+        }
+      } finally {
+        net.dispose();
+      }
+    });
+}

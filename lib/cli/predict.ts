@@ -1,0 +1,76 @@
+/** `semiseg predict`: a label map of one image (.nii / .nii.gz / .h5) on the input's grid, optionally a PNG overlay. */
+import { writeFileSync } from 'node:fs';
+
+import type { Command } from 'commander';
+
+import { readH5 } from '../data/hdf5.js';
+import { readNifti, writeNiftiLabels, type NiftiImage } from '../data/nifti.js';
+import { dispose, tidy } from '../scope.js';
+import type { Tensor } from '../tensor.js';
+import { predictVolume } from '../trainers/validate.js';
+import { networkFromCheckpoint } from './evaluate.js';
+import { UsageError } from './options.js';
+import { overlayPng } from './png.js';
+
+/** A NIfTI-1 header for data without one (HDF5 input): identity affine, unit spacing. */
+function blankReference(data: Tensor, path: string): NiftiImage {
+  const header = new Uint8Array(348);
+  const v = new DataView(header.buffer);
+  v.setInt32(0, 348, true);
+  for (let k = 0; k < 8; k++) v.setFloat32(76 + 4 * k, 1, true); // pixdim
+  header.set(Buffer.from('n+1\0', 'latin1'), 344);
+  return { data, spacing: data.shape.map(() => 1), affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], header, path };
+}
+
+async function readInput(path: string): Promise<NiftiImage> {
+  if (/\.nii(\.gz)?$/.test(path)) return readNifti(path);
+  if (/\.h5$/.test(path)) {
+    const s = await readH5(path, { requireLabel: false });
+    s.label?.dispose();
+    return blankReference(s.image, path);
+  }
+  throw new UsageError(`predict: '${path}' is neither .nii, .nii.gz nor .h5`);
+}
+
+export function registerPredict(program: Command): void {
+  program
+    .command('predict')
+    .description('segment one image with a checkpoint and write the label map on its grid')
+    .argument('<input>', 'image: .nii, .nii.gz (3-D) or .h5 (the dataset layout)')
+    .requiredOption('--checkpoint <file>', 'a semiseg checkpoint')
+    .requiredOption('-o, --output <file>', 'label map to write (.nii.gz)')
+    .option('--png <file>', 'also write an overlay picture of a few slices')
+    .action(async (input: string, opts: { checkpoint: string; output: string; png?: string }) => {
+      if (!/\.nii(\.gz)?$/.test(opts.output)) throw new UsageError(`--output: '${opts.output}' must end in .nii or .nii.gz`);
+      const { net, info, settings } = await networkFromCheckpoint(opts.checkpoint);
+      const image = await readInput(input);
+      const owned: Tensor[] = [image.data];
+      try {
+        if (image.data.rank !== 3) throw new UsageError(`predict: '${input}' has ${image.data.rank} dimensions; a 3-D image is needed`);
+        // 2-D networks run slice by slice along the last NIfTI axis (the first axis of HDF5 volumes).
+        const nifti = !input.endsWith('.h5');
+        const volume = owned[owned.push(tidy(() => (info.kind === 'UNet2D' && nifti ? image.data.permute([2, 0, 1]).contiguous() : image.data.to('float32')))) - 1];
+        const pred = owned[owned.push(await predictVolume(net, volume, settings)) - 1];
+        const labels = owned[owned.push(tidy(() => (info.kind === 'UNet2D' && nifti ? pred.permute([1, 2, 0]).contiguous() : pred))) - 1];
+        await writeNiftiLabels(opts.output, labels, image);
+        console.log(`written: ${opts.output} (${labels.shape.join('x')}, classes ${[...new Set(Array.from(labels.data() as BigInt64Array, Number))].sort().join(', ')})`);
+        if (opts.png) {
+          const n = volume.shape[0];
+          const picks = [...new Set([0.3, 0.45, 0.6, 0.75].map((f) => Math.min(n - 1, Math.floor(f * n))))];
+          const axis = info.kind === 'UNet2D' ? 0 : 2;
+          const slices = picks.map((k) =>
+            tidy(() => ({
+              image: volume.narrow(axis, k, 1).squeeze(axis).contiguous().to('float32').data() as Float32Array,
+              labels: pred.narrow(axis, k, 1).squeeze(axis).contiguous().data() as BigInt64Array,
+            })),
+          );
+          const shape = volume.shape.filter((_, i) => i !== axis);
+          writeFileSync(opts.png, overlayPng(slices, shape[0], shape[1]));
+          console.log(`written: ${opts.png} (slices ${picks.join(', ')})`);
+        }
+      } finally {
+        dispose(owned);
+        net.dispose();
+      }
+    });
+}

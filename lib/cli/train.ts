@@ -1,0 +1,110 @@
+/** `semiseg train`: a recipe on a dataset, with progress, checkpoints and resume. */
+import { join } from 'node:path';
+
+import { type Command, InvalidArgumentError } from 'commander';
+
+import { train, type TrainEvent } from '../trainers/loop.js';
+import { recipeNames, resolveConfig, RECIPES, type TrainConfig } from '../trainers/recipes.js';
+import { trainData } from './datasets.js';
+import { intOption, UsageError } from './options.js';
+import { progressReporter } from './progress.js';
+
+function sizeOption(value: string): number[] {
+  const parts = value.split(/[x,]/).map((s) => Number(s.trim()));
+  if (parts.some((n) => !Number.isInteger(n) || n < 16)) throw new InvalidArgumentError(`expected sizes like 256 or 256x256 (each >= 16), got '${value}'`);
+  return parts;
+}
+
+function setOption(value: string, previous: Record<string, unknown> = {}): Record<string, unknown> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got '${value}'`);
+  const key = value.slice(0, eq);
+  const raw = value.slice(eq + 1);
+  let parsed: unknown = raw;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    // a bare string such as --set teacherMode=eval
+  }
+  return { ...previous, [key]: parsed };
+}
+
+interface TrainOpts {
+  recipe: string;
+  data: string;
+  labeled?: number;
+  iterations?: number;
+  pretrainIterations?: number;
+  batchSize?: number;
+  labeledBatch?: number;
+  size?: number[];
+  lr?: string;
+  validateEvery?: number;
+  valCases?: number;
+  seed?: number;
+  device?: string;
+  out?: string;
+  resume?: boolean;
+  json?: boolean;
+  set?: Record<string, unknown>;
+}
+
+export function configFrom(opts: TrainOpts): TrainConfig {
+  if (!RECIPES[opts.recipe]) throw new UsageError(`--recipe: unknown recipe '${opts.recipe}' (one of ${recipeNames().join(', ')})`);
+  const base = RECIPES[opts.recipe];
+  const o: Partial<TrainConfig> = { ...(opts.set as Partial<TrainConfig>) };
+  if (opts.labeled !== undefined) o.labeled = opts.labeled;
+  if (opts.iterations !== undefined) o.iterations = opts.iterations;
+  if (opts.pretrainIterations !== undefined) o.pretrainIterations = opts.pretrainIterations;
+  if (opts.batchSize !== undefined) o.batchSize = opts.batchSize;
+  if (opts.labeledBatch !== undefined) o.labeledBatch = opts.labeledBatch;
+  if (opts.size !== undefined) o.size = opts.size.length === 1 ? base.size.map(() => opts.size![0]) : opts.size;
+  if (opts.lr !== undefined) o.lr = Number(opts.lr);
+  if (opts.validateEvery !== undefined) o.validateEvery = opts.validateEvery;
+  if (opts.valCases !== undefined) o.valCases = opts.valCases;
+  if (opts.seed !== undefined) o.seed = opts.seed;
+  if (opts.device !== undefined) o.device = opts.device;
+  try {
+    return resolveConfig(opts.recipe, o);
+  } catch (err) {
+    throw new UsageError((err as Error).message.replace(/^resolveConfig\(\): (argument )?/, 'option '));
+  }
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train a published method (a recipe) on a dataset; checkpoints and log.jsonl go to --out')
+    .requiredOption('--recipe <name>', `one of ${recipeNames().join(', ')}`)
+    .requiredOption('--data <dir>', "dataset folder (ACDC or LA layout), or 'synthetic'")
+    .option('--labeled <n>', 'labeled patients (ACDC) or volumes (LA)', intOption(1))
+    .option('--iterations <n>', 'training iterations (BCP: self-training)', intOption(1))
+    .option('--pretrain-iterations <n>', 'BCP pre-training iterations', intOption(0))
+    .option('--batch-size <n>', 'batch size', intOption(1))
+    .option('--labeled-batch <n>', 'labeled items per batch', intOption(1))
+    .option('--size <s>', 'slice size or patch, e.g. 256 or 112x112x80', sizeOption)
+    .option('--lr <x>', 'base learning rate')
+    .option('--validate-every <n>', 'iterations between validations', intOption(1))
+    .option('--val-cases <n>', 'validate on the first n volumes only', intOption(1))
+    .option('--seed <n>', 'random seed', intOption(0))
+    .option('--device <d>', 'cpu, cuda or cuda:N')
+    .option('--set <key=value>', 'override any recipe setting (repeatable), e.g. --set emaAlpha=0.999', setOption)
+    .option('--out <dir>', 'output folder (default runs/<recipe>)')
+    .option('--resume', 'continue from <out>/last.ckpt')
+    .option('--json', 'progress as JSON lines')
+    .action(async (opts: TrainOpts) => {
+      const config = configFrom(opts);
+      const data = trainData(opts.data, config);
+      const controller = new AbortController();
+      const onSignal = () => controller.abort();
+      process.once('SIGINT', onSignal);
+      const mode = opts.json ? 'json' : process.stdout.isTTY ? 'tty' : 'lines';
+      const report: (e: TrainEvent) => void = progressReporter(mode);
+      try {
+        await train(config, { data, out: opts.out ?? join('runs', config.recipe), resume: Boolean(opts.resume), signal: controller.signal, onEvent: report });
+      } finally {
+        process.removeListener('SIGINT', onSignal);
+        data.dispose();
+      }
+    });
+}

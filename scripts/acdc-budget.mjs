@@ -1,0 +1,34 @@
+// The CPU-budget ACDC comparison of issue 6: supervised-only, BCP and Co-DA with 7 labeled patients,
+// reduced slice size and iterations (same budget for each), validation Dice on val.list.
+//   node scripts/acdc-budget.mjs <ACDC root> <out dir> [iterations=600] [size=128]
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { setNumThreads, trainers } from '../dist/lib/index.js';
+
+const [root, out, iterationsArg, sizeArg, ...methods] = process.argv.slice(2);
+const iterations = Number(iterationsArg ?? 600);
+const size = Number(sizeArg ?? 128);
+setNumThreads(2);
+const runs = {
+  'supervised-acdc': { iterations, batchSize: 4, labeledBatch: 4 },
+  'bcp-acdc': { pretrainIterations: Math.round(iterations / 3), iterations: iterations - Math.round(iterations / 3), batchSize: 8, labeledBatch: 4 },
+  'coda-acdc': { iterations, batchSize: 8, labeledBatch: 4 },
+};
+const results = {};
+for (const recipe of methods.length ? methods : Object.keys(runs)) {
+  const config = trainers.resolveConfig(recipe, { labeled: 7, size: [size, size], validateEvery: 100, ...runs[recipe] });
+  const data = trainers.acdcData(root, { patients: 7, size: [size, size] });
+  const r = await trainers.train(config, {
+    data,
+    out: join(out, recipe),
+    onEvent: (e) => {
+      if (e.type === 'validation') console.log(`${recipe} ${e.stage} ${e.iteration}: val Dice ${e.dice.toFixed(4)} (best ${e.bestDice.toFixed(4)})`);
+      if (e.type === 'iteration' && e.iteration % 50 === 0) console.log(`${recipe} ${e.stage} ${e.iteration}/${e.iterations} loss ${e.loss.toFixed(4)} eta ${e.etaSeconds.toFixed(0)} s`);
+    },
+  });
+  data.dispose();
+  results[recipe] = { best: r.best, validations: r.validations, seconds: r.seconds, config };
+  writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 2));
+}
+console.log(JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.best?.dice])), null, 2));
