@@ -1,6 +1,8 @@
-// The command line: the demo trains (loss falls, Dice printed), bad arguments give one line and exit 2.
+// The command line: the demo trains both runs (loss falls, Dice printed), bad arguments give one line and exit 2.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { repoRoot } from './helpers/reference.js';
@@ -8,30 +10,43 @@ import { repoRoot } from './helpers/reference.js';
 const cli = join(repoRoot, 'dist/lib/cli.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
 
-test('demo --json trains: the loss falls and Dice is reported for three classes', (t) => {
-  const r = run('demo', '--iterations', '150', '--json', '--threads', '1');
+test('demo --json trains supervised-only and BCP and reports validation Dice for three classes', (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'semiseg-demo-'));
+  const r = run('demo', '--iterations', '45', '--size', '32', '--json', '--threads', '1', '--out', out);
   t.is(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  const progress = lines.filter((l) => l.event === 'progress');
-  t.is(progress.length, 6);
-  t.is(progress.at(-1)!.iteration, 150);
-  const result = lines.at(-1)! as { event: string; dice: number[]; meanDice: number; firstLoss: number; lastLoss: number };
+  t.true(lines.some((l) => l.type === 'iteration' && l.stage === 'pretrain'), 'BCP pre-training progress');
+  const result = lines.at(-1)! as { event: string; runs: { method: string; perClass: number[]; dice: number; firstLoss: number; lastLoss: number }[] };
   t.is(result.event, 'result');
-  t.is(result.dice.length, 3);
-  t.true(result.lastLoss < result.firstLoss / 3, `loss ${result.firstLoss} -> ${result.lastLoss}`);
-  t.true(result.meanDice > 0.6, `mean Dice ${result.meanDice}`);
+  t.deepEqual(result.runs.map((x) => x.method), ['supervised', 'bcp']);
+  for (const run of result.runs) {
+    t.is(run.perClass.length, 3);
+    t.true(run.lastLoss < run.firstLoss, `${run.method} loss ${run.firstLoss} -> ${run.lastLoss}`);
+    t.true(Math.abs(run.dice - run.perClass.reduce((a, b) => a + b, 0) / 3) < 1e-9);
+  }
+  t.true(existsSync(join(out, 'bcp', 'best.ckpt')) && existsSync(join(out, 'supervised', 'final.ckpt')));
 });
 
 test('demo prints a human summary', (t) => {
-  const r = run('demo', '--iterations', '5', '--size', '32');
+  const out = mkdtempSync(join(tmpdir(), 'semiseg-demo-'));
+  const r = run('demo', '--iterations', '30', '--size', '32', '--out', out);
   t.is(r.status, 0, r.stderr);
-  t.regex(r.stdout, /semiseg demo: 5 iterations on synthetic 32x32 slices/);
-  t.regex(r.stdout, /Dice on 16 held-out slices: RV \d+\.\d\d {2}Myo \d+\.\d\d {2}LV \d+\.\d\d {2}mean \d+\.\d\d/);
+  t.regex(r.stdout, /semiseg demo: supervised-only vs BCP, 30 iterations each on synthetic slices/);
+  t.regex(r.stdout, /supervised +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d +\(\d+, \d+ s\)/);
+  t.regex(r.stdout, /bcp +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d/);
 });
 
 for (const [args, message] of [
-  [['demo', '--iterations', 'abc'], /option '--iterations <n>' argument 'abc' is invalid. expected an integer between 1 and 1000000/],
-  [['demo', '--size', '8'], /argument '8' is invalid. expected an integer between 16 and 512/],
+  [['demo', '--iterations', 'abc'], /option '--iterations <n>' argument 'abc' is invalid. expected an integer between 30 and 1000000/],
+  [['demo', '--size', '8'], /argument '8' is invalid. expected an integer between 32 and 512/],
+  [['train', '--data', 'synthetic'], /required option '--recipe <name>' not specified/],
+  [['train', '--recipe', 'nope', '--data', 'synthetic'], /--recipe: unknown recipe 'nope' \(one of supervised-acdc, mt-acdc, bcp-acdc, coda-acdc/],
+  [['train', '--recipe', 'bcp-acdc', '--data', 'synthetic', '--batch-size', '5'], /option 'labeledBatch' must be at most batchSize \(5\), got 12/],
+  [['train', '--recipe', 'bcp-acdc', '--data', '/no/such/dir'], /--data: '\/no\/such\/dir' does not exist/],
+  [['train', '--recipe', 'bcp-acdc', '--data', 'synthetic', '--set', 'emaAlpah=0.9'], /unknown key 'emaAlpah'/],
+  [['train', '--recipe', 'bcp-acdc', '--data', 'synthetic', '--size', '8'], /expected sizes like 256 or 256x256 \(each >= 16\), got '8'/],
+  [['evaluate', '--checkpoint', 'x.ckpt', '--data', 'synthetic', '--split', 'train'], /--split: expected val or test, got 'train'/],
+  [['predict', 'in.png', '--checkpoint', 'x.ckpt', '-o', 'out.png'], /--output: 'out.png' must end in .nii or .nii.gz/],
   [['--threads', '0', 'info'], /argument '0' is invalid. expected an integer between 1 and 1024/],
   [['train-everything'], /unknown command 'train-everything'/],
   [['demo', '--bogus'], /unknown option '--bogus'/],

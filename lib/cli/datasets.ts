@@ -10,7 +10,15 @@ import { UsageError } from './options.js';
 
 export function trainData(dir: string, c: TrainConfig): TrainData {
   if (dir === 'synthetic') {
-    return syntheticData({ spatialDims: c.network === 'UNet2D' ? 2 : 3, labeled: c.labeled, size: c.size[0], valCases: c.valCases, seed: c.seed });
+    const threeD = c.network === 'VNet3D';
+    return syntheticData({
+      spatialDims: threeD ? 3 : 2,
+      labeled: c.labeled,
+      size: threeD ? Math.max(...c.size) + 16 : c.size[0],
+      patch: threeD ? (c.size as [number, number, number]) : undefined,
+      valCases: c.valCases,
+      seed: c.seed,
+    });
   }
   if (!existsSync(dir)) throw new UsageError(`--data: '${dir}' does not exist`);
   if (c.dataset === 'acdc' || c.dataset === 'synthetic-2d') {

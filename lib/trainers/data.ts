@@ -38,10 +38,16 @@ export interface TrainData {
 
 function cached(loader: () => Promise<Volume[]>): { get: () => Promise<Volume[]>; free: () => void } {
   let p: Promise<Volume[]> | null = null;
+  let loaded: Volume[] = [];
   return {
-    get: () => (p ??= loader()),
+    get: () =>
+      (p ??= loader().then((vs) => {
+        loaded = vs;
+        return vs;
+      })),
     free: () => {
-      void p?.then((vs) => vs.forEach((v) => dispose([v.image, v.label])));
+      for (const v of loaded) dispose([v.image, v.label]);
+      loaded = [];
       p = null;
     },
   };
@@ -130,6 +136,8 @@ export interface SyntheticDataOptions {
   size?: number;
   valCases?: number;
   seed?: number;
+  /** 3-D training patch (each a multiple of 16 for the V-Net); default 3/4 of the volume, rounded down to 16. */
+  patch?: [number, number, number];
 }
 
 /** Generated cardiac-like slices (2-D, 4 classes) or blob volumes (3-D, 2 classes). */
@@ -169,7 +177,7 @@ export function syntheticData(o: SyntheticDataOptions = {}): TrainData {
     };
   }
   const shape: [number, number, number] = [size, size, Math.max(16, Math.round(size / 32) * 16)];
-  const patch: [number, number, number] = [Math.floor((shape[0] * 3) / 4), Math.floor((shape[1] * 3) / 4), shape[2]];
+  const patch = o.patch ?? (shape.map((s) => Math.max(16, Math.floor((s * 0.75) / 16) * 16)) as [number, number, number]);
   const train = syntheticBlobs({ n, shape, seed });
   const valSet = syntheticBlobs({ n: valCases, shape, seed: seed + 1 });
   const vx = shape[0] * shape[1] * shape[2];

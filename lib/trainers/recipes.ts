@@ -86,6 +86,7 @@ const base = {
   threshold: 0.5,
   marginalMomentum: 0.99,
   alignEps: 1e-6,
+  valCases: undefined as number | undefined,
 };
 
 const acdc = {
