@@ -56,3 +56,11 @@ export {
 } from './metrics.js';
 export { slidingWindowInference, sliceInference, probabilitiesToLabels, type SlidingWindowOptions } from './infer.js';
 export * as trainers from './trainers/index.js';
+export { readH5, type Sample, type ReadH5Options } from './data/hdf5.js';
+export { readNifti, writeNiftiLabels, type NiftiImage } from './data/nifti.js';
+export { readNnUnetDataset, type NnUnetCase, type NnUnetDataset } from './data/nnunet.js';
+export { readList, acdcPatient, acdcSplit, laSplit, acdcSlicePath, acdcVolumePath, laVolumePath, type SplitLists } from './data/datasets.js';
+export { acdcAugment, laAugment, rotateNearest, zoomNearest, randomCrop, type Random } from './data/augment.js';
+export { TwoStreamBatchSampler } from './data/sampler.js';
+export { PrefetchLoader, type Item, type Batch, type LoaderOptions } from './data/loader.js';
+export { prng, syntheticCardiac, syntheticBlobs } from './demo/synthetic.js';

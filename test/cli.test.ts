@@ -1,10 +1,12 @@
 // The command line: the demo trains both runs (loss falls, Dice printed), bad arguments give one line and exit 2.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { readH5, readNifti } from '../lib/index.js';
+import { dataDir } from './helpers/data.js';
 import { repoRoot } from './helpers/reference.js';
 
 const cli = join(repoRoot, 'dist/lib/cli.js');
@@ -67,4 +69,33 @@ test('info and --version', (t) => {
   const v = run('--version');
   t.is(v.status, 0);
   t.regex(v.stdout, /^\d+\.\d+\.\d+/);
+});
+
+test('train, then evaluate and predict with its checkpoint (real ACDC data)', async (t) => {
+  if (!dataDir) return t.pass('no ../shared/data');
+  const out = mkdtempSync(join(tmpdir(), 'semiseg-cli-'));
+  const acdc = join(dataDir, 'ACDC');
+  const tr = run('train', '--recipe', 'supervised-acdc', '--data', acdc, '--labeled', '1', '--iterations', '4', '--batch-size', '2', '--labeled-batch', '2', '--size', '32', '--validate-every', '4', '--val-cases', '1', '--out', out, '--json', '--threads', '1');
+  t.is(tr.status, 0, tr.stderr);
+  const events = tr.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+  t.deepEqual([...new Set(events.map((e) => e.type))], ['start', 'stage', 'iteration', 'checkpoint', 'validation', 'done']);
+  const ckpt = join(out, 'best.ckpt');
+  const ev = run('evaluate', '--checkpoint', ckpt, '--data', acdc, '--split', 'val', '--json', '--out', join(out, 'val'));
+  t.is(ev.status, 0, ev.stderr);
+  const summary = JSON.parse(ev.stdout) as { cases: number; classes: Record<string, { dice: number; hd95: number }>; mean: { dice: number } };
+  t.is(summary.cases, 20);
+  t.deepEqual(Object.keys(summary.classes), ['1', '2', '3']);
+  t.true(existsSync(join(out, 'val.json')) && existsSync(join(out, 'val.csv')));
+  t.is(readFileSync(join(out, 'val.csv'), 'utf8').trim().split('\n').length, 1 + 20 * 3);
+  const input = join(acdc, 'data', 'patient002_frame01.h5');
+  const pr = run('predict', input, '--checkpoint', ckpt, '-o', join(out, 'p.nii.gz'), '--png', join(out, 'p.png'));
+  t.is(pr.status, 0, pr.stderr);
+  const written = await readNifti(join(out, 'p.nii.gz'));
+  const source = await readH5(input);
+  t.deepEqual(written.data.shape, source.image.shape);
+  t.deepEqual([...readFileSync(join(out, 'p.png')).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const missing = run('evaluate', '--checkpoint', join(out, 'none.ckpt'), '--data', acdc);
+  t.is(missing.status, 1);
+  t.regex(missing.stderr, /^semiseg: .*none\.ckpt/);
+  t.false(/\n\s+at /.test(missing.stderr));
 });

@@ -118,3 +118,9 @@ test('the two-stream sampler: labeled then unlabeled, one labeled pass per epoch
   t.is(a.epoch, 2);
   t.throws(() => new TwoStreamBatchSampler([1], unlabeled, { batchSize: 4, labeledBatch: 2 }), { message: /1 labeled items cannot fill a labeled batch of 2/ });
 });
+
+test('the package entry exports the data readers, splits, augmentations and loaders', async (t) => {
+  const pkg = (await import('../lib/index.js')) as Record<string, unknown>;
+  for (const name of ['readH5', 'readNifti', 'writeNiftiLabels', 'readNnUnetDataset', 'acdcSplit', 'laSplit', 'acdcAugment', 'laAugment', 'TwoStreamBatchSampler', 'PrefetchLoader', 'syntheticCardiac'])
+    t.is(typeof pkg[name], 'function', name);
+});
