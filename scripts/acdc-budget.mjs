@@ -13,7 +13,8 @@ setNumThreads(2);
 const runs = {
   'supervised-acdc': { iterations, batchSize: 4, labeledBatch: 4 },
   'bcp-acdc': { pretrainIterations: Math.round(iterations / 3), iterations: iterations - Math.round(iterations / 3), batchSize: 8, labeledBatch: 4 },
-  'coda-acdc': { iterations, batchSize: 8, labeledBatch: 4 },
+  // the ramp-up (200 units of 150 iterations, for 30k iterations) scaled to the budget
+  'coda-acdc': { iterations, batchSize: 8, labeledBatch: 4, rampup: Math.max(1, Math.round((200 * iterations) / 30000)) },
 };
 const results = {};
 for (const recipe of methods.length ? methods : Object.keys(runs)) {
