@@ -10,7 +10,7 @@ import { largestConnectedComponent } from '../../metrics.js';
 import { nets } from '../../nets/index.js';
 import { bidirectionalCopyPaste, regionWeightedCeDice, type Box } from '../../ops.js';
 import { noGrad } from '../../runtime.js';
-import { tidy } from '../../scope.js';
+import { dispose, tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
 import { emaUpdate } from '../../train/ema.js';
 import type { Optimizer } from '../../train/optimizer.js';
@@ -91,7 +91,9 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
           optimizer = sgd(student, c);
           if (resuming) return;
           if (bestOfPrevious) await loadCheckpoint(bestOfPrevious, { network: student, restoreRng: false });
-          teacher.loadStateDict(student.stateDict());
+          const weights = student.stateDict();
+          teacher.loadStateDict(weights);
+          dispose(weights);
         },
         async step(batch, it) {
           const bag = new Bag();
@@ -99,14 +101,18 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
             const l = bag.add(batch.images.narrow(0, 0, L));
             const y = bag.add(batch.labels.narrow(0, 0, L));
             const u = bag.add(batch.images.narrow(0, L, L));
-            const plab = bag.add(await pseudoLabels(u));
+            // As the official code: the teacher sees each unlabeled half, and the student each mix, in its
+            // own forward pass (BatchNorm statistics per half).
+            const plabA = bag.add(await pseudoLabels(bag.add(u.narrow(0, 0, K))));
+            const plabB = bag.add(await pseudoLabels(bag.add(u.narrow(0, K, K))));
+            const plab = bag.add(cat([plabA, plabB], 0));
             const m = bidirectionalCopyPaste(l, y, u, plab, boxFor(l, it, 1), { alpha: c.alpha, pairing: c.pairing });
             Object.values(m).forEach((t) => bag.add(t));
-            const input = bag.add(cat([m.mixedIn, m.mixedOut], 0));
             student.train();
-            const logits = bag.add(await student.forward(input));
-            const lin = bag.add(loss(bag.add(logits.narrow(0, 0, K)), m.targetIn, m.weightIn));
-            const lout = bag.add(loss(bag.add(logits.narrow(0, K, K)), m.targetOut, m.weightOut));
+            const outIn = bag.add(await student.forward(m.mixedIn));
+            const outOut = bag.add(await student.forward(m.mixedOut));
+            const lin = bag.add(loss(outIn, m.targetIn, m.weightIn));
+            const lout = bag.add(loss(outOut, m.targetOut, m.weightOut));
             const total = bag.add(lin.add(lout));
             const value = finiteLoss(total, it);
             optimizer.zeroGrad();

@@ -90,7 +90,7 @@ export function coda(c: TrainConfig, inChannels: number): MethodRuntime {
             nets2.forEach((n) => n.train());
             const logits = [bag.add(await net1.forward(batch.images)), bag.add(await net2.forward(batch.images))];
             const sup = logits.map((lg) => bag.add(ceDiceLoss(bag.add(lg.narrow(0, 0, L)), y, c.dice)));
-            const q = noGrad(() => [0, 1].map((k) => align(k as 0 | 1, bag.add(logits[k].detach().softmax(1)), bag)));
+            const q = noGrad(() => [0, 1].map((k) => align(k as 0 | 1, bag.add(bag.add(logits[k].detach()).softmax(1)), bag)));
             const unl = logits.map((lg) => bag.add(lg.narrow(0, L, B - L)));
             const oe1 = overExpectation(0, unl[1], q[0], bag); // net1's pseudo-labels teach net2
             const oe2 = overExpectation(1, unl[0], q[1], bag);
