@@ -3,6 +3,7 @@
  * budget on synthetic cardiac-like slices (or, with `data`, on an ACDC folder), then reports each one's
  * validation Dice per class. Minutes on a CPU.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { readCheckpointInfo } from '../io/checkpoint.js';
@@ -16,7 +17,7 @@ export interface DemoOptions {
   /** Slice side. Default 64 (synthetic) or 128 (ACDC). */
   size?: number;
   seed?: number;
-  /** An ACDC folder (train_slices.list ...); default: synthetic slices. */
+  /** An ACDC folder (train_slices.list ...) or a folder holding `ACDC/`; default: synthetic slices. */
   data?: string;
   /** Labeled patients with `data` (default 7); labeled synthetic slices otherwise (default 8). */
   labeled?: number;
@@ -54,9 +55,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     resolveConfig('bcp-acdc', { ...common, pretrainIterations: pre, iterations: iterations - pre, batchSize: 8, labeledBatch: 4 }),
   ];
   const runs: DemoRun[] = [];
+  // `data` may be the ACDC folder or a folder holding it (../shared/data)
+  const root = options.data && !existsSync(join(options.data, 'train_slices.list')) ? join(options.data, 'ACDC') : options.data;
+  if (root && !existsSync(join(root, 'train_slices.list'))) throw new Error(`demo: '${options.data}' holds no ACDC data (train_slices.list)`);
   for (const config of configs) {
-    const data: TrainData = options.data
-      ? acdcData(options.data, { patients: labeled, size: [size, size], valCases: 6 })
+    const data: TrainData = root
+      ? acdcData(root, { patients: labeled, size: [size, size], valCases: 6 })
       : syntheticData({ labeled, unlabeled: 40, size, seed, valCases: 3 });
     try {
       const r = await train(config, { data, out: join(out, config.method), signal: options.signal, onEvent: (e) => options.onEvent?.(config.method, e) });
