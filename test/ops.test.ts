@@ -4,7 +4,7 @@
 // the empty / all-ignored cases.
 import test from 'ava';
 
-import { manualSeed, ops, rand, randint, randn, tensor, tidy, zeros, type Tensor } from '../lib/index.js';
+import { cuda, manualSeed, ops, rand, randint, randn, tensor, tidy, zeros, type Tensor } from '../lib/index.js';
 import { gradients, maxAbsDiff, num, numericGradient } from './helpers/grad.js';
 
 const spatial2 = [7, 9];
@@ -275,4 +275,59 @@ test('fused ops name the bad argument', (t) => {
     });
     t.throws(() => ops.overExpectationCe(logits, p, tensor([0.5, 0.5])), { message: /argument 'expectations' must be a 1-D tensor of 3 values/ });
   });
+});
+
+test('on CUDA the fused ops equal their CPU results (float32; float16 and bfloat16 within their precision)', (t) => {
+  if (!cuda.isAvailable()) return t.pass('no CUDA device');
+  manualSeed(17);
+  for (const shape of [
+    [4, 4, 33, 47],
+    [2, 2, 9, 17, 12],
+    [3, 9, 16, 16],
+  ]) {
+    tidy(() => {
+      const tag = shape.join('x');
+      const px = [shape[0], ...shape.slice(2)];
+      const x = randn(shape);
+      const target = randint(px, 0, shape[1]);
+      const w = rand(px);
+      const q = randn(shape).mul(2).softmax(1);
+      const e = rand([shape[1]]).mul(0.4).add(0.3);
+      const piL = marginal(shape[1]);
+      const piU = marginal(shape[1]);
+      const r = randn(shape);
+      const box = { start: px.slice(1).map((s) => Math.floor(s / 4)), size: px.slice(1).map((s) => Math.floor(s / 2)) };
+      const half = shape[0] - (shape[0] % 2);
+      const l = randn([half, 2, ...px.slice(1)]);
+      const u = randn([half, 2, ...px.slice(1)]);
+      const y = randint([half, ...px.slice(1)], 0, shape[1]);
+      const cases: [string, (v: Tensor, device: 'cpu' | 'cuda', dtype: 'float32' | 'float16' | 'bfloat16') => Tensor, Tensor][] = [
+        ['regionWeightedCeDice', (v, d, dt) => ops.regionWeightedCeDice(v, target.to(d), { weights: w.to(d).to(dt), dice: 'linear', perSample: true }), x],
+        ['marginalAlign', (v, d) => ops.marginalAlign(v, piL.to(d), piU.to(d)).to('float32').mul(r.to(d)).sum(), q],
+        ['overExpectationCe', (v, d, dt) => ops.overExpectationCe(v, q.to(d).to(dt), e.to(d)).loss, x],
+        ['bidirectionalCopyPaste', (v, d, dt) => {
+          const m = ops.bidirectionalCopyPaste(v, y.to(d), u.to(d).to(dt), y.to(d), box, { pairing: 'inFirst' });
+          return m.mixedIn.to('float32').square().sum().add(m.mixedOut.to('float32').sum()).add(m.targetIn.to('float32').sum());
+        }, l],
+      ];
+      for (const [name, f, input] of cases) {
+        const [gCpu] = gradients((v) => f(v, 'cpu', 'float32'), [input]);
+        const vCpu = num(f(input, 'cpu', 'float32'));
+        for (const [dtype, tol] of [['float32', 1e-4], ['float16', 2e-2], ['bfloat16', 1e-1]] as const) {
+          const onGpu = input.to('cuda').to(dtype);
+          const vGpu = num(f(onGpu, 'cuda', dtype));
+          t.true(Math.abs(vGpu - vCpu) <= tol * Math.max(1, Math.abs(vCpu)), `${tag} ${name} ${dtype}: ${vGpu} vs ${vCpu}`);
+          const [gGpu] = gradients((v) => f(v, 'cuda', dtype), [onGpu]);
+          const err = maxAbsDiff(gGpu.to('cpu').to('float32'), gCpu);
+          t.true(err <= tol * Math.max(1, num(gCpu.abs().max())), `${tag} ${name} ${dtype} gradient differs by ${err}`);
+        }
+      }
+      const a = ops.bidirectionalCopyPaste(l, y, u, y, box, { pairing: 'inFirst', alpha: 0.25 });
+      const b = ops.bidirectionalCopyPaste(l.to('cuda'), y.to('cuda'), u.to('cuda'), y.to('cuda'), box, { pairing: 'inFirst', alpha: 0.25 });
+      for (const k of ['mixedIn', 'targetIn', 'weightIn', 'mixedOut', 'targetOut', 'weightOut'] as const) sameTensors(t, a[k], b[k].to('cpu'), `${tag} copy-paste ${k} on CUDA`);
+      const m = ops.classMarginals(q, { mask: w.gt(0.5) });
+      const mg = ops.classMarginals(q.to('cuda'), { mask: w.gt(0.5).to('cuda') });
+      t.true(maxAbsDiff(m.means, mg.means.to('cpu')) < 1e-5 && num(m.count) === num(mg.count), `${tag} classMarginals on CUDA`);
+    });
+  }
 });
