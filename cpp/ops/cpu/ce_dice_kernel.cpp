@@ -91,9 +91,10 @@ at::Tensor ceDiceBackward(const at::Tensor& logitsIn, const at::Tensor& targetIn
       SoftmaxTile<scalar_t> tile(C);
       std::vector<A> g(C * kTile);
       A wt[kTile], dot[kTile];
+      int32_t lbl[kTile];  // 32-bit labels: compared with 32-bit class ids, the loops below vectorise
       forTiles(b, e, P, [&](int64_t n, int64_t s0, int64_t s1) {
         const int64_t len = s1 - s0;
-        const int64_t* lbl = tp + n * P + s0;
+        for (int64_t j = 0; j < len; ++j) lbl[j] = static_cast<int32_t>(tp[n * P + s0 + j]);
         tile.load(xp, n, s0, s1, P);
         const A* a = co + (perSample ? n : 0) * 2 * C;
         const A* bb = a + C;
@@ -101,18 +102,20 @@ at::Tensor ceDiceBackward(const at::Tensor& logitsIn, const at::Tensor& targetIn
           wt[j] = wp ? static_cast<A>(wp[n * P + s0 + j]) : A(1);
           dot[j] = 0;
         }
-        for (int64_t c = 0; c < C; ++c) {
-          const A* pc = tile.p.data() + c * kTile;
-          A* gc = g.data() + c * kTile;
+        for (int32_t c = 0; c < C; ++c) {
+          const A* __restrict pc = tile.p.data() + c * kTile;
+          A* __restrict gc = g.data() + c * kTile;
+          const A ac = a[c], bc = bb[c];
           for (int64_t j = 0; j < len; ++j) {
-            gc[j] = wt[j] * (bb[c] * (squared ? 2 * pc[j] : A(1)) + (lbl[j] == c ? a[c] : A(0)));
+            const A yc = lbl[j] == c ? A(1) : A(0);
+            gc[j] = wt[j] * (bc * (squared ? 2 * pc[j] : A(1)) + ac * yc);
             dot[j] += pc[j] * gc[j];
           }
         }
-        for (int64_t c = 0; c < C; ++c) {
-          const A* pc = tile.p.data() + c * kTile;
-          const A* gc = g.data() + c * kTile;
-          scalar_t* out = gp + (n * C + c) * P + s0;
+        for (int32_t c = 0; c < C; ++c) {
+          const A* __restrict pc = tile.p.data() + c * kTile;
+          const A* __restrict gc = g.data() + c * kTile;
+          scalar_t* __restrict out = gp + (n * C + c) * P + s0;
           for (int64_t j = 0; j < len; ++j) {
             const A y = lbl[j] == c ? A(1) : A(0);
             out[j] = static_cast<scalar_t>(pc[j] * (gc[j] - dot[j]) + k * wt[j] * (pc[j] - y));
