@@ -13,5 +13,7 @@ namespace semiseg::binding {
 void postJob(std::function<void()> job);
 void setMaxConcurrentJobs(int n);  // 1..64; threads are added, never removed
 int maxConcurrentJobs();
+// Process exit: start no more jobs, wait (at most 30 s) for the running ones. Irreversible.
+void drainForExit();
 
 }  // namespace semiseg::binding

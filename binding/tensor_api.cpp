@@ -182,6 +182,11 @@ Napi::Value setMaxConcurrentJobsJs(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value prepareExitJs(const Napi::CallbackInfo& info) {
+  drainForExit();
+  return info.Env().Undefined();
+}
+
 Napi::Value maxConcurrentJobsJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), maxConcurrentJobs());
 }
@@ -220,6 +225,7 @@ void registerTensorApi(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaSynchronize", Napi::Function::New<cudaSynchronizeJs>(env, "cudaSynchronize"));
   exports.Set("setMaxConcurrentJobs", Napi::Function::New<setMaxConcurrentJobsJs>(env, "setMaxConcurrentJobs"));
   exports.Set("maxConcurrentJobs", Napi::Function::New<maxConcurrentJobsJs>(env, "maxConcurrentJobs"));
+  exports.Set("prepareExit", Napi::Function::New<prepareExitJs>(env, "prepareExit"));
   exports.Set("pendingJobs", Napi::Function::New<pendingJobsJs>(env, "pendingJobs"));
   exports.Set("opNames", Napi::Function::New<opNamesJs>(env, "opNames"));
 }

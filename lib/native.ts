@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 
 /** A native tensor handle: owns one LibTorch tensor until disposed (or garbage-collected). */
 export interface NativeTensorHandle {
@@ -123,6 +124,8 @@ export interface Native {
   opNames(): string[];
   setMaxConcurrentJobs(n: number): void;
   maxConcurrentJobs(): number;
+  /** Process exit: starts no more native jobs and waits (at most 30 s) for running ones. Irreversible. */
+  prepareExit(): void;
   pendingJobs(): number;
   fromRawBytes(bytes: Uint8Array, shape: number[], dtype: string): NativeTensorHandle;
   toRawBytes(handle: NativeTensorHandle): Uint8Array;
@@ -194,3 +197,7 @@ function load(): Native {
 }
 
 export const native: Native = load();
+
+// LibTorch's static destructors must not run under a compute thread that is still working: on the main
+// thread's exit (process.exit(), an uncaught exception, the loop running dry) wait for running jobs.
+if (isMainThread) process.on('exit', () => native.prepareExit());

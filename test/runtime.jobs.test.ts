@@ -1,5 +1,6 @@
 // The native job queue: bounded concurrency, a pending count, and workers terminated with jobs queued.
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 
@@ -49,4 +50,21 @@ test.serial('a worker thread terminated with native jobs queued does not take th
   a.dispose();
   b.dispose();
   t.is(liveTensors(), start);
+});
+
+test.serial('a process that exits while native jobs run ends with its own exit code, not a crash', (t) => {
+  const entry = JSON.stringify(join(repoRoot, 'dist/lib/index.js'));
+  const cases: Array<[string, string, number]> = [
+    // an uncaught exception while a forward is in flight (exit code 139 before the fix, half the time)
+    ['uncaught', `const s = await import(${entry}); const net = s.nets.UNet2D({ inChannels: 1, outChannels: 4 }); s.tidy(() => net.forward(s.ones([2, 1, 64, 64])));`, 1],
+    // process.exit() with jobs running and queued
+    ['exit', `const s = await import(${entry}); const a = s.rand([700, 700]); for (let i = 0; i < 4; i++) a.matmulAsync(a); setTimeout(() => process.exit(3), 5);`, 3],
+  ];
+  for (const [name, code, expected] of cases) {
+    for (let run = 0; run < 6; run++) {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60000 });
+      t.is(r.signal, null, `${name} run ${run}: killed by ${r.signal}`);
+      t.is(r.status, expected, `${name} run ${run}: ${r.stderr.slice(-300)}`);
+    }
+  }
 });
