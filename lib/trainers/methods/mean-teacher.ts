@@ -7,6 +7,7 @@ import { randn } from '../../create.js';
 import { ceDiceLoss, softmaxMse } from '../../losses.js';
 import { nets } from '../../nets/index.js';
 import { noGrad } from '../../runtime.js';
+import { tidy } from '../../scope.js';
 import { emaUpdate } from '../../train/ema.js';
 import type { TrainConfig } from '../recipes.js';
 import { Bag, finiteLoss, rampup, setMode, sgd, type MethodRuntime } from './common.js';
@@ -31,7 +32,7 @@ export function meanTeacher(c: TrainConfig, inChannels: number): MethodRuntime {
           try {
             const B = batch.images.shape[0];
             const u = bag.add(batch.images.narrow(0, L, B - L));
-            const noise = bag.add(randn(u.shape, { device: u.device }).mul(0.1).clamp(-0.2, 0.2));
+            const noise = bag.add(tidy(() => randn(u.shape, { device: u.device }).mul(0.1).clamp(-0.2, 0.2)));
             const teacherIn = bag.add(u.add(noise));
             student.train();
             const logits = bag.add(await student.forward(batch.images));
