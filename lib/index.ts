@@ -57,7 +57,9 @@ export {
 export { slidingWindowInference, sliceInference, probabilitiesToLabels, type SlidingWindowOptions } from './infer.js';
 export * as trainers from './trainers/index.js';
 export { readH5, type Sample, type ReadH5Options } from './data/hdf5.js';
-export { readNifti, writeNiftiLabels, type NiftiImage } from './data/nifti.js';
+export { readNifti, parseNifti, writeNiftiLabels, encodeNiftiLabels, type NiftiImage } from './data/nifti.js';
+export { Segmenter, networkFromCheckpoint } from './segmenter.js';
+export { type InferenceSettings } from './trainers/validate.js';
 export { readNnUnetDataset, type NnUnetCase, type NnUnetDataset } from './data/nnunet.js';
 export { readList, acdcPatient, acdcSplit, laSplit, acdcSlicePath, acdcVolumePath, laVolumePath, type SplitLists } from './data/datasets.js';
 export { acdcAugment, laAugment, rotateNearest, zoomNearest, randomCrop, type Random } from './data/augment.js';

@@ -3,29 +3,12 @@ import { writeFileSync } from 'node:fs';
 
 import type { Command } from 'commander';
 
-import { loadCheckpoint, readCheckpointInfo } from '../io/checkpoint.js';
 import type { MetricsTable } from '../metrics.js';
-import { nets } from '../nets/index.js';
 import { dispose } from '../scope.js';
-import type { TrainConfig } from '../trainers/recipes.js';
-import { evaluateVolumes, type InferenceSettings } from '../trainers/validate.js';
+import { networkFromCheckpoint } from '../segmenter.js';
+import { evaluateVolumes } from '../trainers/validate.js';
 import { splitVolumes } from './datasets.js';
 import { UsageError } from './options.js';
-
-/** The network of a checkpoint, and how to run inference with it (from the recipe it was trained with). */
-export async function networkFromCheckpoint(path: string) {
-  const info = await readCheckpointInfo(path);
-  const net = nets.fromOptions(info.kind, info.options);
-  await loadCheckpoint(path, { network: net, restoreRng: false });
-  const c = (info.extra?.config ?? {}) as Partial<TrainConfig>;
-  const classes = Number(info.options.outChannels ?? c.classes ?? (info.kind === 'UNet2D' ? 4 : 2));
-  const settings: InferenceSettings = {
-    size: c.size ?? (info.kind === 'UNet2D' ? [256, 256] : [112, 112, 80]),
-    classes,
-    largestComponent: info.kind === 'VNet3D' && c.method === 'bcp',
-  };
-  return { net, info, settings };
-}
 
 export function formatTable(table: MetricsTable, names: Record<number, string>): string {
   const s = table.summary();

@@ -8,7 +8,7 @@ import { readNifti, writeNiftiLabels, type NiftiImage } from '../data/nifti.js';
 import { dispose, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
 import { predictVolume } from '../trainers/validate.js';
-import { networkFromCheckpoint } from './evaluate.js';
+import { networkFromCheckpoint } from '../segmenter.js';
 import { UsageError } from './options.js';
 import { overlayPng } from './png.js';
 

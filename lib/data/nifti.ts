@@ -61,6 +61,7 @@ function quaternAffine(v: DataView, le: boolean, pixdim: number[]): number[][] {
   return [...r.map((row, n) => [row[0] * i, row[1] * j, row[2] * k, off[n]]), [0, 0, 0, 1]];
 }
 
+/** Reads a NIfTI-1 image (.nii or .nii.gz) from a file. */
 export async function readNifti(path: string): Promise<NiftiImage> {
   checkPath('readNifti', path);
   let bytes: Buffer;
@@ -69,6 +70,16 @@ export async function readNifti(path: string): Promise<NiftiImage> {
   } catch (err) {
     throw fail(path, `cannot be read: ${(err as Error).message}`);
   }
+  return parseNifti(bytes, path);
+}
+
+/**
+ * Decodes a NIfTI-1 image held in memory (gzip-compressed or not), e.g. an upload. `name` is used in
+ * errors and as the image's `path`. Throws an Error naming `name` for anything that is not a valid image.
+ */
+export function parseNifti(input: Uint8Array, name = '<buffer>'): NiftiImage {
+  const path = name;
+  let bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
       bytes = gunzipSync(bytes);
@@ -130,8 +141,16 @@ export async function readNifti(path: string): Promise<NiftiImage> {
  * Atomic: a temporary file, flushed, then renamed.
  */
 export async function writeNiftiLabels(path: string, labels: Tensor, reference: NiftiImage): Promise<void> {
-  const fn = 'writeNiftiLabels';
-  checkPath(fn, path);
+  checkPath('writeNiftiLabels', path);
+  await writeFileAtomic(path, [encodeNiftiLabels(labels, reference, { gzip: path.endsWith('.gz'), fn: 'writeNiftiLabels' })]);
+}
+
+/**
+ * Encodes `labels` as a NIfTI-1 label map on the grid of `reference` (see writeNiftiLabels), in memory:
+ * gzip-compressed unless `gzip` is false.
+ */
+export function encodeNiftiLabels(labels: Tensor, reference: NiftiImage, options: { gzip?: boolean; fn?: string } = {}): Buffer {
+  const fn = options.fn ?? 'encodeNiftiLabels';
   tensorArg(fn, 'labels', labels);
   const refShape = reference.data.shape;
   if (labels.shape.join('x') !== refShape.join('x'))
@@ -165,6 +184,5 @@ export async function writeNiftiLabels(path: string, labels: Tensor, reference: 
     if (size === 1) v.setUint8(352 + n, Number(flat[n]));
     else v.setInt16(352 + 2 * n, Number(flat[n]), le);
   }
-  const body = path.endsWith('.gz') ? gzipSync(out) : out;
-  await writeFileAtomic(path, [body]);
+  return options.gzip === false ? out : gzipSync(out);
 }
