@@ -1,11 +1,12 @@
 /**
- * The exact shape of the native addon (binding/), and its loading through node-gyp-build.
+ * The exact shape of the native addon (binding/), and its loading (lib/addon.ts: a source build, or the prebuild that matches the LibTorch found).
  * Data crosses the boundary by copy in both directions: a TypedArray is copied into a new tensor,
  * and reading a tensor copies its values into a fresh TypedArray.
  */
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
+
+import { loadAddon, type AddonChoice } from './addon.js';
 
 /** A native tensor handle: owns one LibTorch tensor until disposed (or garbage-collected). */
 export interface NativeTensorHandle {
@@ -180,13 +181,17 @@ export interface Native {
 /** The package root (holds build/ and prebuilds/), from dist/lib/native.js. */
 export const packageRoot = fileURLToPath(new URL('../..', import.meta.url));
 
+/** How the addon was found (a source build or a prebuild, and the LibTorch it runs on). */
+export let addonChoice: AddonChoice;
+
 function load(): Native {
-  const require = createRequire(import.meta.url);
-  const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
   try {
-    return nodeGypBuild(packageRoot) as Native;
+    const { addon, choice } = loadAddon<Native>(packageRoot);
+    addonChoice = choice;
+    return addon;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
+    if (reason.startsWith('semiseg:')) throw err;
     throw new Error(
       `semiseg: the native addon could not be loaded (${reason.split('\n')[0]}). ` +
         'Build it with `npm run build` (it needs LibTorch: set LIBTORCH or TORCH_ROOT, or put a python3 ' +

@@ -1,5 +1,5 @@
 /** Process-wide controls: seeding, threads, grad mode, CUDA, leak counting, build facts. */
-import { native, type BuildInfo } from './native.js';
+import { addonChoice, native, type BuildInfo } from './native.js';
 import { checkFunction, checkInt } from './validate.js';
 
 /** Seeds LibTorch's CPU (and CUDA) generators. */
@@ -63,9 +63,9 @@ export function externalMemory(): number {
   return native.externalMemory();
 }
 
-/** What the addon was built against. */
-export function buildInfo(): BuildInfo {
-  return native.buildInfo();
+/** What the addon was built against, and which addon file was loaded (a source build or a prebuild). */
+export function buildInfo(): BuildInfo & { addonFile: string; addonKind: 'source build' | 'prebuild' } {
+  return { ...native.buildInfo(), addonFile: addonChoice.file, addonKind: addonChoice.kind };
 }
 
 export const cuda = {
