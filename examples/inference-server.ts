@@ -1,0 +1,249 @@
+/**
+ * A small segmentation service on node:http: it loads a checkpoint once and answers `POST /segment` with a
+ * NIfTI body (.nii or .nii.gz) by returning the label map as .nii.gz on the input's grid.
+ *
+ *   node dist/examples/inference-server.js --checkpoint runs/bcp-acdc/best.ckpt [--port 8080]
+ *   curl --data-binary @patient001_frame01.nii.gz http://localhost:8080/segment -o labels.nii.gz
+ *
+ * Guards: a bounded queue of jobs (503 with Retry-After when full), a body size limit (413), a per-request
+ * timeout (408 while uploading, 504 during inference, which is cancelled), 400 for bodies that are not a
+ * 3-D NIfTI image. `GET /health` reports the model, the queue and the live tensor count.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+
+import { Command } from 'commander';
+
+import { encodeNiftiLabels, liveTensors, parseNifti, Segmenter, setMaxConcurrentJobs, type NiftiImage, type Tensor } from '../lib/index.js';
+
+export interface InferenceServerOptions {
+  /** A semiseg checkpoint (best.ckpt, final.ckpt). */
+  checkpoint: string;
+  /** Largest accepted body in bytes (default 256 MiB). */
+  maxBodyBytes?: number;
+  /** Segmentations running at once (default 1; each uses all of LibTorch's intra-op threads). */
+  concurrency?: number;
+  /** Requests allowed to wait for a slot beyond those running (default 8). */
+  maxQueue?: number;
+  /** Time limit of a request, upload and inference together, in ms (default 120 s). */
+  timeoutMs?: number;
+}
+
+export interface InferenceServer {
+  server: Server;
+  segmenter: Segmenter;
+  /** Stops accepting connections, waits for running jobs, frees the model. */
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** At most `concurrency` jobs run; up to `maxQueue` more wait in order; the rest are refused. */
+class JobQueue {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(
+    private readonly concurrency: number,
+    private readonly maxQueue: number,
+  ) {}
+
+  get stats() {
+    return { running: this.running, waiting: this.waiting.length };
+  }
+
+  /** Resolves when a slot is free; throws 503 when the queue is full, or the signal's reason when aborted. */
+  async acquire(signal: AbortSignal): Promise<() => void> {
+    if (this.running < this.concurrency) {
+      this.running++;
+      return () => this.release();
+    }
+    if (this.waiting.length >= this.maxQueue) throw new HttpError(503, 'busy: the job queue is full, try again later', { 'retry-after': '5' });
+    await new Promise<void>((resolve, reject) => {
+      const wake = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        const i = this.waiting.indexOf(wake);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(wake);
+    });
+    this.running++;
+    return () => this.release();
+  }
+
+  private release(): void {
+    this.running--;
+    this.waiting.shift()?.();
+  }
+
+  idle(): boolean {
+    return this.running === 0 && this.waiting.length === 0;
+  }
+}
+
+/** Reads the whole body, refusing it (413) as soon as it passes `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number, signal: AbortSignal): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    return Promise.reject(new HttpError(413, `body of ${declared} bytes is over the limit of ${limit} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onAbort = () => reject(new HttpError(408, 'timed out while receiving the body'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new HttpError(413, `body is over the limit of ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(Buffer.concat(chunks, size));
+    });
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  // an early reply (413) closes the connection so the client stops sending
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close', ...headers });
+  res.end(text);
+}
+
+/** Starts the service on `port` (0: any free port) of `host`. */
+export async function startInferenceServer(options: InferenceServerOptions, port = 0, host = '127.0.0.1'): Promise<InferenceServer> {
+  const limit = options.maxBodyBytes ?? 256 * 1024 * 1024;
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const concurrency = options.concurrency ?? 1;
+  const queue = new JobQueue(concurrency, options.maxQueue ?? 8);
+  setMaxConcurrentJobs(Math.max(1, concurrency));
+  const segmenter = await Segmenter.load(options.checkpoint);
+
+  async function segment(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new HttpError(504, `timed out after ${timeoutMs} ms`)), timeoutMs);
+    // the client went away: cancel its work
+    res.on('close', () => {
+      if (!res.writableFinished) controller.abort(new HttpError(499, 'client closed the connection'));
+    });
+    let image: NiftiImage | undefined;
+    let labels: Tensor | undefined;
+    try {
+      if (queue.stats.waiting >= (options.maxQueue ?? 8)) throw new HttpError(503, 'busy: the job queue is full, try again later', { 'retry-after': '5' });
+      const body = await readBody(req, limit, controller.signal);
+      if (body.length === 0) throw new HttpError(400, 'empty body: send a NIfTI image (.nii or .nii.gz)');
+      try {
+        image = parseNifti(body, 'upload');
+      } catch (err) {
+        throw new HttpError(400, (err as Error).message.replace(/^readNifti\(\): /, ''));
+      }
+      if (image.data.rank !== 3) throw new HttpError(400, `upload has ${image.data.rank} dimensions; a 3-D image is needed`);
+      const release = await queue.acquire(controller.signal);
+      try {
+        labels = await segmenter.segmentNifti(image, controller.signal);
+      } finally {
+        release();
+      }
+      const out = encodeNiftiLabels(labels, image, { gzip: true });
+      res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': out.length, 'x-semiseg-shape': labels.shape.join('x') });
+      res.end(out);
+    } catch (err) {
+      const e = controller.signal.aborted && controller.signal.reason instanceof HttpError && !(err instanceof HttpError) ? controller.signal.reason : err;
+      if (e instanceof HttpError) sendJson(res, e.status, { error: e.message }, e.headers);
+      else {
+        console.error('inference-server: internal error:', e);
+        sendJson(res, 500, { error: 'internal error' });
+      }
+    } finally {
+      clearTimeout(timer);
+      image?.data.dispose();
+      labels?.dispose();
+    }
+  }
+
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/health' && req.method === 'GET') {
+      sendJson(res, 200, { status: 'ok', model: segmenter.info.kind, classes: segmenter.settings.classes, ...queue.stats, liveTensors: liveTensors() });
+    } else if (url.pathname === '/segment') {
+      if (req.method !== 'POST') sendJson(res, 405, { error: `use POST for /segment, not ${req.method}` }, { allow: 'POST' });
+      else void segment(req, res);
+    } else {
+      sendJson(res, 404, { error: `no route ${req.method} ${url.pathname}; use POST /segment or GET /health` });
+    }
+  });
+  server.requestTimeout = timeoutMs + 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    server,
+    segmenter,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      while (!queue.idle()) await new Promise((r) => setTimeout(r, 10));
+      segmenter.dispose();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const program = new Command('inference-server')
+    .requiredOption('--checkpoint <file>', 'a semiseg checkpoint')
+    .option('--port <n>', 'port', '8080')
+    .option('--host <h>', 'address to listen on', '127.0.0.1')
+    .option('--concurrency <n>', 'segmentations at once', '1')
+    .option('--max-queue <n>', 'waiting requests allowed', '8')
+    .option('--max-body-mb <n>', 'largest upload in MiB', '256')
+    .option('--timeout-s <n>', 'time limit of a request', '120')
+    .parse();
+  const o = program.opts();
+  const s = await startInferenceServer(
+    {
+      checkpoint: o.checkpoint,
+      concurrency: Number(o.concurrency),
+      maxQueue: Number(o.maxQueue),
+      maxBodyBytes: Number(o.maxBodyMb) * 1024 * 1024,
+      timeoutMs: Number(o.timeoutS) * 1000,
+    },
+    Number(o.port),
+    o.host,
+  );
+  const a = s.server.address() as AddressInfo;
+  console.log(`semiseg inference server (${s.segmenter.info.kind}) on http://${a.address}:${a.port}: POST /segment, GET /health`);
+  const stop = () => void s.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    console.error(`inference-server: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}
