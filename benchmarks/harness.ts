@@ -4,7 +4,7 @@
  * min/max, peak memory, and ratios semiseg / reference (below 1.0: semiseg is faster).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -97,4 +97,81 @@ export function writeReport(name: string, meta: Record<string, unknown>, results
   ].join('\n');
   writeFileSync(`${base}.md`, md);
   return md;
+}
+
+/** Options every benchmark takes: `--device cpu|cuda --threads N --iterations N --full --cases a,b`. */
+export interface BenchOptions {
+  device: 'cpu' | 'cuda';
+  threads: number;
+  iterations: number;
+  warmup: number;
+  /** The spec's full shapes instead of the CPU-sized ones. */
+  full: boolean;
+  /** Case names to run (all when undefined). */
+  cases?: string[];
+}
+
+export function parseBenchArgs(argv = process.argv.slice(2)): BenchOptions & { flags: Set<string> } {
+  const value = (name: string) => {
+    const i = argv.indexOf(name);
+    if (i < 0) return undefined;
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
+    return v;
+  };
+  const positive = (name: string, fallback: number) => {
+    const v = value(name);
+    const n = v === undefined ? fallback : Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${v}'`);
+    return n;
+  };
+  const device = (value('--device') ?? 'cpu') as 'cpu' | 'cuda';
+  if (device !== 'cpu' && device !== 'cuda') throw new Error(`--device must be cpu or cuda, got '${device}'`);
+  const cases = value('--cases')
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  return {
+    device,
+    threads: positive('--threads', 2),
+    iterations: positive('--iterations', 10),
+    warmup: 3,
+    full: argv.includes('--full'),
+    cases,
+    flags: new Set(argv.filter((a) => a.startsWith('--'))),
+  };
+}
+
+/** The reference python: SEMISEG_PYTHON, else this checkout's .venv. */
+export function referencePythonPath(): string {
+  const python = process.env.SEMISEG_PYTHON ?? join(repoRoot, '.venv/bin/python3');
+  if (!existsSync(python)) throw new Error(`no reference python at ${python} (run npm run setup or set SEMISEG_PYTHON)`);
+  return python;
+}
+
+/** Times `run` (warm-up first), synchronising with `sync` before each clock read; seconds. */
+export async function timeRuns(run: () => unknown, n: number, warmup: number, sync: () => void): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await run();
+  sync();
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await run();
+    sync();
+    out.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return out;
+}
+
+/** True when `url` (import.meta.url) is the script node was started with. */
+export function isMain(url: string): boolean {
+  return process.argv[1] !== undefined && fileURLToPath(url) === process.argv[1];
+}
+
+/** Runs a benchmark script's main, printing an error in one line and exiting 1 on failure. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  });
 }

@@ -3,42 +3,26 @@
  * same work from ordinary tensor ops in semiseg (ops.composite), and that composite in PyTorch
  * (benchmarks/reference/bench_ops.py). Targets: fused >= 2x faster than the composite on CPU, >= 3x on
  * GPU, and on GPU >= 70 % of the device-to-device copy bandwidth measured in the same run.
- *   node dist/benchmarks/ops.js [--device cpu|cuda] [--threads N] [--iterations N]
+ *   node dist/benchmarks/ops.js [--device cpu|cuda] [--threads N] [--iterations N] [--cases a,b]
+ * (also part of `npm run bench`).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-
 import { cuda, manualSeed, ops, rand, randint, randn, setNumThreads, tidy } from '../lib/index.js';
-import { Reference, machine, repoRoot, stats, writeReport, type CaseResult } from './harness.js';
+import { Reference, isMain, machine, parseBenchArgs, referencePythonPath, runMain, stats, timeRuns, writeReport, type BenchOptions, type CaseResult } from './harness.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : fallback;
-};
-const device = opt('--device', 'cpu') as 'cpu' | 'cuda';
-const threads = Number(opt('--threads', '2'));
-const iterations = Number(opt('--iterations', '10'));
-const warmup = 3;
-
-// name, shape, and the bytes a single pass must at least read and write (for GPU bandwidth).
-const cases: [string, number[]][] = [
-  ['copy-paste-acdc', [24, 1, 256, 256]],
-  ['copy-paste-la', [8, 1, 112, 112, 80]],
-  ['ce-dice-acdc', [12, 4, 256, 256]],
-  ['ce-dice-la', [4, 2, 112, 112, 80]],
-  ['marginal-align', [12, 4, 256, 256]],
-  ['over-expectation-ce', [12, 4, 256, 256]],
-];
-
-const sync = () => {
-  if (device === 'cuda') cuda.synchronize();
+/** The cases and their shapes (the spec's, on CPU too: each op is fast enough). */
+export const OP_CASES: Record<string, number[]> = {
+  'copy-paste-acdc': [24, 1, 256, 256],
+  'copy-paste-la': [8, 1, 112, 112, 80],
+  'ce-dice-acdc': [12, 4, 256, 256],
+  'ce-dice-la': [4, 2, 112, 112, 80],
+  'marginal-align': [12, 4, 256, 256],
+  'over-expectation-ce': [12, 4, 256, 256],
 };
 
 type Impl = typeof ops | typeof ops.composite;
 
 // One forward + backward of `name` with implementation `impl`, on inputs made once.
-function makeCase(name: string, shape: number[]): (impl: Impl) => void {
+function makeCase(name: string, shape: number[], device: 'cpu' | 'cuda'): (impl: Impl) => void {
   const [n, c, ...sp] = shape;
   const on = { device };
   const x = randn(shape, on).setRequiresGrad();
@@ -73,67 +57,63 @@ function makeCase(name: string, shape: number[]): (impl: Impl) => void {
   return (impl) => tidy(() => (impl.overExpectationCe(x, q, e).loss.backward(), x.zeroGrad()));
 }
 
-function time(run: () => void, n: number): number[] {
-  for (let i = 0; i < warmup; i++) run();
-  sync();
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    run();
-    sync();
-    out.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  return out;
-}
-
 // Device-to-device copy bandwidth (bytes read + written per second) of a 256 MiB float32 tensor.
-function copyBandwidth(): number {
-  const src = randn([64, 1024, 1024], { device });
-  const times = time(() => src.clone().dispose(), 10);
-  const s = stats(times, 0);
+async function copyBandwidth(o: BenchOptions, sync: () => void): Promise<number> {
+  const src = randn([64, 1024, 1024], { device: o.device });
+  const times = await timeRuns(() => src.clone().dispose(), 10, o.warmup, sync);
   src.dispose();
-  return (2 * 64 * 1024 * 1024 * 4) / s.median;
+  return (2 * 64 * 1024 * 1024 * 4) / stats(times, 0).median;
 }
 
-async function main() {
-  const python = process.env.SEMISEG_PYTHON ?? join(repoRoot, '.venv/bin/python3');
-  if (!existsSync(python)) throw new Error(`no reference python at ${python} (run npm run setup or set SEMISEG_PYTHON)`);
-  if (device === 'cuda' && !cuda.isAvailable()) throw new Error('--device cuda: this build has no CUDA or no GPU is visible');
-  setNumThreads(threads);
+/** Runs the selected op cases (fused, semiseg composite, PyTorch composite), alternating blocks. */
+export async function runOps(o: BenchOptions, python = referencePythonPath()): Promise<{ results: CaseResult[]; meta: Record<string, unknown> }> {
+  const selected = o.cases ?? Object.keys(OP_CASES);
+  for (const name of selected) if (!OP_CASES[name]) throw new Error(`--cases: unknown op case '${name}' (one of ${Object.keys(OP_CASES).join(', ')})`);
+  if (o.device === 'cuda' && !cuda.isAvailable()) throw new Error('--device cuda: this build has no CUDA or no GPU is visible');
+  const sync = () => {
+    if (o.device === 'cuda') cuda.synchronize();
+  };
+  setNumThreads(o.threads);
   const ref = new Reference(python, 'bench_ops.py');
-  const refInfo = await ref.send<{ torch: string; threads: number }>({ cmd: 'setup', threads, device });
-  const bandwidth = device === 'cuda' ? copyBandwidth() : undefined;
-  const results: CaseResult[] = [];
-  for (const [name, shape] of cases) {
-    manualSeed(0);
-    const run = makeCase(name, shape);
-    const fused: number[] = [];
-    const comp: number[] = [];
-    const theirs: number[] = [];
-    let refRss = 0;
-    for (let round = 0; round < 2; round++) {
-      fused.push(...time(() => run(ops), Math.ceil(iterations / 2)));
-      comp.push(...time(() => run(ops.composite), Math.ceil(iterations / 2)));
-      const r = await ref.send<{ times: number[]; peak_rss_kb: number }>({ cmd: 'run', case: name, shape, warmup, iterations: Math.ceil(iterations / 2) });
-      theirs.push(...r.times);
-      refRss = r.peak_rss_kb;
+  try {
+    const refInfo = await ref.send<{ torch: string; threads: number }>({ cmd: 'setup', threads: o.threads, device: o.device });
+    const bandwidth = o.device === 'cuda' ? await copyBandwidth(o, sync) : undefined;
+    const results: CaseResult[] = [];
+    const half = Math.ceil(o.iterations / 2);
+    for (const name of selected) {
+      const shape = OP_CASES[name];
+      manualSeed(0);
+      const run = makeCase(name, shape, o.device);
+      const fused: number[] = [];
+      const comp: number[] = [];
+      const theirs: number[] = [];
+      let refRss = 0;
+      for (let round = 0; round < 2; round++) {
+        fused.push(...(await timeRuns(() => run(ops), half, o.warmup, sync)));
+        comp.push(...(await timeRuns(() => run(ops.composite), half, o.warmup, sync)));
+        const r = await ref.send<{ times: number[]; peak_rss_kb: number }>({ cmd: 'run', case: name, shape, warmup: o.warmup, iterations: half });
+        theirs.push(...r.times);
+        refRss = r.peak_rss_kb;
+      }
+      const s = stats(fused, process.resourceUsage().maxRSS);
+      const cs = stats(comp, process.resourceUsage().maxRSS);
+      const rs = stats(theirs, refRss);
+      results.push({ case: name, shape, semiseg: s, reference: rs, ratio: s.median / rs.median, composite: cs, compositeRatio: s.median / cs.median });
+      const ms = (v: number) => (v * 1000).toFixed(2);
+      console.error(
+        `${name} ${shape.join('x')}: fused ${ms(s.median)} ms, composite ${ms(cs.median)} ms (x${(cs.median / s.median).toFixed(1)}), PyTorch ${ms(rs.median)} ms (x${(rs.median / s.median).toFixed(1)})`,
+      );
     }
-    const s = stats(fused, process.resourceUsage().maxRSS);
-    const cs = stats(comp, process.resourceUsage().maxRSS);
-    const rs = stats(theirs, refRss);
-    results.push({ case: name, shape, semiseg: s, reference: rs, ratio: s.median / rs.median, composite: cs, compositeRatio: s.median / cs.median });
-    const ms = (v: number) => (v * 1000).toFixed(2);
-    console.error(
-      `${name} ${shape.join('x')}: fused ${ms(s.median)} ms, composite ${ms(cs.median)} ms (x${(cs.median / s.median).toFixed(1)}), PyTorch ${ms(rs.median)} ms (x${(rs.median / s.median).toFixed(1)})`,
-    );
+    return { results, meta: { reference: refInfo, copyBandwidthGBs: bandwidth && bandwidth / 1e9 } };
+  } finally {
+    ref.close();
   }
-  ref.close();
-  const meta = { bench: 'ops', device, threads, iterations, machine: machine(), reference: refInfo, copyBandwidthGBs: bandwidth && bandwidth / 1e9 };
-  console.log(writeReport(`ops-${device}`, meta, results));
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
-
+if (isMain(import.meta.url)) {
+  runMain(async () => {
+    const o = parseBenchArgs();
+    const { results, meta } = await runOps(o);
+    console.log(writeReport(`ops-${o.device}`, { bench: 'ops', device: o.device, threads: o.threads, iterations: o.iterations, machine: machine(), ...meta }, results));
+  });
+}

@@ -6,6 +6,10 @@ bench_ops.py:
   {"cmd": "setup", "threads": T, "device": "cpu" | "cuda"}
   {"cmd": "run", "case": NAME, "shape": [B, 1, ...spatial], "warmup": W, "iterations": N}
       -> {"times": [seconds...], "peak_rss_kb": K, "peak_cuda_bytes": M}
+  {"cmd": "parity", "case": NAME, "shape": [...], "dir": D, "seed": S, "lr": LR, "box": {"start", "size"}, "w": W}
+      -> {"loss": L}: one iteration from the weights and batch in D/init.pt ("student.*" or "net1.*" /
+      "net2.*", "x", "labels"), torch.manual_seed(S) before it (dropout masks), the given box (BCP) and
+      cross-supervision weight (Co-DA); the updated weights go to D/reference_after.pt.
 
 Cases: bcp-acdc-step (U-Net 2D), bcp-la-step (V-Net 3D), coda-acdc-step (two U-Nets). The batch is the
 labeled half followed by the unlabeled half (B / 2 each), as semiseg's two-stream sampler makes it.
@@ -87,18 +91,33 @@ def update_ema_variables(model, ema_model, alpha):
         ema_param.data.mul_(alpha).add_((1 - alpha) * param.data)
 
 
-def make_bcp(kind, shape):
+def fixed_box_mask(spatial, box):
+    m = torch.ones(spatial, device=_device)
+    m[tuple(slice(a, a + z) for a, z in zip(box["start"], box["size"]))] = 0
+    return m
+
+
+def load_init(modules, init):
+    """Weights from init ("<name>.<key>") into each module of `modules` (a dict name -> module)."""
+    for name, mod in modules.items():
+        prefix = name + "."
+        mod.load_state_dict({k[len(prefix):]: v for k, v in init.items() if k.startswith(prefix)})
+
+
+def make_bcp(kind, shape, init=None, box=None, lr=0.01):
     torch.manual_seed(0)
     np.random.seed(0)
     la = kind == "vnet3d"
     classes = 2 if la else 4
     student = nets.build(kind).to(_device)
+    if init is not None:
+        load_init({"student": student}, init)
     teacher = copy.deepcopy(student)
     for p in teacher.parameters():
         p.detach_()
-    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    x = torch.randn(shape, device=_device)
-    labels = torch.randint(0, classes, [shape[0], *shape[2:]], device=_device)
+    opt = torch.optim.SGD(student.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+    x = torch.randn(shape, device=_device) if init is None else init["x"].to(_device)
+    labels = torch.randint(0, classes, [shape[0], *shape[2:]], device=_device) if init is None else init["labels"].to(_device)
     B = shape[0]
     L = B // 2
     K = L // 2
@@ -116,7 +135,7 @@ def make_bcp(kind, shape):
                 plab = largest_cc_la((p >= 0.5).long()[:, 1].contiguous())
             else:
                 plab = largest_cc_acdc(torch.max(p, 1)[1])
-            M = box_mask(spatial)
+            M = box_mask(spatial) if box is None else fixed_box_mask(spatial, box)
         Mi = M.unsqueeze(0).unsqueeze(0)
         if la:  # LA pairs the first halves in the out-mix, the second halves in the in-mix
             (ia, ib) = (slice(K, L), slice(0, K))
@@ -145,22 +164,25 @@ def make_bcp(kind, shape):
             update_ema_variables(student, teacher, 0.99)
         else:
             update_model_ema(student, teacher, 0.99)
-        loss.item()
+        return loss.item()
 
+    once.modules = {"student": student, "teacher": teacher}
     return once
 
 
 # ---------------------------------------------------------------- Co-DA
 
 
-def make_coda(shape):
+def make_coda(shape, init=None, w=1.0, lr=0.01):
     torch.manual_seed(0)
     classes = 4
     net1 = nets.build("unet2d").to(_device)
     net2 = nets.build("unet2d").to(_device)
-    opt = torch.optim.SGD([*net1.parameters(), *net2.parameters()], lr=0.01, momentum=0.9, weight_decay=1e-4)
-    x = torch.randn(shape, device=_device)
-    labels = torch.randint(0, classes, [shape[0], *shape[2:]], device=_device)
+    if init is not None:
+        load_init({"net1": net1, "net2": net2}, init)
+    opt = torch.optim.SGD([*net1.parameters(), *net2.parameters()], lr=lr, momentum=0.9, weight_decay=1e-4)
+    x = torch.randn(shape, device=_device) if init is None else init["x"].to(_device)
+    labels = torch.randint(0, classes, [shape[0], *shape[2:]], device=_device) if init is None else init["labels"].to(_device)
     L = shape[0] // 2
     m = 0.99
     # per network: EMA of labeled / unlabeled marginals and of the per-class expectation (None until seen)
@@ -202,13 +224,33 @@ def make_coda(shape):
                 count = torch.bincount(flat, minlength=classes)
                 mean = torch.zeros(classes, device=_device).index_add_(0, flat, conf.flatten()) / count.clamp_min(1)
                 s["e"] = ema(s["e"], mean, count > 0)
-        total = sup[0] + sup[1] + 1.0 * (oe[0] + oe[1])
+        total = sup[0] + sup[1] + w * (oe[0] + oe[1])
         opt.zero_grad()
         total.backward()
         opt.step()
-        total.item()
+        return total.item()
 
+    once.modules = {"net1": net1, "net2": net2}
     return once
+
+
+def parity(c):
+    """One iteration from given weights, batch, box and seed; the updated weights are written beside."""
+    init = torch.load(os.path.join(c["dir"], "init.pt"))
+    shape = c["shape"]
+    if c["case"] == "bcp-acdc-step":
+        once = make_bcp("unet2d", shape, init, c["box"], c["lr"])
+    elif c["case"] == "bcp-la-step":
+        once = make_bcp("vnet3d", shape, init, c["box"], c["lr"])
+    elif c["case"] == "coda-acdc-step":
+        once = make_coda(shape, init, c["w"], c["lr"])
+    else:
+        raise ValueError(c["case"])
+    torch.manual_seed(c["seed"])
+    loss = once()
+    after = {f"{name}.{k}": v.detach().cpu() for name, mod in once.modules.items() for k, v in mod.state_dict().items()}
+    torch.save(after, os.path.join(c["dir"], "reference_after.pt"))
+    return {"loss": loss}
 
 
 def _setup(case, shape):
@@ -233,6 +275,8 @@ def main():
             torch.set_num_threads(c["threads"])
             _device = c.get("device", "cpu")
             out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": _device}
+        elif c["cmd"] == "parity":
+            out = parity(c)
         else:
             once = _setup(c["case"], c["shape"])
             for _ in range(c["warmup"]):

@@ -3,5 +3,5 @@ export { train, buildMethod, inferenceSettings, type TrainEvent, type TrainOptio
 export { RECIPES, METHODS, recipeNames, resolveConfig, type TrainConfig, type Method } from './recipes.js';
 export { acdcData, laData, syntheticData, type TrainData, type Volume, type AcdcDataOptions, type LaDataOptions, type SyntheticDataOptions } from './data.js';
 export { evaluateVolumes, predictVolume, validateDice, type InferenceSettings, type ValidationResult } from './validate.js';
-export { randomBox } from './methods/bcp.js';
+export { randomBox, bcpBox } from './methods/bcp.js';
 export { rampup } from './methods/common.js';

@@ -24,6 +24,11 @@ export function randomBox(spatial: number[], ratio: number, rand: () => number):
   return { start: spatial.map((s, i) => Math.floor(rand() * Math.max(1, s - size[i]))), size };
 }
 
+/** The box BCP uses at iteration `it` (1-based) of stage `stage` (0: pre-training, 1: self-training). */
+export function bcpBox(c: TrainConfig, spatial: number[], it: number, stage: number): Box {
+  return randomBox(spatial, c.boxRatio, prng((c.seed * 31 + stage * 1009 + it * 97) >>> 0));
+}
+
 export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
   const student = nets.fromOptions(c.network, { inChannels, outChannels: c.classes }).to(c.device as 'cpu');
   const teacher = student.clone();
@@ -33,7 +38,7 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
   const dims = c.network === 'UNet2D' ? 2 : 3;
   const loss = (logits: Tensor, target: Tensor, weights: Tensor) =>
     regionWeightedCeDice(logits, target, { weights, dice: c.dice.squared ? 'squared' : 'linear', perSample: c.dice.perSample, smooth: c.dice.smooth, includeBackground: c.dice.includeBackground });
-  const boxFor = (x: Tensor, it: number, stage: number) => randomBox(x.shape.slice(2), c.boxRatio, prng((c.seed * 31 + stage * 1009 + it * 97) >>> 0));
+  const boxFor = (x: Tensor, it: number, stage: number) => bcpBox(c, x.shape.slice(2), it, stage);
 
   // Teacher pseudo-labels of the unlabeled images, largest component kept per foreground class.
   async function pseudoLabels(u: Tensor): Promise<Tensor> {

@@ -1,0 +1,65 @@
+"""PyTorch side of benchmarks/infer.ts: whole-volume inference as the published test code runs it
+(inference.py: UA-MT / BCP test_single_case for LA, SSL4MIS / BCP test_single_volume for ACDC). Protocol as
+bench_ops.py:
+
+  {"cmd": "setup", "threads": T, "device": "cpu"}
+  {"cmd": "run", "case": "infer-la-volume", "shape": [W, H, D], "patch": [...], "strides": [sxy, sxy, sz], ...}
+  {"cmd": "run", "case": "infer-acdc-volume", "shape": [S, H, W], "size": [256, 256], "warmup": W, "iterations": N}
+      -> {"times": [seconds...], "peak_rss_kb": K}
+"""
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+import nets  # noqa: E402
+from inference import test_single_case, test_single_volume  # noqa: E402
+
+_cache = {}
+
+
+def _setup(c):
+    key = (c["case"], tuple(c["shape"]))
+    if key not in _cache:
+        torch.manual_seed(0)
+        rng = np.random.default_rng(0)
+        if c["case"] == "infer-la-volume":
+            net = nets.build("vnet3d", has_dropout=False).eval()
+            volume = rng.standard_normal(c["shape"]).astype(np.float32)
+            patch, strides = c["patch"], c["strides"]
+            _cache[key] = lambda: test_single_case(net, volume, strides[0], strides[2], patch, 2)
+        elif c["case"] == "infer-acdc-volume":
+            net = nets.build("unet2d").eval()
+            volume = rng.standard_normal(c["shape"]).astype(np.float32)
+            _cache[key] = lambda: test_single_volume(volume, net, c["size"])
+        else:
+            raise ValueError(c["case"])
+    return _cache[key]
+
+
+def main():
+    for line in sys.stdin:
+        c = json.loads(line)
+        if c["cmd"] == "setup":
+            torch.set_num_threads(c["threads"])
+            out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu"}
+        else:
+            once = _setup(c)
+            for _ in range(c["warmup"]):
+                once()
+            times = []
+            for _ in range(c["iterations"]):
+                t0 = time.perf_counter()
+                once()
+                times.append(time.perf_counter() - t0)
+            out = {"times": times, "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+        print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
