@@ -1,6 +1,7 @@
 // A Node service stays responsive while semiseg trains: the event-loop delay (perf_hooks'
-// monitorEventLoopDelay) stays under 50 ms at the 99th percentile during a single training step and during
-// whole iterations of a trainer (BCP: teacher pass, mixing, student passes, EMA; data from the loader).
+// monitorEventLoopDelay) stays under 50 ms at the 99th percentile during a single training step, during
+// whole iterations of a trainer (BCP: teacher pass, mixing, student passes, EMA; data from the loader) and
+// during whole-volume inference (sliding window, slice by slice).
 // Serial: the optimizer guard refuses concurrent steps, and a parallel test would add its own lag.
 import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
-import { manualSeed, nets, randint, randn, setNumThreads, SGD, trainers, trainStep } from '../lib/index.js';
+import { manualSeed, nets, randint, randn, setNumThreads, SGD, sliceInference, slidingWindowInference, trainers, trainStep } from '../lib/index.js';
 
 setNumThreads(1);
 
@@ -64,4 +65,20 @@ test.serial('whole BCP iterations of a trainer keep the event loop p99 delay und
     data.dispose();
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+test.serial('whole-volume inference keeps the event loop p99 delay under 50 ms', async (t) => {
+  manualSeed(5);
+  const vnet = nets.VNet3D({ hasDropout: false });
+  const unet = nets.UNet2D();
+  const volume = randn([72, 72, 56]);
+  const slices = randn([6, 200, 180]);
+  const lag = await lagDuring(async () => {
+    (await slidingWindowInference(vnet, volume, { patch: [64, 64, 48], strides: [18, 18, 4] })).dispose();
+    (await sliceInference(unet, slices, { size: [256, 256] })).dispose();
+  });
+  t.log(`inference: ${lag.ms.toFixed(0)} ms, p99 delay ${lag.p99.toFixed(1)} ms, max ${lag.max.toFixed(1)} ms`);
+  t.true(lag.ms > 200);
+  t.true(lag.p99 < 50, `p99 event-loop delay ${lag.p99.toFixed(1)} ms`);
+  for (const d of [vnet, unet, volume, slices]) d.dispose();
 });
