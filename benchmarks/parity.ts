@@ -1,8 +1,9 @@
 /**
  * Step parity: one BCP or Co-DA training iteration in semiseg (the trainers' own step) and in the PyTorch
  * reference (benchmarks/reference/bench_steps.py), from identical weights, batch, box and seed (the same
- * LibTorch generator state, so dropout draws the same masks on both sides). Compares the loss and every
- * updated weight and buffer. Used by `npm run bench -- --parity` and by test/parity.steps.test.ts.
+ * LibTorch generator state, so dropout draws the same masks on both sides; the networks in the default
+ * memory layout, as channels-last changes the order of those draws). Compares the loss and every updated
+ * weight and buffer. Used by `npm run bench -- --parity` and by test/parity.steps.test.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,7 +40,9 @@ export async function stepParity(ref: Reference, caseName: string, shape: number
   const recipe = PARITY_RECIPES[caseName];
   if (!recipe) throw new Error(`parity: unknown case '${caseName}' (one of ${Object.keys(PARITY_RECIPES).join(', ')})`);
   const [B, , ...spatial] = shape;
-  const config = trainers.resolveConfig(recipe, { batchSize: B, labeledBatch: B / 2, size: spatial, device: 'cpu' });
+  // channels-last off: the layout changes the order in which dropout draws its mask from the generator, so
+  // only the default layout can draw the same masks as the reference
+  const config = trainers.resolveConfig(recipe, { batchSize: B, labeledBatch: B / 2, size: spatial, device: 'cpu', channelsLast: false });
   const dir = mkdtempSync(join(tmpdir(), 'semiseg-parity-'));
   manualSeed(0);
   const method = trainers.buildMethod(config);

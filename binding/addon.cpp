@@ -26,6 +26,7 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
+  serialCallingThread();  // this JS thread's synchronous ops run with one intra-op thread (tensor/runtime.h)
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
   data->channel = EnvChannel::create(env);

@@ -1,5 +1,7 @@
 #include "compute_queue.h"
 
+#include "tensor/runtime.h"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -39,6 +41,7 @@ struct Queue {
         jobs.pop_front();
         ++running;
       }
+      useIntraOpThreadsHere();
       job();  // jobs catch their own errors
       std::lock_guard<std::mutex> lock(mutex);
       if (--running == 0) idle.notify_all();

@@ -9,8 +9,14 @@
 namespace semiseg {
 
 void manualSeed(uint64_t seed);
+// Intra-op threads. The configured count applies to the compute threads, which run the async work
+// (useIntraOpThreadsHere() before each job); a JS thread that calls setNumThreads or runs synchronous ops
+// stays at one (serialCallingThread()). Two OpenMP teams started from two threads make libgomp throttle
+// its spin-wait (more managed threads than cores), and every parallel region then pays a futex wake-up.
 void setNumThreads(int64_t n);
 int64_t numThreads();
+void serialCallingThread();
+void useIntraOpThreadsHere();
 bool gradEnabled();
 void setGradEnabled(bool enabled);  // thread-local, as in PyTorch
 bool cudaAvailable();

@@ -7,7 +7,6 @@
 import { cat } from '../../functional.js';
 import { loadCheckpoint } from '../../io/checkpoint.js';
 import { largestConnectedComponent } from '../../metrics.js';
-import { nets } from '../../nets/index.js';
 import { bidirectionalCopyPaste, regionWeightedCeDice, type Box } from '../../ops.js';
 import { noGrad } from '../../runtime.js';
 import { dispose, tidy } from '../../scope.js';
@@ -16,7 +15,7 @@ import { emaUpdate } from '../../train/ema.js';
 import type { Optimizer } from '../../train/optimizer.js';
 import { prng } from '../../demo/synthetic.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, finiteLoss, setMode, sgd, type MethodRuntime } from './common.js';
+import { Bag, finiteLoss, makeNetwork, setMode, sgd, type MethodRuntime } from './common.js';
 
 /** A box of floor(ratio * side) on every spatial side at a uniform position in [0, side - size). */
 export function randomBox(spatial: number[], ratio: number, rand: () => number): Box {
@@ -30,7 +29,7 @@ export function bcpBox(c: TrainConfig, spatial: number[], it: number, stage: num
 }
 
 export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
-  const student = nets.fromOptions(c.network, { inChannels, outChannels: c.classes }).to(c.device as 'cpu');
+  const student = makeNetwork(c, inChannels);
   const teacher = student.clone();
   let optimizer: Optimizer = sgd(student, c);
   const L = c.labeledBatch;

@@ -6,13 +6,12 @@
  */
 import { tensor } from '../../create.js';
 import { ceDiceLoss } from '../../losses.js';
-import { nets } from '../../nets/index.js';
 import type { Network } from '../../nets/network.js';
 import { classMarginals, marginalAlign, overExpectationCe } from '../../ops.js';
 import { noGrad } from '../../runtime.js';
 import type { Tensor } from '../../tensor.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, finiteLoss, rampup, sgd, type MethodRuntime } from './common.js';
+import { Bag, finiteLoss, makeNetwork, rampup, sgd, type MethodRuntime } from './common.js';
 
 interface Ema {
   labeled: number[] | null;
@@ -31,7 +30,7 @@ function emaOf(prev: number[] | null, next: number[], m: number, use: boolean[],
 }
 
 export function coda(c: TrainConfig, inChannels: number): MethodRuntime {
-  const make = () => nets.fromOptions(c.network, { inChannels, outChannels: c.classes }).to(c.device as 'cpu');
+  const make = () => makeNetwork(c, inChannels);
   const net1 = make();
   const net2 = make(); // drawn after net1 from the same generator: a different initialisation
   const optimizer = sgd([{ params: net1 }, { params: net2 }], c);

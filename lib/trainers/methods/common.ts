@@ -1,5 +1,6 @@
 /** What every method gives the training loop, and the pieces the methods share. */
 import type { Batch } from '../../data/loader.js';
+import { nets } from '../../nets/index.js';
 import type { Network } from '../../nets/network.js';
 import { dispose } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
@@ -32,6 +33,12 @@ export interface MethodRuntime {
   state(): Record<string, unknown>;
   restore(state: Record<string, unknown>): void;
   dispose(): void;
+}
+
+/** A network of the recipe on its device, in channels-last layout when the recipe says so. */
+export function makeNetwork(c: TrainConfig, inChannels: number): Network {
+  const net = nets.fromOptions(c.network, { inChannels, outChannels: c.classes }).to(c.device as 'cpu');
+  return c.channelsLast ? net.channelsLast(true) : net;
 }
 
 /** Consistency ramp-up of the spec (1.3): lambda * exp(-5 (1 - clip(t, 0, L) / L)^2), t = it // 150. */

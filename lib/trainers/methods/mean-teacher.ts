@@ -5,15 +5,14 @@
  */
 import { randn } from '../../create.js';
 import { ceDiceLoss, softmaxMse } from '../../losses.js';
-import { nets } from '../../nets/index.js';
 import { noGrad } from '../../runtime.js';
 import { tidy } from '../../scope.js';
 import { emaUpdate } from '../../train/ema.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, finiteLoss, rampup, setMode, sgd, type MethodRuntime } from './common.js';
+import { Bag, finiteLoss, makeNetwork, rampup, setMode, sgd, type MethodRuntime } from './common.js';
 
 export function meanTeacher(c: TrainConfig, inChannels: number): MethodRuntime {
-  const student = nets.fromOptions(c.network, { inChannels, outChannels: c.classes }).to(c.device as 'cpu');
+  const student = makeNetwork(c, inChannels);
   const teacher = student.clone();
   const optimizer = sgd(student, c);
   const L = c.labeledBatch;

@@ -1,11 +1,10 @@
 /** Supervised-only baseline (spec 7): the labeled subset, 0.5 * (CE + Dice), one native call per step. */
-import { nets } from '../../nets/index.js';
 import { trainStep } from '../../train/step.js';
 import type { TrainConfig } from '../recipes.js';
-import { sgd, type MethodRuntime } from './common.js';
+import { makeNetwork, sgd, type MethodRuntime } from './common.js';
 
 export function supervised(c: TrainConfig, inChannels: number): MethodRuntime {
-  const net = nets.fromOptions(c.network, { inChannels, outChannels: c.classes }).to(c.device as 'cpu');
+  const net = makeNetwork(c, inChannels);
   const optimizer = sgd(net, c);
   return {
     networks: { student: net },
