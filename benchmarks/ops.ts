@@ -74,9 +74,12 @@ export async function runOps(o: BenchOptions, python = referencePythonPath()): P
     if (o.device === 'cuda') cuda.synchronize();
   };
   setNumThreads(o.threads);
+  // The ops are synchronous calls: on the CPU they run on the JS thread with one intra-op thread
+  // (cpp/tensor/runtime.h), so the reference runs them with one thread too.
+  const threads = o.device === 'cpu' ? 1 : o.threads;
   const ref = new Reference(python, 'bench_ops.py');
   try {
-    const refInfo = await ref.send<{ torch: string; threads: number }>({ cmd: 'setup', threads: o.threads, device: o.device });
+    const refInfo = await ref.send<{ torch: string; threads: number }>({ cmd: 'setup', threads, device: o.device });
     const bandwidth = o.device === 'cuda' ? await copyBandwidth(o, sync) : undefined;
     const results: CaseResult[] = [];
     const half = Math.ceil(o.iterations / 2);
@@ -104,7 +107,7 @@ export async function runOps(o: BenchOptions, python = referencePythonPath()): P
         `${name} ${shape.join('x')}: fused ${ms(s.median)} ms, composite ${ms(cs.median)} ms (x${(cs.median / s.median).toFixed(1)}), PyTorch ${ms(rs.median)} ms (x${(rs.median / s.median).toFixed(1)})`,
       );
     }
-    return { results, meta: { reference: refInfo, copyBandwidthGBs: bandwidth && bandwidth / 1e9 } };
+    return { results, meta: { opThreads: threads, reference: refInfo, copyBandwidthGBs: bandwidth && bandwidth / 1e9 } };
   } finally {
     ref.close();
   }

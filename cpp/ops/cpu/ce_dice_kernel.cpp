@@ -31,31 +31,16 @@ std::tuple<at::Tensor, at::Tensor> ceDiceStats(const at::Tensor& logitsIn, const
       A wt[kTile];
       forTiles(b, e, P, [&](int64_t n, int64_t s0, int64_t s1) {
         const int64_t len = s1 - s0;
-        const int64_t* lbl = tp + n * P + s0;
-        checkLabels(lbl, len, C, "regionWeightedCeDice");
+        int32_t lbl[kTile];
+        tileLabels(tp + n * P + s0, len, C, lbl, "regionWeightedCeDice");
         tile.load(xp, n, s0, s1, P, lbl);
         for (int64_t j = 0; j < len; ++j) wt[j] = wp ? static_cast<A>(wp[n * P + s0 + j]) : A(1);
         A* inter = acc + (perSample ? n : 0) * 3 * C;
         A* pSum = inter + C;
         A* ySum = inter + 2 * C;
-        A ce = 0, ws = 0;
-        for (int64_t j = 0; j < len; ++j) {
-          ce += wt[j] * (tile.lse[j] - tile.xt[j]);
-          ws += wt[j];
-          inter[lbl[j]] += wt[j] * tile.p[lbl[j] * kTile + j];
-          ySum[lbl[j]] += wt[j];
-        }
-        acc[width - 2] += ce;
-        acc[width - 1] += ws;
-        for (int64_t c = 0; c < C; ++c) {
-          const A* pc = tile.p.data() + c * kTile;
-          A s = 0;
-          if (squared) {
-            for (int64_t j = 0; j < len; ++j) s += wt[j] * pc[j] * pc[j];
-          } else {
-            for (int64_t j = 0; j < len; ++j) s += wt[j] * pc[j];
-          }
-          pSum[c] += s;
+        weightedCeSums(wt, tile.lse.data(), tile.xt.data(), len, acc[width - 2], acc[width - 1]);
+        for (int32_t c = 0; c < C; ++c) {
+          diceSums(lbl, wt, tile.p.data() + c * kTile, c, len, squared, inter[c], ySum[c], pSum[c]);
         }
       });
     });

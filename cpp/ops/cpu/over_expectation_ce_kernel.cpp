@@ -11,26 +11,36 @@
 namespace semiseg::ops::cpu {
 namespace {
 
-// yhat (first maximum), conf and keep of each pixel of a tile of the aligned probabilities.
+// yhat (first maximum), conf and keep (1 or 0) of each pixel of a tile of the aligned probabilities.
 template <typename T>
 void pseudoLabels(const T* q, int64_t n, int64_t s0, int64_t s1, int64_t C, int64_t P, const Acc<T>* expect,
-                  int64_t* yhat, Acc<T>* conf, bool* keep) {
+                  int32_t* __restrict yhat, Acc<T>* __restrict conf, Acc<T>* __restrict keep) {
+  using A = Acc<T>;
   const int64_t len = s1 - s0;
+  const T* q0 = q + n * C * P + s0;
   for (int64_t j = 0; j < len; ++j) {
     yhat[j] = 0;
-    conf[j] = static_cast<Acc<T>>(q[n * C * P + s0 + j]);
+    conf[j] = static_cast<A>(q0[j]);
   }
-  for (int64_t c = 1; c < C; ++c) {
-    const T* qc = q + (n * C + c) * P + s0;
+  for (int32_t c = 1; c < C; ++c) {
+    const T* __restrict qc = q0 + c * P;
+#pragma omp simd
     for (int64_t j = 0; j < len; ++j) {
-      const auto v = static_cast<Acc<T>>(qc[j]);
-      if (v > conf[j]) {
-        conf[j] = v;
-        yhat[j] = c;
-      }
+      // Arithmetic rather than a select on yhat: gcc does not if-convert an int select on a float compare.
+      const A v = static_cast<A>(qc[j]), cur = conf[j];
+      const int32_t gt = v > cur;
+      conf[j] = v > cur ? v : cur;
+      yhat[j] += gt * (c - yhat[j]);
     }
   }
-  for (int64_t j = 0; j < len; ++j) keep[j] = conf[j] >= expect[yhat[j]];
+  A thr[kTile];
+  for (int64_t j = 0; j < len; ++j) thr[j] = expect[0];
+  for (int32_t c = 1; c < C; ++c) {
+    const A ec = expect[c];
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j) thr[j] = yhat[j] == c ? ec : thr[j];
+  }
+  for (int64_t j = 0; j < len; ++j) keep[j] = conf[j] >= thr[j] ? A(1) : A(0);
 }
 
 std::tuple<at::Tensor, at::Tensor> oeStats(const at::Tensor& logitsIn, const at::Tensor& alignedIn,
@@ -49,20 +59,14 @@ std::tuple<at::Tensor, at::Tensor> oeStats(const at::Tensor& logitsIn, const at:
     const int64_t chunks = forChunks(N * P, 2 * kTile, [&](int64_t chunk, int64_t b, int64_t e) {
       A* sums = partial.data() + chunk * width;
       SoftmaxTile<scalar_t> tile(C);
-      int64_t yhat[kTile];
-      A conf[kTile];
-      bool keep[kTile];
+      int32_t yhat[kTile];
+      A conf[kTile], keep[kTile];
       forTiles(b, e, P, [&](int64_t n, int64_t s0, int64_t s1) {
+        const int64_t len = s1 - s0;
         pseudoLabels(qp, n, s0, s1, C, P, ep, yhat, conf, keep);
         tile.load(xp, n, s0, s1, P, yhat);
-        for (int64_t j = 0; j < s1 - s0; ++j) {
-          if (keep[j]) {
-            sums[0] += tile.lse[j] - tile.xt[j];
-            sums[1] += 1;
-          }
-          sums[2 + yhat[j]] += conf[j];
-          sums[2 + C + yhat[j]] += 1;
-        }
+        weightedCeSums(keep, tile.lse.data(), tile.xt.data(), len, sums[0], sums[1]);
+        for (int32_t c = 0; c < C; ++c) labelSums(yhat, conf, c, len, sums[2 + c], sums[2 + C + c]);
       });
     });
     A *sp = stats.data_ptr<A>(), *cp = classStats.data_ptr<A>();
@@ -91,18 +95,15 @@ at::Tensor oeBackward(const at::Tensor& logitsIn, const at::Tensor& alignedIn, c
     scalar_t* gp = grad.data_ptr<scalar_t>();
     at::parallel_for(0, N * P, 2 * kTile, [&](int64_t b, int64_t e) {
       SoftmaxTile<scalar_t> tile(C);
-      int64_t yhat[kTile];
-      A conf[kTile];
-      bool keep[kTile];
+      int32_t yhat[kTile];
+      A conf[kTile], keep[kTile];
       forTiles(b, e, P, [&](int64_t n, int64_t s0, int64_t s1) {
+        const int64_t len = s1 - s0;
         pseudoLabels(qp, n, s0, s1, C, P, ep, yhat, conf, keep);
         tile.load(xp, n, s0, s1, P);
-        for (int64_t c = 0; c < C; ++c) {
-          const A* pc = tile.p.data() + c * kTile;
-          scalar_t* out = gp + (n * C + c) * P + s0;
-          for (int64_t j = 0; j < s1 - s0; ++j) {
-            out[j] = keep[j] ? static_cast<scalar_t>(scale * (pc[j] - (yhat[j] == c ? A(1) : A(0)))) : scalar_t(0);
-          }
+        for (int64_t j = 0; j < len; ++j) keep[j] *= scale;
+        for (int32_t c = 0; c < C; ++c) {
+          weightedCeGrad(gp + (n * C + c) * P + s0, keep, tile.p.data() + c * kTile, yhat, c, len);
         }
       });
     });
