@@ -44,16 +44,20 @@ interface StepSpec {
   steps: number;
 }
 
-// Adam divides by sqrt(v): for near-zero gradients, float32 noise in the gradient moves a weight by up
-// to lr per step, so the network-level Adam case is held to lr / 10; Adam's arithmetic itself is checked
-// exactly on a problem with well-defined gradients below.
-const specs: [string, StepSpec, number][] = [
+// Adam divides by sqrt(v): where a gradient is near zero, float32 noise in it (another summation order in
+// a convolution's backward) can flip the sign of m / sqrt(v) and move that weight by up to 2 lr per step.
+// So the network-level Adam case holds all but 1 element in 1e4 to lr / 10 and every element to
+// 2 lr per step (measured on an AVX-512 machine: 19 of 1.8 million weights beyond 1e-4, the largest 6e-4,
+// with equal losses); a wrong beta, epsilon or weight decay moves every weight and fails. Adam's
+// arithmetic itself is checked exactly on a problem with well-defined gradients below.
+// [label, spec, tolerance, bound for the few elements outside the tolerance (none when absent)]
+const specs: [string, StepSpec, number, number?][] = [
   ['SGD momentum 0.9, weight decay 1e-4 (the spec), CE', { optimizer: 'sgd', options: { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 }, loss: 'ce', steps: 3 }, 1e-5],
   ['SGD Nesterov, 0.5 (CE + Dice)', { optimizer: 'sgd', options: { lr: 0.05, momentum: 0.9, nesterov: true }, loss: 'ceDice', steps: 2 }, 1e-5],
-  ['Adam betas (0.5, 0.999), weight decay', { optimizer: 'adam', options: { lr: 1e-3, betas: [0.5, 0.999], weightDecay: 1e-4 }, loss: 'ceDice', steps: 3 }, 1e-4],
+  ['Adam betas (0.5, 0.999), weight decay', { optimizer: 'adam', options: { lr: 1e-3, betas: [0.5, 0.999], weightDecay: 1e-4 }, loss: 'ceDice', steps: 3 }, 1e-4, 2 * 1e-3 * 3],
 ];
 
-for (const [label, spec, tolerance] of specs) {
+for (const [label, spec, tolerance, outlierBound] of specs) {
   test.serial(`${label}: ${spec.steps} steps equal torch.optim's`, async (t) => {
     if (!referencePython) return t.pass('skipped: no python with torch');
     manualSeed(5);
@@ -75,11 +79,22 @@ for (const [label, spec, tolerance] of specs) {
     t.deepEqual(Object.keys(mine), Object.keys(after));
     let worst = 0;
     let worstKey = '';
+    let outside = 0;
+    let total = 0;
     for (const k of Object.keys(after)) {
-      const d = maxAbsDiff(Array.from(mine[k].toArray() as ArrayLike<number | bigint>, Number), Array.from(after[k].toArray() as ArrayLike<number | bigint>, Number));
+      const a = Array.from(mine[k].toArray() as ArrayLike<number | bigint>, Number);
+      const b = Array.from(after[k].toArray() as ArrayLike<number | bigint>, Number);
+      const d = maxAbsDiff(a, b);
       if (d > worst) [worst, worstKey] = [d, k];
+      for (let i = 0; i < a.length; i++) if (Math.abs(a[i] - b[i]) > tolerance) outside++;
+      total += a.length;
     }
-    t.true(worst <= tolerance, `largest weight difference ${worst} at ${worstKey}`);
+    if (outlierBound === undefined) {
+      t.true(worst <= tolerance, `largest weight difference ${worst} at ${worstKey}`);
+    } else {
+      t.true(outside <= 1e-4 * total, `${outside} of ${total} weights differ by more than ${tolerance}`);
+      t.true(worst <= outlierBound, `largest weight difference ${worst} at ${worstKey}`);
+    }
     // and the weights did move
     t.true(maxAbsDiff(mine['decoder.out_conv.weight'].toArray() as Float32Array, outBefore) > 1e-4, 'the weights did not move');
     dispose([x, y, init, after, mine]);
