@@ -329,6 +329,14 @@ export class Tensor implements Trackable {
   clone(): Tensor {
     return this.#op('clone');
   }
+  /**
+   * Copies `source`'s values into this tensor in place, outside autograd (same shape; the dtype is
+   * converted). For restoring trainable tensors that an optimizer already holds.
+   */
+  copyFrom(source: Tensor): this {
+    callOp('copyFrom', [this.handle('copyFrom'), tensorArg('copyFrom', 'source', source)]);
+    return this;
+  }
   /** One-hot encoding of int64 labels in a new last dimension (int64). */
   oneHot(numClasses = -1): Tensor {
     return this.#op('oneHot', checkInt('oneHot', 'numClasses', numClasses, -1));

@@ -209,3 +209,33 @@ save_file({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "h": torch.t
   await t.throwsAsync(readSafetensors(truncated), { message: /3 bytes is too short/ });
   dispose([dict, back.tensors]);
 });
+
+test.serial('trainable tensors outside a network round-trip in place, and a missing or reshaped one is named', async (t) => {
+  const p = join(root, 'tensors.ckpt');
+  const net = nets.UNet2D({ inChannels: 1, outChannels: 2, features: [2, 4, 4, 4, 4] });
+  const queries = randn([3, 8]).setRequiresGrad();
+  const bias = randn([5]);
+  const saved = [Array.from(queries.toArray() as Float32Array), Array.from(bias.toArray() as Float32Array)];
+  await saveCheckpoint(p, { network: net, iteration: 1, tensors: { 'sspa.queries': queries, 'sspa.s0.bias': bias } });
+  t.is(queries.isDisposed, false, 'the caller keeps its tensors');
+  // new values in the same tensors (the handles an optimizer would hold), then restore in place
+  const q2 = randn([3, 8]);
+  const b2 = randn([5]);
+  queries.copyFrom(q2);
+  bias.copyFrom(b2);
+  t.true(maxAbsDiff(queries.toArray() as Float32Array, saved[0]) > 0);
+  await loadCheckpoint(p, { network: net, tensors: { 'sspa.queries': queries, 'sspa.s0.bias': bias } });
+  t.deepEqual(Array.from(queries.toArray() as Float32Array), saved[0]);
+  t.deepEqual(Array.from(bias.toArray() as Float32Array), saved[1]);
+  t.true(queries.requiresGrad, 'still a leaf that trains');
+  const other = randn([4, 8]);
+  await t.throwsAsync(loadCheckpoint(p, { network: net, tensors: { 'sspa.queries': other } }), {
+    message: /loadCheckpoint\(\): '.*tensors.ckpt' holds tensor 'sspa.queries' of shape \[3, 8\], expected \[4, 8\]/,
+  });
+  await t.throwsAsync(loadCheckpoint(p, { network: net, tensors: { 'uscl.queries': other } }), {
+    message: /loadCheckpoint\(\): '.*tensors.ckpt' holds no tensor 'uscl.queries'/,
+  });
+  t.throws(() => queries.copyFrom(other), { message: /copyFrom\(\): argument 'source' must have shape \[3, 8\], got \[4, 8\]/ });
+  dispose([queries, bias, q2, b2, other]);
+  net.dispose();
+});

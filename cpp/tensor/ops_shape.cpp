@@ -1,6 +1,7 @@
 // Shape, indexing and joining ops. Views share storage with their input, as in PyTorch.
 #include "tensor/ops.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/flip.h>
 #include <ATen/ops/gather.h>
@@ -84,6 +85,17 @@ void registerShapeOps(OpTable& t) {
   };
   t["contiguous"] = [](const Args& a) -> Value { return a.tensor(0, "input").contiguous(); };
   t["clone"] = [](const Args& a) -> Value { return a.tensor(0, "input").clone(); };
+  // (input, source): copies source's values into input in place, outside autograd (restoring trainable
+  // tensors an optimizer already holds, from a checkpoint); same shape, dtype converted.
+  t["copyFrom"] = [](const Args& a) -> Value {
+    at::Tensor dst = a.tensor(0, "input");
+    const at::Tensor& src = a.tensor(1, "source");
+    TORCH_CHECK(dst.sizes() == src.sizes(), "copyFrom(): argument 'source' must have shape ", dst.sizes(), ", got ",
+                src.sizes());
+    at::NoGradGuard noGrad;
+    dst.copy_(src);
+    return None{};
+  };
 }
 
 }  // namespace semiseg

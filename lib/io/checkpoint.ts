@@ -23,7 +23,11 @@ export interface CheckpointState {
   extra?: Record<string, unknown>;
   /** Further networks of a method (a Mean Teacher's teacher, Co-DA's second network), by name. */
   networks?: Record<string, Network>;
+  /** Further trainable tensors outside any network (the training-only modules of ICL), by name. */
+  tensors?: StateDict;
 }
+
+const TENSOR_PREFIX = '@tensors/';
 
 export interface CheckpointInfo {
   kind: 'UNet2D' | 'VNet3D';
@@ -60,13 +64,19 @@ export async function saveCheckpoint(path: string, state: CheckpointState): Prom
     for (const [k, t] of Object.entries(net.stateDict())) aux[`${name}/${k}`] = t;
   }
   if (Object.keys(others).length > 0) info.networks = Object.keys(others);
+  const extraTensors = checkObject(fn, 'state.tensors', s.tensors);
+  const stored: StateDict = { ...aux };
+  for (const [name, t] of Object.entries(extraTensors)) {
+    if (!(t instanceof Tensor)) throw typeError(fn, `state.tensors.${name}`, 'a Tensor', t);
+    stored[`${TENSOR_PREFIX}${name}`] = t; // the caller's: not disposed here
+  }
   const model = s.network.stateDict();
   const opt: StateDict = s.optimizer ? (s.optimizer as Optimizer).stateDict() : {};
   const rng = new Tensor(native.rngState());
   try {
     const [mn, mh] = namedToNative(fn, 'model', model);
     const [on, oh] = namedToNative(fn, 'optimizer', opt);
-    const [an, ah] = namedToNative(fn, 'networks', aux);
+    const [an, ah] = namedToNative(fn, 'networks', stored);
     await startNative(() => native.writeCheckpoint(p, mn, mh, on, oh, JSON.stringify(info), rng.handle(), an, ah), callSite(saveCheckpoint));
     await removeStaleTemporaries(p);
   } finally {
@@ -107,6 +117,8 @@ export interface LoadCheckpointOptions {
   restoreRng?: boolean;
   /** Further networks to restore by name (each must be in the checkpoint). */
   networks?: Record<string, Network>;
+  /** Further tensors to restore in place by name (each must be in the checkpoint, with its shape). */
+  tensors?: StateDict;
 }
 
 /**
@@ -136,8 +148,17 @@ export async function loadCheckpoint(path: string, options: LoadCheckpointOption
       if (Object.keys(part).length === 0) throw new Error(`${fn}(): '${p}' holds no network '${name}' (it holds: ${(l.info.networks ?? []).join(', ') || 'none'})`);
       return [net, part] as const;
     });
+    const tensors = Object.entries(checkObject(fn, 'options.tensors', o.tensors)).map(([name, t]) => {
+      if (!(t instanceof Tensor)) throw typeError(fn, `options.tensors.${name}`, 'a Tensor', t);
+      const saved = l.aux[`${TENSOR_PREFIX}${name}`];
+      if (!saved) throw new Error(`${fn}(): '${p}' holds no tensor '${name}'`);
+      if (saved.shape.join() !== t.shape.join())
+        throw new Error(`${fn}(): '${p}' holds tensor '${name}' of shape [${saved.shape.join(', ')}], expected [${t.shape.join(', ')}]`);
+      return [t, saved] as const;
+    });
     network.loadStateDict(l.model, { strict: true });
     for (const [net, part] of parts) net.loadStateDict(part, { strict: true });
+    for (const [t, saved] of tensors) t.copyFrom(saved);
     if (o.optimizer) (o.optimizer as Optimizer).loadStateDict(l.optimizer);
     if (restoreRng && l.rng) native.setRngState(l.rng.handle());
     return l.info;
