@@ -1,4 +1,4 @@
-// The CPU-budget ACDC comparison of issue 6: supervised-only, BCP and Co-DA with 7 labeled patients,
+// The CPU-budget ACDC comparison of issues 6 and 7: supervised-only, BCP, Co-DA and ICL with 7 labeled patients,
 // reduced slice size and iterations (same budget for each), validation Dice on val.list.
 //   node scripts/acdc-budget.mjs <ACDC root> <out dir> [iterations=600] [size=128]
 import { writeFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ const runs = {
   'bcp-acdc': { pretrainIterations: Math.round(iterations / 3), iterations: iterations - Math.round(iterations / 3), batchSize: 8, labeledBatch: 4 },
   // the ramp-up (200 units of 150 iterations, for 30k iterations) scaled to the budget
   'coda-acdc': { iterations, batchSize: 8, labeledBatch: 4, rampup: Math.max(1, Math.round((200 * iterations) / 30000)) },
+  'icl-acdc': { iterations, batchSize: 8, labeledBatch: 4 },
 };
 const results = {};
 for (const recipe of methods.length ? methods : Object.keys(runs)) {

@@ -56,7 +56,7 @@ async function run(config: trainers.TrainConfig, out: string, options: Partial<t
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-for (const recipe of ['supervised-acdc', 'mt-acdc', 'bcp-acdc', 'coda-acdc', 'supervised-la', 'bcp-la']) {
+for (const recipe of ['supervised-acdc', 'mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc', 'supervised-la', 'bcp-la']) {
   test.serial(`${recipe}: a short run lowers the loss and its checkpoints load and evaluate`, async (t) => {
     const before = liveTensors();
     const out = tmp();
@@ -90,7 +90,7 @@ async function finalWeights(path: string, kind: 'UNet2D' | 'VNet3D'): Promise<Ne
   return net;
 }
 
-for (const recipe of ['mt-acdc', 'bcp-acdc', 'coda-acdc']) {
+for (const recipe of ['mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc']) {
   test.serial(`${recipe}: cancelled and resumed gives the weights of an uninterrupted run`, async (t) => {
     const config = tiny(recipe, { iterations: 10, pretrainIterations: recipe.startsWith('bcp') ? 4 : 0, validateEvery: 100 });
     const whole = tmp();

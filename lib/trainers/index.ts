@@ -5,3 +5,5 @@ export { acdcData, laData, syntheticData, type TrainData, type Volume, type Acdc
 export { evaluateVolumes, predictVolume, validateDice, type InferenceSettings, type ValidationResult } from './validate.js';
 export { randomBox, bcpBox } from './methods/bcp.js';
 export { rampup } from './methods/common.js';
+export { IclAdaptor, ICL_SCALES, type IclScale, type AdaptorOutput } from './methods/icl-modules.js';
+export { iclLosses, softDice } from './methods/icl.js';

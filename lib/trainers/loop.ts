@@ -17,6 +17,7 @@ import { BatchSource, freeItems } from './batches.js';
 import type { TrainData } from './data.js';
 import { bcp } from './methods/bcp.js';
 import { coda } from './methods/coda.js';
+import { icl } from './methods/icl.js';
 import type { MethodRuntime, Stage } from './methods/common.js';
 import { meanTeacher } from './methods/mean-teacher.js';
 import { supervised } from './methods/supervised.js';
@@ -79,6 +80,8 @@ export function buildMethod(c: TrainConfig, inChannels = 1): MethodRuntime {
       return bcp(c, inChannels);
     case 'coda':
       return coda(c, inChannels);
+    case 'icl':
+      return icl(c, inChannels);
   }
 }
 
@@ -122,7 +125,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
 
   const saveLast = async (stage: number, iteration: number) => {
     state = { ...state, stage, iteration, methodState: method.state() };
-    await saveCheckpoint(lastPath, { network: main, networks: others, optimizer: method.optimizer(), iteration, extra: { ...state } });
+    await saveCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer(), iteration, extra: { ...state } });
     emit({ type: 'checkpoint', kind: 'last', path: lastPath, stage: stages[stage].name, iteration });
   };
 
@@ -137,7 +140,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       }
       state = { ...saved, config };
       await stages[state.stage].begin(true, null);
-      await loadCheckpoint(lastPath, { network: main, networks: others, optimizer: method.optimizer() });
+      await loadCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer() });
       method.restore(state.methodState);
     }
     emit({

@@ -4,7 +4,7 @@
  */
 import { checkKnownKeys, checkObject, rangeError } from '../validate.js';
 
-export const METHODS = ['supervised', 'meanTeacher', 'bcp', 'coda'] as const;
+export const METHODS = ['supervised', 'meanTeacher', 'bcp', 'coda', 'icl'] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface TrainConfig {
@@ -64,6 +64,9 @@ export interface TrainConfig {
   /** Co-DA: momentum of the marginal and expectation EMAs. */
   marginalMomentum: number;
   alignEps: number;
+  // ---- ICL ----
+  /** ICL: weight of the consistency between USCL's and SSPA's unlabeled maps. */
+  iclConsistency: number;
 }
 
 const base = {
@@ -88,6 +91,7 @@ const base = {
   threshold: 0.5,
   marginalMomentum: 0.99,
   alignEps: 1e-6,
+  iclConsistency: 50,
   valCases: undefined as number | undefined,
 };
 
@@ -134,6 +138,7 @@ export const RECIPES: Record<string, Omit<TrainConfig, 'recipe'>> = {
     dice: { squared: true, perSample: false, smooth: 1e-10, includeBackground: true },
   },
   'coda-acdc': { ...acdc, method: 'coda', consistency: 1 },
+  'icl-acdc': { ...acdc, method: 'icl', batchSize: 16, labeledBatch: 8 },
   'supervised-la': { ...la, method: 'supervised', batchSize: 2, labeledBatch: 2 },
   'mt-la': { ...la, method: 'meanTeacher', schedule: 'poly' },
   'bcp-la': {
@@ -169,6 +174,7 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
     throw rangeError(fn, 'labeledBatch', 'an even number, half of batchSize, for bcp', c.labeledBatch);
   if (!(c.lr > 0)) throw rangeError(fn, 'lr', 'a number > 0', c.lr);
   if (!(c.alpha >= 0 && c.alpha <= 1)) throw rangeError(fn, 'alpha', 'a number in [0, 1]', c.alpha);
+  if (c.method === 'icl' && c.network !== 'UNet2D') throw rangeError(fn, 'network', "'UNet2D' for icl (its modules attach to the 2-D U-Net decoder)", c.network);
   if (!(c.boxRatio > 0 && c.boxRatio < 1)) throw rangeError(fn, 'boxRatio', 'a number in (0, 1)', c.boxRatio);
   const dims = c.network === 'UNet2D' ? 2 : 3;
   if (c.size.length !== dims || c.size.some((v) => !Number.isInteger(v) || v < 16)) throw rangeError(fn, 'size', `${dims} integers >= 16`, c.size);

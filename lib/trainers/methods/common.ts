@@ -2,6 +2,7 @@
 import type { Batch } from '../../data/loader.js';
 import { nets } from '../../nets/index.js';
 import type { Network } from '../../nets/network.js';
+import type { StateDict } from '../../named.js';
 import { dispose } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
 import { SGD, type Optimizer } from '../../train/optimizer.js';
@@ -29,6 +30,8 @@ export interface MethodRuntime {
   main: string;
   optimizer(): Optimizer;
   stages: Stage[];
+  /** Trainable tensors outside the networks (training-only modules), by name: saved for resuming only. */
+  tensors?(): StateDict;
   /** JSON-serialisable running state (EMAs) for checkpoints. */
   state(): Record<string, unknown>;
   restore(state: Record<string, unknown>): void;
@@ -49,7 +52,7 @@ export function rampup(iteration: number, lambda: number, length: number): numbe
   return lambda * Math.exp(-5 * phase * phase);
 }
 
-export function sgd(params: Network | { params: Network }[], c: TrainConfig): Optimizer {
+export function sgd(params: Network | { params: Network | Tensor[] }[], c: TrainConfig): Optimizer {
   return SGD(params as Network, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay });
 }
 
