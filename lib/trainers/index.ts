@@ -7,3 +7,4 @@ export { randomBox, bcpBox } from './methods/bcp.js';
 export { rampup } from './methods/common.js';
 export { IclAdaptor, ICL_SCALES, type IclScale, type AdaptorOutput } from './methods/icl-modules.js';
 export { iclLosses, softDice } from './methods/icl.js';
+export { DynamicHead, BatchNorm, DYNAMIC_LAYERS, DYNAMIC_PARAMS } from './methods/versemi-modules.js';

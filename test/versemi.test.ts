@@ -1,0 +1,64 @@
+// VerSemi's task-prompted dynamic head against a torch.nn / DoDNet-style reference
+// (benchmarks/reference/versemi_reference.py): train-mode logits, every gradient, the BatchNorm running
+// statistics after the pass, eval-mode logits; and its errors.
+import test from 'ava';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { dispose, manualSeed, randn, readTorchStateDict, setNumThreads, trainers, writeTorchStateDict, type Tensor } from '../lib/index.js';
+import { runPython } from './helpers/python.js';
+import { closeness, referencePython } from './helpers/reference.js';
+
+setNumThreads(1);
+
+function close(t: { true(v: boolean, m?: string): void }, what: string, actual: Tensor | null, expected: Tensor | undefined, atol: number, rtol: number) {
+  if (!actual || !expected) return t.true(false, `${what}: missing`);
+  t.true(actual.shape.join() === expected.shape.join(), `${what}: shape ${actual.shape} vs ${expected.shape}`);
+  const worst = closeness(actual.toArray() as Float32Array, Float64Array.from(expected.toArray() as Float32Array), atol, rtol);
+  t.true(worst <= 1, `${what}: ${worst.toFixed(2)} x the tolerance`);
+}
+
+test('the dynamic head equals the reference: per-sample weights from the task code, grouped over the batch', async (t) => {
+  if (!referencePython) return t.pass('skipped: no python with torch');
+  manualSeed(21);
+  const tasks = 2;
+  const ids = [0, 2, 1]; // task 0, the synthetic task (2), task 1
+  const head = new trainers.DynamicHead(tasks);
+  // BatchNorm affine parameters away from (1, 0), so they matter in the comparison
+  const w1 = randn([256]).mul(0.2).add(1);
+  head.params['controller.bn.weight'].copyFrom(w1);
+  const bottleneck = randn([3, 256, 2, 2, 2]).mul(2).add(0.5).setRequiresGrad();
+  const feature = randn([3, 16, 6, 6, 4]).setRequiresGrad();
+  const probe = randn([3, 2, 6, 6, 4]);
+  const dir = mkdtempSync(join(tmpdir(), 'semiseg-versemi-'));
+  await writeTorchStateDict(join(dir, 'versemi_in.pt'), { ...head.params, bottleneck, feature, probe });
+  runPython('versemi_reference.py', dir, String(tasks), JSON.stringify(ids));
+  const ref = await readTorchStateDict(join(dir, 'versemi_out.pt'));
+
+  const logits = head.forward(bottleneck, feature, ids, true);
+  close(t, 'train-mode logits', logits, ref.logits, 1e-5, 1e-4);
+  const loss = logits.mul(probe).sum();
+  loss.backward();
+  close(t, 'd/d bottleneck', bottleneck.grad, ref.grad_bottleneck, 1e-6, 1e-3);
+  close(t, 'd/d feature', feature.grad, ref.grad_feature, 1e-6, 1e-3);
+  for (const [k, p] of Object.entries(head.params)) close(t, `d/d ${k}`, p.grad, ref[`grad_${k}`], 1e-6, 1e-3);
+  for (const [k, b] of Object.entries(head.buffers)) close(t, k, b, ref[k], 1e-6, 1e-5);
+  const evalLogits = head.forward(bottleneck, feature, ids, false);
+  close(t, 'eval-mode logits', evalLogits, ref.eval_logits, 1e-5, 1e-4);
+  // the task code matters: the same input under another task gives other logits
+  const other = head.forward(bottleneck, feature, [1, 0, 2], false);
+  t.true(Math.abs(Number(other.sub(evalLogits).abs().max().item())) > 1e-4);
+  dispose([w1, bottleneck, feature, probe, logits, loss, evalLogits, other, ...Object.values(ref)]);
+  head.dispose();
+});
+
+test('the dynamic head names bad task ids and batch mismatches', (t) => {
+  const head = new trainers.DynamicHead(1);
+  const b = randn([2, 256, 1, 1, 1]);
+  t.throws(() => head.controller(b, [0], true), { message: 'DynamicHead: 1 task ids for a batch of 2' });
+  t.throws(() => head.controller(b, [0, 2], true), { message: 'DynamicHead: task id 2 is outside [0, 1] (1 = the synthetic task)' });
+  t.throws(() => new trainers.DynamicHead(0), { message: "DynamicHead: 'tasks' must be an integer >= 1, got 0" });
+  b.dispose();
+  head.dispose();
+});
