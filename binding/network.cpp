@@ -244,7 +244,7 @@ Napi::Value createUNet2D(const Napi::CallbackInfo& info) {
   });
 }
 
-// createVNet3D({inChannels, outChannels, nFilters, normalization, hasDropout})
+// createVNet3D({inChannels, outChannels, nFilters, normalization, hasDropout, lastBlock?})
 Napi::Value createVNet3D(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -255,6 +255,7 @@ Napi::Value createVNet3D(const Napi::CallbackInfo& info) {
     opts.nFilters = intProp(o, "nFilters");
     opts.normalization = o.Get("normalization").ToString().Utf8Value();
     opts.hasDropout = o.Get("hasDropout").ToBoolean();
+    if (o.Has("lastBlock")) opts.lastBlock = o.Get("lastBlock").ToBoolean();
     return NetworkHandle::wrap(env, nets::makeVNet3D(opts));
   });
 }

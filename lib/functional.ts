@@ -76,6 +76,17 @@ export function interpolate(input: Tensor, options: InterpolateOptions): Tensor 
   return wrap(callOp('interpolate', [tensorArg(fn, 'input', input), size, scale, mode, align]));
 }
 
+/**
+ * torch.nn.functional.pad with mode 'constant': `padding` holds (left, right) pairs from the last
+ * dimension backwards; negative amounts crop.
+ */
+export function pad(input: Tensor, padding: number[], value = 0): Tensor {
+  const fn = 'pad';
+  if (!Array.isArray(padding) || padding.some((p) => !Number.isInteger(p))) throw typeError(fn, 'padding', 'an array of integers', padding);
+  if (typeof value !== 'number') throw typeError(fn, 'value', 'a number', value);
+  return wrap(callOp(fn, [tensorArg(fn, 'input', input), padding, value]));
+}
+
 export interface ConvOptions {
   bias?: Tensor;
   stride?: number | number[];

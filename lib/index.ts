@@ -24,6 +24,7 @@ export {
   oneHot,
   interpolate,
   conv,
+  pad,
   type InterpolateOptions,
   type InterpolateMode,
   type ConvOptions,
@@ -54,7 +55,7 @@ export {
   type MetricOptions,
   type EmptyPolicy,
 } from './metrics.js';
-export { slidingWindowInference, sliceInference, probabilitiesToLabels, type SlidingWindowOptions } from './infer.js';
+export { slidingWindowInference, slidingWindowWith, sliceInference, probabilitiesToLabels, type SlidingWindowOptions } from './infer.js';
 export * as trainers from './trainers/index.js';
 export { readH5, type Sample, type ReadH5Options } from './data/hdf5.js';
 export { readNifti, parseNifti, writeNiftiLabels, encodeNiftiLabels, type NiftiImage } from './data/nifti.js';

@@ -14,7 +14,8 @@ import { noGrad, } from './runtime.js';
 import { dispose, tidy } from './scope.js';
 import { Tensor, tensorArg, wrap } from './tensor.js';
 import { checkBool, checkInt, checkIntList, checkObject, typeError } from './validate.js';
-import { stack } from './functional.js';
+import { zeros } from './create.js';
+import { pad, stack } from './functional.js';
 
 export interface SlidingWindowOptions {
   patch?: number[];
@@ -105,4 +106,74 @@ export async function sliceInference(network: Network, volume: Tensor, options?:
       dispose(slices);
     }
   });
+}
+
+/**
+ * The sliding-window protocol of slidingWindowInference (same padding, window origins and averaging)
+ * around any async `predict` from a batch of windows (B, C_in, ...patch) to class probabilities
+ * (B, classes, ...patch): for models that are more than one Network (VerSemi's backbone + task head).
+ * Runs on the JS side window batch by window batch; slower than the native one.
+ */
+export async function slidingWindowWith(
+  predict: (windows: Tensor) => Promise<Tensor>,
+  image: Tensor,
+  options: { patch: number[]; strides: number[]; batch?: number; signal?: AbortSignal },
+): Promise<Tensor> {
+  const fn = 'slidingWindowWith';
+  if (!(image instanceof Tensor)) throw typeError(fn, 'image', 'a Tensor', image);
+  const img = image;
+  const o = checkObject(fn, 'options', options);
+  const patch = checkIntList(fn, 'patch', o.patch, 1);
+  const strides = checkIntList(fn, 'strides', o.strides, 1);
+  const d = patch.length;
+  if (strides.length !== d || (img.shape.length !== d && img.shape.length !== d + 1))
+    throw new RangeError(`${fn}(): 'patch' and 'strides' need one entry per spatial axis of the image (shape ${img.shape.join('x')})`);
+  const batch = o.batch === undefined ? 4 : checkInt(fn, 'batch', o.batch, 1, 1024);
+  const x = img.shape.length === d ? img.unsqueeze(0) : img;
+  const size = x.shape.slice(1);
+  const lo = size.map((n, k) => Math.floor(Math.max(patch[k] - n, 0) / 2));
+  const hi = size.map((n, k) => Math.max(patch[k] - n, 0) - lo[k]);
+  const full = size.map((n, k) => n + lo[k] + hi[k]);
+  // constant pad takes (last axis left, right, ...)
+  const padOf = (before: number[], after: number[]) => before.flatMap((_, i) => [before[d - 1 - i], after[d - 1 - i]]);
+  const padded = pad(x, padOf(lo, hi));
+  if (x !== img) x.dispose();
+  const counts = full.map((f, k) => Math.floor((f - patch[k] + strides[k] - 1) / strides[k]) + 1);
+  const starts: number[][] = [];
+  const idx = new Array<number>(d).fill(0);
+  for (let more = true; more; ) {
+    starts.push(idx.map((i, k) => Math.min(strides[k] * i, full[k] - patch[k])));
+    let k = d - 1;
+    while (k >= 0 && ++idx[k] === counts[k]) idx[k--] = 0;
+    more = k >= 0;
+  }
+  let score: Tensor | null = null;
+  let count = zeros(full, { device: padded.device, dtype: padded.dtype });
+  try {
+    for (let first = 0; first < starts.length; first += batch) {
+      (o.signal as AbortSignal | undefined)?.throwIfAborted();
+      const group = starts.slice(first, first + batch);
+      const windows = tidy(() => stack(group.map((s) => s.reduce((w, st, k) => w.narrow(1 + k, st, patch[k]), padded)), 0));
+      const probs = await predict(windows).finally(() => windows.dispose());
+      try {
+        for (const [w, s] of group.entries()) {
+          const around = padOf(s, s.map((st, k) => full[k] - patch[k] - st));
+          const [nextScore, nextCount] = tidy(() => {
+            const p = pad(probs.narrow(0, w, 1).squeeze(0), around);
+            const ones = pad(probs.narrow(0, w, 1).narrow(1, 0, 1).reshape(patch).mul(0).add(1), around);
+            return [score ? score.add(p) : p, count.add(ones)];
+          });
+          score?.dispose();
+          count.dispose();
+          [score, count] = [nextScore, nextCount];
+        }
+      } finally {
+        probs.dispose();
+      }
+    }
+    const total = score as unknown as Tensor;
+    return tidy(() => lo.reduce((t, l, k) => t.narrow(1 + k, l, size[k]), total.div(count.unsqueeze(0))).contiguous());
+  } finally {
+    dispose([padded, count, score]);
+  }
 }

@@ -139,6 +139,7 @@ export interface Native {
     nFilters: number;
     normalization: string;
     hasDropout: boolean;
+    lastBlock?: boolean;
   }): NativeNetworkHandle;
   emaUpdate(teacher: NativeNetworkHandle, student: NativeNetworkHandle, alpha: number, includeBuffers: boolean): void;
 

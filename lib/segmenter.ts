@@ -14,6 +14,8 @@ import { predictVolume, type InferenceSettings } from './trainers/validate.js';
 /** The network of a checkpoint, and how to run inference with it (from the recipe it was trained with). */
 export async function networkFromCheckpoint(path: string): Promise<{ net: Network; info: CheckpointInfo; settings: InferenceSettings }> {
   const info = await readCheckpointInfo(path);
+  if ((info.extra?.config as Partial<TrainConfig> | undefined)?.method === 'versemi')
+    throw new Error(`'${path}' is a VerSemi model: its backbone needs the task head and a task id; load it with trainers.loadVerSemi()`);
   const net = nets.fromOptions(info.kind, info.options);
   try {
     await loadCheckpoint(path, { network: net, restoreRng: false });

@@ -16,6 +16,9 @@ import {
   sliceInference,
   tidy,
   slidingWindowInference,
+  slidingWindowWith,
+  pad,
+  tensor,
   writeTorchStateDict,
 } from '../lib/index.js';
 import { referencePython } from './helpers/reference.js';
@@ -92,4 +95,38 @@ test.serial('Gaussian window weighting: one window equals the plain result, over
   t.true(diff > 0 && diff < 0.5, `weighting changes the average, within reason (${diff})`);
   dispose([volume, plain, weighted, many, uniform]);
   vnet.dispose();
+});
+
+test.serial('slidingWindowWith around a JS predictor equals the native sliding window (padding, origins, averaging)', async (t) => {
+  manualSeed(8);
+  const net = nets.VNet3D({ nFilters: 4 }).eval();
+  const before = liveTensors();
+  for (const shape of [
+    [37, 29, 21],
+    [20, 20, 10], // smaller than the patch on every axis: zero padding
+  ]) {
+    const image = randn(shape);
+    const native = await slidingWindowInference(net, image, { patch: [32, 32, 16], strides: [18, 18, 4] });
+    const viaJs = await slidingWindowWith(async (w) => tidy(() => net.forwardSync(w).softmax(1)), image, { patch: [32, 32, 16], strides: [18, 18, 4], batch: 3 });
+    t.deepEqual(viaJs.shape, [2, ...shape]);
+    t.true(maxAbsDiff(viaJs.toArray() as Float32Array, native.toArray() as Float32Array) < 1e-6);
+    dispose([image, native, viaJs]);
+  }
+  t.is(liveTensors(), before);
+  net.dispose();
+});
+
+test('pad: constant padding and cropping from the last axis backwards, with clear errors', (t) => {
+  const x = tensor([
+    [1, 2],
+    [3, 4],
+  ]);
+  const p = pad(x, [1, 0, 0, 1], 9);
+  t.deepEqual(p.shape, [3, 3]);
+  t.deepEqual(Array.from(p.toArray() as Float32Array), [9, 1, 2, 9, 3, 4, 9, 9, 9]);
+  const c = pad(x, [0, -1]);
+  t.deepEqual(Array.from(c.toArray() as Float32Array), [1, 3]);
+  t.throws(() => pad(x, [1, 2, 3]), { message: "pad(): argument 'padding' must hold pairs for at most 2 dimensions, got 3 values" });
+  t.throws(() => pad(x, [0.5, 1]), { message: /pad\(\): argument 'padding' must be an array of integers/ });
+  dispose([x, p, c]);
 });

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { liveTensors, loadCheckpoint, nets, readCheckpointInfo, setNumThreads, trainers, type Network } from '../lib/index.js';
+import { Segmenter, liveTensors, loadCheckpoint, nets, readCheckpointInfo, setNumThreads, trainers, type Network } from '../lib/index.js';
 import { dataDir } from './helpers/data.js';
 import { maxAbsDiff } from './helpers/grad.js';
 
@@ -90,14 +90,15 @@ async function finalWeights(path: string, kind: 'UNet2D' | 'VNet3D'): Promise<Ne
   return net;
 }
 
-for (const recipe of ['mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc']) {
+for (const recipe of ['mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc', 'versemi-la']) {
   test.serial(`${recipe}: cancelled and resumed gives the weights of an uninterrupted run`, async (t) => {
-    const config = tiny(recipe, { iterations: 10, pretrainIterations: recipe.startsWith('bcp') ? 4 : 0, validateEvery: 100 });
+    const twoStages = recipe.startsWith('bcp') || recipe.startsWith('versemi');
+    const config = tiny(recipe, { iterations: 10, pretrainIterations: twoStages ? 4 : 0, validateEvery: 100, ...(recipe.startsWith('versemi') ? { lr: 3e-3 } : {}) });
     const whole = tmp();
     await run(config, whole);
     const parts = tmp();
     const controller = new AbortController();
-    const stopAt = recipe.startsWith('bcp') ? { stage: 'train', iteration: 4 } : { stage: 'train', iteration: 6 };
+    const stopAt = twoStages ? { stage: 'train', iteration: 4 } : { stage: 'train', iteration: 6 };
     const err = await t.throwsAsync(
       run(config, parts, {
         signal: controller.signal,
@@ -125,6 +126,62 @@ for (const recipe of ['mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc']) {
     b.dispose();
   });
 }
+
+for (const tasks of [1, 2]) {
+  test.serial(`versemi with ${tasks} task(s): both stages run, the loss falls, and the saved backbone + head re-evaluate`, async (t) => {
+    const before = liveTensors();
+    const config = trainers.resolveConfig(tasks === 1 ? 'versemi-la' : 'versemi-multi', {
+      iterations: 24,
+      pretrainIterations: 8,
+      batchSize: 4,
+      labeledBatch: 2,
+      size: [32, 32, 16],
+      validateEvery: 8,
+      lr: 3e-3,
+    });
+    const one = (seed: number) => trainers.syntheticData({ spatialDims: 3, size: 40, patch: [32, 32, 16], labeled: 6, unlabeled: 10, valCases: 1, seed });
+    const data = tasks === 1 ? one(0) : trainers.multiTaskData([one(0), one(5)]);
+    const out = tmp();
+    const losses: Record<string, number[]> = { pretrain: [], train: [] };
+    const parts = new Set<string>();
+    try {
+      const result = await trainers.train(config, {
+        data,
+        out,
+        onEvent: (e) => {
+          if (e.type !== 'iteration') return;
+          losses[e.stage].push(e.loss);
+          Object.keys(e.parts).forEach((k) => parts.add(k));
+        },
+      });
+      t.is(losses.pretrain.length, 8);
+      t.is(losses.train.length, 24);
+      t.deepEqual([...parts].sort(), ['consistency', 'cube', 'sup', 'synth']);
+      t.true(mean(losses.train.slice(-6)) < mean(losses.train.slice(0, 6)), `loss ${losses.train.map((l) => l.toFixed(3)).join(' ')}`);
+      t.truthy(result.best);
+      const volumes = await data.validation();
+      t.deepEqual(volumes.map((v) => v.task ?? 0), tasks === 1 ? [0] : [0, 1]);
+      const model = await trainers.loadVerSemi(result.best!.path);
+      t.is(model.tasks, tasks);
+      const v = await trainers.validateVerSemi(model.net, model.head, volumes, trainers.inferenceSettings(config));
+      t.true(Math.abs(v.dice - result.best!.dice) < 1e-9, `re-evaluated ${v.dice} vs ${result.best!.dice}`);
+      model.dispose();
+      // the plain-network paths refuse the checkpoint instead of segmenting without the head
+      await t.throwsAsync(Segmenter.load(result.best!.path), { message: /is a VerSemi model: its backbone needs the task head and a task id; load it with trainers.loadVerSemi\(\)/ });
+    } finally {
+      data.dispose();
+    }
+    t.is(liveTensors(), before, 'no tensor left behind');
+  });
+}
+
+test.serial('versemi refuses data whose task count differs from the config', async (t) => {
+  const config = trainers.resolveConfig('versemi-multi', { iterations: 2, batchSize: 4, labeledBatch: 2, size: [32, 32, 16] });
+  const data = trainers.syntheticData({ spatialDims: 3, size: 40, patch: [32, 32, 16], labeled: 4, unlabeled: 4, valCases: 1 });
+  await t.throwsAsync(trainers.train(config, { data, out: tmp() }), { message: "versemi: the data has 1 task(s) but the config trains 2 (set 'tasks')" });
+  data.dispose();
+  t.throws(() => trainers.multiTaskData([trainers.syntheticData({ spatialDims: 2 })]), { message: /dataset 0 \('synthetic-2d'\) has 4 classes; every task must be binary/ });
+});
 
 test.serial('a loss that turns NaN stops the run naming the iteration and keeps the last good checkpoint', async (t) => {
   const config = tiny('mt-acdc', { iterations: 12, validateEvery: 3 });

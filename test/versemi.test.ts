@@ -62,3 +62,22 @@ test('the dynamic head names bad task ids and batch mismatches', (t) => {
   b.dispose();
   head.dispose();
 });
+
+test("VerSemi's backbone: the V-Net without block_nine and the final skip, recorded in its options", async (t) => {
+  const { nets } = await import('../lib/index.js');
+  const plain = nets.VNet3D({ nFilters: 4 });
+  const bare = nets.VNet3D({ nFilters: 4, normalization: 'instancenorm', lastBlock: false });
+  t.is(bare.options.lastBlock, false);
+  t.false('lastBlock' in plain.options, 'older checkpoints of the plain V-Net still match their options');
+  const keys = Object.keys(bare.namedParameters());
+  t.false(keys.some((k) => k.startsWith('block_nine')));
+  t.true(Object.keys(plain.namedParameters()).some((k) => k.startsWith('block_nine')));
+  // the last decoder feature is block_eight_up's output (16 -> nFilters channels at full size)
+  const x = randn([1, 1, 32, 32, 16]);
+  const out = await bare.forwardFeatures(x);
+  t.deepEqual(out.features[8].shape, [1, 4, 32, 32, 16]);
+  t.throws(() => nets.VNet3D({ lastBlock: 'no' as never }), { message: /VNet3D\(\): argument 'lastBlock' must be a boolean/ });
+  dispose([x, out.logits, ...out.features]);
+  plain.dispose();
+  bare.dispose();
+});

@@ -29,6 +29,9 @@ struct VNet3DOptions {
   int64_t nFilters = 16;
   std::string normalization = "batchnorm";  // batchnorm | instancenorm | groupnorm | none
   bool hasDropout = true;
+  // false: VerSemi's backbone (spec 4): no block_nine and no x8_up + x1 skip; the last decoder feature
+  // is x8_up itself.
+  bool lastBlock = true;
 };
 
 class Network {

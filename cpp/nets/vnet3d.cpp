@@ -53,7 +53,7 @@ struct BlockImpl : nn::Module {
 TORCH_MODULE(Block);
 
 struct VNet3DImpl : nn::Module {
-  explicit VNet3DImpl(const VNet3DOptions& o) : hasDropout(o.hasDropout) {
+  explicit VNet3DImpl(const VNet3DOptions& o) : hasDropout(o.hasDropout), lastBlock(o.lastBlock) {
     const int64_t f = o.nFilters;
     const std::string& n = o.normalization;
     auto add = [&](const char* name, nn::Sequential seq) { return register_module(name, Block(std::move(seq))); };
@@ -73,7 +73,7 @@ struct VNet3DImpl : nn::Module {
     sevenUp = add("block_seven_up", resample(4 * f, 2 * f, n, true));
     eight = add("block_eight", convBlock(2, 2 * f, 2 * f, n));
     eightUp = add("block_eight_up", resample(2 * f, f, n, true));
-    nine = add("block_nine", convBlock(1, f, f, n));
+    if (o.lastBlock) nine = add("block_nine", convBlock(1, f, f, n));
     out_conv = register_module("out_conv", nn::Conv3d(nn::Conv3dOptions(f, o.outChannels, 1)));
     dropout = register_module("dropout", nn::Dropout3d(nn::Dropout3dOptions(0.5)));
   }
@@ -89,13 +89,13 @@ struct VNet3DImpl : nn::Module {
     at::Tensor x6 = six->forward(fiveUp->forward(x5) + x4);
     at::Tensor x7 = seven->forward(sixUp->forward(x6) + x3);
     at::Tensor x8 = eight->forward(sevenUp->forward(x7) + x2);
-    at::Tensor x9 = nine->forward(eightUp->forward(x8) + x1);
+    at::Tensor x9 = lastBlock ? nine->forward(eightUp->forward(x8) + x1) : eightUp->forward(x8);
     at::Tensor logits = out_conv->forward(hasDropout ? dropout->forward(x9) : x9);
     return {logits, x1, x2, x3, x4, x5, x6, x7, x8, x9};
   }
   at::Tensor forward(const at::Tensor& x) { return forwardFeatures(x).front(); }
 
-  bool hasDropout;
+  bool hasDropout, lastBlock;
   Block one{nullptr}, oneDw{nullptr}, two{nullptr}, twoDw{nullptr}, three{nullptr}, threeDw{nullptr}, four{nullptr},
       fourDw{nullptr}, five{nullptr}, fiveUp{nullptr}, six{nullptr}, sixUp{nullptr}, seven{nullptr}, sevenUp{nullptr},
       eight{nullptr}, eightUp{nullptr}, nine{nullptr};
@@ -113,7 +113,9 @@ class VNet3DNetwork : public ModuleNetwork<VNet3DNetwork, VNet3DImpl, VNet3DOpti
     std::ostringstream os;
     os << "{\"inChannels\":" << options_.inChannels << ",\"outChannels\":" << options_.outChannels
        << ",\"nFilters\":" << options_.nFilters << ",\"normalization\":\"" << options_.normalization
-       << "\",\"hasDropout\":" << (options_.hasDropout ? "true" : "false") << "}";
+       << "\",\"hasDropout\":" << (options_.hasDropout ? "true" : "false");
+    if (!options_.lastBlock) os << ",\"lastBlock\":false";  // absent when true: older checkpoints still match
+    os << "}";
     return os.str();
   }
 };

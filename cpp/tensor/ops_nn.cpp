@@ -5,6 +5,7 @@
 #include <ATen/ops/_upsample_nearest_exact1d.h>
 #include <ATen/ops/_upsample_nearest_exact2d.h>
 #include <ATen/ops/_upsample_nearest_exact3d.h>
+#include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/conv2d.h>
 #include <ATen/ops/conv3d.h>
 #include <ATen/ops/matmul.h>
@@ -94,6 +95,16 @@ void registerNnOps(OpTable& t) {
     return at::conv3d(x, w, b, stride, padding, dilation, groups);
   };
   t["interpolate"] = interpolate;
+  // (input, padding, value): torch.nn.functional.pad(mode='constant'); padding pairs start at the last
+  // dimension (left, right, then the one before, ...); negative amounts crop.
+  t["pad"] = [](const Args& a) -> Value {
+    const at::Tensor& x = a.tensor(0, "input");
+    const IntList padding = a.ints(1, "padding");
+    TORCH_CHECK(padding.size() % 2 == 0 && static_cast<int64_t>(padding.size()) <= 2 * x.dim(),
+                "pad(): argument 'padding' must hold pairs for at most ", x.dim(), " dimensions, got ", padding.size(),
+                " values");
+    return at::constant_pad_nd(x, padding, a.scalar(2, "value"));
+  };
   // (input, dtype?, device?): a copy only when something changes, as Tensor.to does
   t["to"] = [](const Args& a) -> Value {
     const at::Tensor& x = a.tensor(0, "input");

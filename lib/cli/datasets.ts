@@ -4,11 +4,23 @@ import { join } from 'node:path';
 
 import { acdcVolumePath, laVolumePath, readList } from '../data/datasets.js';
 import { readH5 } from '../data/hdf5.js';
-import { acdcData, laData, syntheticData, type TrainData, type Volume } from '../trainers/data.js';
+import { acdcData, laData, multiTaskData, syntheticData, type TrainData, type Volume } from '../trainers/data.js';
 import type { TrainConfig } from '../trainers/recipes.js';
 import { UsageError } from './options.js';
 
 export function trainData(dir: string, c: TrainConfig): TrainData {
+  const parts = dir.split(',').filter((p) => p.length > 0);
+  if (parts.length > 1) {
+    if (c.method !== 'versemi') throw new UsageError(`--data: several folders (one task each) are for the versemi recipes, not '${c.recipe}'`);
+    const datasets: TrainData[] = [];
+    try {
+      for (const [k, part] of parts.entries()) datasets.push(trainData(part, { ...c, seed: c.seed + k }));
+    } catch (err) {
+      datasets.forEach((d) => d.dispose());
+      throw err;
+    }
+    return multiTaskData(datasets);
+  }
   if (dir === 'synthetic') {
     const threeD = c.network === 'VNet3D';
     return syntheticData({

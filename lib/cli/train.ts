@@ -76,7 +76,7 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description('train a published method (a recipe) on a dataset; checkpoints and log.jsonl go to --out')
     .requiredOption('--recipe <name>', `one of ${recipeNames().join(', ')}`)
-    .requiredOption('--data <dir>', "dataset folder (ACDC or LA layout), or 'synthetic'")
+    .requiredOption('--data <dir>', "dataset folder (ACDC or LA layout), or 'synthetic'; versemi: a comma-separated list, one task each")
     .option('--labeled <n>', 'labeled patients (ACDC) or volumes (LA)', intOption(1))
     .option('--iterations <n>', 'training iterations (BCP: self-training)', intOption(1))
     .option('--pretrain-iterations <n>', 'BCP pre-training iterations', intOption(0))
@@ -93,8 +93,9 @@ export function registerTrain(program: Command): void {
     .option('--resume', 'continue from <out>/last.ckpt')
     .option('--json', 'progress as JSON lines')
     .action(async (opts: TrainOpts) => {
-      const config = configFrom(opts);
+      let config = configFrom(opts);
       const data = trainData(opts.data, config);
+      if (config.method === 'versemi') config = { ...config, tasks: data.tasks ?? 1 }; // one task per --data folder
       const controller = new AbortController();
       const onSignal = () => controller.abort();
       process.once('SIGINT', onSignal);

@@ -23,10 +23,12 @@ export interface VNet3DOptions {
   nFilters?: number;
   normalization?: 'batchnorm' | 'instancenorm' | 'groupnorm' | 'none';
   hasDropout?: boolean;
+  /** false: VerSemi's backbone, without block_nine and the x8_up + x1 skip (default true). */
+  lastBlock?: boolean;
 }
 
 const UNET_KEYS = ['inChannels', 'outChannels', 'features', 'dropout'];
-const VNET_KEYS = ['inChannels', 'outChannels', 'nFilters', 'normalization', 'hasDropout'];
+const VNET_KEYS = ['inChannels', 'outChannels', 'nFilters', 'normalization', 'hasDropout', 'lastBlock'];
 
 /** The SSL4MIS 2D U-Net. */
 export function UNet2D(options?: UNet2DOptions): Network {
@@ -68,6 +70,7 @@ export function VNet3D(options?: VNet3DOptions): Network {
           ? 'batchnorm'
           : checkOneOf(fn, 'normalization', o.normalization, ['batchnorm', 'instancenorm', 'groupnorm', 'none'] as const),
       hasDropout: o.hasDropout === undefined ? true : checkBool(fn, 'hasDropout', o.hasDropout),
+      ...(o.lastBlock === undefined || checkBool(fn, 'lastBlock', o.lastBlock) ? {} : { lastBlock: false }),
     }),
   );
 }

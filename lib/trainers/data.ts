@@ -18,6 +18,8 @@ export interface Volume {
   image: Tensor;
   /** int64, same shape */
   label: Tensor;
+  /** Multi-task data (VerSemi): the task the volume belongs to (default 0). */
+  task?: number;
 }
 
 export interface TrainData {
@@ -34,6 +36,50 @@ export interface TrainData {
   validation(): Promise<Volume[]>;
   /** Frees everything cached. */
   dispose(): void;
+  /** Multi-task data (VerSemi): the number of tasks (default 1) and the task of each item. */
+  tasks?: number;
+  taskOf?(index: number): number;
+}
+
+/**
+ * Several binary datasets as one multi-task set (VerSemi, one task per dataset, in the order given):
+ * every dataset's labeled items first, then every unlabeled item; validation volumes carry their task.
+ * All must have the same dimensionality and 2 classes; items are augmented with the first dataset's
+ * augmentation (so give them the same patch).
+ */
+export function multiTaskData(datasets: TrainData[]): TrainData {
+  if (datasets.length === 0) throw new Error('multiTaskData(): no datasets');
+  const d = datasets[0].spatialDims;
+  for (const [k, ds] of datasets.entries()) {
+    if (ds.spatialDims !== d) throw new Error(`multiTaskData(): dataset ${k} ('${ds.name}') is ${ds.spatialDims}-D, dataset 0 is ${d}-D`);
+    if (ds.classes !== 2) throw new Error(`multiTaskData(): dataset ${k} ('${ds.name}') has ${ds.classes} classes; every task must be binary`);
+  }
+  // global index -> [dataset, local index]
+  const where: [number, number][] = [];
+  datasets.forEach((ds, k) => {
+    for (let i = 0; i < ds.labeled; i++) where.push([k, i]);
+  });
+  datasets.forEach((ds, k) => {
+    for (let i = 0; i < ds.unlabeled; i++) where.push([k, ds.labeled + i]);
+  });
+  const labeled = datasets.reduce((n, ds) => n + ds.labeled, 0);
+  return {
+    name: datasets.map((ds) => ds.name).join('+'),
+    spatialDims: d,
+    classes: 2,
+    labeled,
+    unlabeled: where.length - labeled,
+    tasks: datasets.length,
+    taskOf: (i) => where[i][0],
+    load: (i) => datasets[where[i][0]].load(where[i][1]),
+    augment: (image, label, rand) => datasets[0].augment(image, label, rand),
+    async validation() {
+      const all: Volume[] = [];
+      for (const [k, ds] of datasets.entries()) for (const v of await ds.validation()) all.push({ ...v, id: `${ds.name}:${v.id}`, task: k });
+      return all;
+    },
+    dispose: () => datasets.forEach((ds) => ds.dispose()),
+  };
 }
 
 function cached(loader: () => Promise<Volume[]>): { get: () => Promise<Volume[]>; free: () => void } {

@@ -18,6 +18,7 @@ import type { TrainData } from './data.js';
 import { bcp } from './methods/bcp.js';
 import { coda } from './methods/coda.js';
 import { icl } from './methods/icl.js';
+import { versemi } from './methods/versemi.js';
 import type { MethodRuntime, Stage } from './methods/common.js';
 import { meanTeacher } from './methods/mean-teacher.js';
 import { supervised } from './methods/supervised.js';
@@ -82,6 +83,8 @@ export function buildMethod(c: TrainConfig, inChannels = 1): MethodRuntime {
       return coda(c, inChannels);
     case 'icl':
       return icl(c, inChannels);
+    case 'versemi':
+      return versemi(c, inChannels);
   }
 }
 
@@ -112,6 +115,12 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
     throw new Error(`train: ${data.spatialDims}-D data cannot train the ${config.network} of recipe '${config.recipe}'`);
   manualSeed(config.seed);
   const method = buildMethod(config);
+  try {
+    method.attach?.(data);
+  } catch (err) {
+    method.dispose();
+    throw err;
+  }
   const stages = method.stages.filter((s) => s.iterations > 0);
   const main = method.networks[method.main];
   const others = Object.fromEntries(Object.entries(method.networks).filter(([k]) => k !== method.main));
@@ -209,13 +218,14 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
           etaSeconds: ((total - done) * elapsed) / Math.max(1, done - doneAtStart),
         });
         if (it % config.validateEvery === 0 || it === stage.iterations) {
-          const v = await validateDice(main, await data.validation(), settings, o.signal);
+          const volumes = await data.validation();
+          const v = method.validate ? await method.validate(volumes, settings, o.signal) : await validateDice(main, volumes, settings, o.signal);
           const prev = state.bests[stage.name];
           const improved = !prev || v.dice > prev.dice;
           state.validations.push({ stage: stage.name, iteration: it, dice: v.dice });
           if (improved) {
             const path = bestPath(stage);
-            await saveCheckpoint(path, { network: main, iteration: it, extra: { config, stage: stage.name, dice: v.dice, perClass: v.perClass } });
+            await saveCheckpoint(path, { network: main, tensors: method.inferenceTensors?.(), iteration: it, extra: { config, stage: stage.name, dice: v.dice, perClass: v.perClass } });
             state.bests[stage.name] = { stage: stage.name, iteration: it, dice: v.dice, path };
             emit({ type: 'checkpoint', kind: 'best', path, stage: stage.name, iteration: it });
           }
@@ -226,7 +236,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
     }
     const finalPath = join(out, 'final.ckpt');
     const lastStage = stages[stages.length - 1];
-    await saveCheckpoint(finalPath, { network: main, iteration: lastStage.iterations, extra: { config, stage: lastStage.name } });
+    await saveCheckpoint(finalPath, { network: main, tensors: method.inferenceTensors?.(), iteration: lastStage.iterations, extra: { config, stage: lastStage.name } });
     emit({ type: 'checkpoint', kind: 'final', path: finalPath, stage: lastStage.name, iteration: lastStage.iterations });
     const best = state.bests.train ?? state.bests[lastStage.name] ?? null;
     const seconds = (Date.now() - started) / 1000;

@@ -4,7 +4,7 @@
  */
 import { checkKnownKeys, checkObject, rangeError } from '../validate.js';
 
-export const METHODS = ['supervised', 'meanTeacher', 'bcp', 'coda', 'icl'] as const;
+export const METHODS = ['supervised', 'meanTeacher', 'bcp', 'coda', 'icl', 'versemi'] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface TrainConfig {
@@ -26,8 +26,13 @@ export interface TrainConfig {
   schedule: 'constant' | 'poly' | 'step';
   /** Step schedule: multiply by 0.1 every this many iterations. */
   stepEvery: number;
+  /** 'sgd' (momentum, weightDecay) or 'adam' (betas, weightDecay). */
+  optimizer: 'sgd' | 'adam';
   momentum: number;
+  betas: [number, number];
   weightDecay: number;
+  /** Further options of the network (VerSemi: InstanceNorm, no last block). */
+  networkOptions: Record<string, unknown>;
   validateEvery: number;
   /** First N validation volumes only (undefined: all). */
   valCases?: number;
@@ -64,6 +69,9 @@ export interface TrainConfig {
   /** Co-DA: momentum of the marginal and expectation EMAs. */
   marginalMomentum: number;
   alignEps: number;
+  // ---- VerSemi ----
+  /** VerSemi: the number of real tasks (datasets); the synthetic CutMix task is one more. */
+  tasks: number;
   // ---- ICL ----
   /** ICL: weight of the consistency between USCL's and SSPA's unlabeled maps. */
   iclConsistency: number;
@@ -72,7 +80,11 @@ export interface TrainConfig {
 const base = {
   iterations: 30000,
   lr: 0.01,
+  optimizer: 'sgd' as const,
   momentum: 0.9,
+  betas: [0.9, 0.999] as [number, number],
+  networkOptions: {} as Record<string, unknown>,
+  tasks: 1,
   weightDecay: 1e-4,
   validateEvery: 200,
   seed: 1337,
@@ -151,7 +163,22 @@ export const RECIPES: Record<string, Omit<TrainConfig, 'recipe'>> = {
     pairing: 'outFirst',
     dice: { squared: false, perSample: true, smooth: 1e-5, includeBackground: true },
   },
+  'versemi-la': {
+    ...la,
+    method: 'versemi',
+    networkOptions: { normalization: 'instancenorm', lastBlock: false },
+    optimizer: 'adam',
+    lr: 1e-3,
+    betas: [0.5, 0.999],
+    weightDecay: 0,
+    schedule: 'constant',
+    size: [96, 96, 96],
+    pretrainIterations: 2000,
+    iterations: 15000,
+    dice: { squared: false, perSample: true, smooth: 1e-5, includeBackground: false },
+  },
 };
+RECIPES['versemi-multi'] = { ...RECIPES['versemi-la'], tasks: 2 };
 
 export function recipeNames(): string[] {
   return Object.keys(RECIPES);
@@ -174,6 +201,9 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
     throw rangeError(fn, 'labeledBatch', 'an even number, half of batchSize, for bcp', c.labeledBatch);
   if (!(c.lr > 0)) throw rangeError(fn, 'lr', 'a number > 0', c.lr);
   if (!(c.alpha >= 0 && c.alpha <= 1)) throw rangeError(fn, 'alpha', 'a number in [0, 1]', c.alpha);
+  if (c.method === 'versemi' && c.network !== 'VNet3D') throw rangeError(fn, 'network', "'VNet3D' for versemi", c.network);
+  if (!Number.isInteger(c.tasks) || c.tasks < 1) throw rangeError(fn, 'tasks', 'an integer >= 1', c.tasks);
+  if (c.optimizer !== 'sgd' && c.optimizer !== 'adam') throw rangeError(fn, 'optimizer', "'sgd' or 'adam'", c.optimizer);
   if (c.method === 'icl' && c.network !== 'UNet2D') throw rangeError(fn, 'network', "'UNet2D' for icl (its modules attach to the 2-D U-Net decoder)", c.network);
   if (!(c.boxRatio > 0 && c.boxRatio < 1)) throw rangeError(fn, 'boxRatio', 'a number in (0, 1)', c.boxRatio);
   const dims = c.network === 'UNet2D' ? 2 : 3;

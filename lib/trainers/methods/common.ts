@@ -5,8 +5,10 @@ import type { Network } from '../../nets/network.js';
 import type { StateDict } from '../../named.js';
 import { dispose } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { SGD, type Optimizer } from '../../train/optimizer.js';
+import { Adam, SGD, type Optimizer } from '../../train/optimizer.js';
+import type { TrainData, Volume } from '../data.js';
 import type { TrainConfig } from '../recipes.js';
+import type { InferenceSettings, ValidationResult } from '../validate.js';
 
 export interface StepResult {
   loss: number;
@@ -32,6 +34,12 @@ export interface MethodRuntime {
   stages: Stage[];
   /** Trainable tensors outside the networks (training-only modules), by name: saved for resuming only. */
   tensors?(): StateDict;
+  /** Tensors the model needs for inference besides `main` (VerSemi's head): saved in best / final too. */
+  inferenceTensors?(): StateDict;
+  /** Called with the training data before the first stage (VerSemi reads the items' tasks). */
+  attach?(data: TrainData): void;
+  /** Validation when `main`'s forward alone is not the model (VerSemi); default validateDice(main). */
+  validate?(volumes: Volume[], settings: InferenceSettings, signal?: AbortSignal): Promise<ValidationResult>;
   /** JSON-serialisable running state (EMAs) for checkpoints. */
   state(): Record<string, unknown>;
   restore(state: Record<string, unknown>): void;
@@ -40,7 +48,7 @@ export interface MethodRuntime {
 
 /** A network of the recipe on its device, in channels-last layout when the recipe says so. */
 export function makeNetwork(c: TrainConfig, inChannels: number): Network {
-  const net = nets.fromOptions(c.network, { inChannels, outChannels: c.classes }).to(c.device as 'cpu');
+  const net = nets.fromOptions(c.network, { ...c.networkOptions, inChannels, outChannels: c.classes }).to(c.device as 'cpu');
   return c.channelsLast ? net.channelsLast(true) : net;
 }
 
@@ -54,6 +62,12 @@ export function rampup(iteration: number, lambda: number, length: number): numbe
 
 export function sgd(params: Network | { params: Network | Tensor[] }[], c: TrainConfig): Optimizer {
   return SGD(params as Network, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay });
+}
+
+/** The recipe's optimizer: SGD (momentum, weight decay) or Adam (betas, weight decay). */
+export function makeOptimizer(params: Network | { params: Network | Tensor[] }[], c: TrainConfig): Optimizer {
+  if (c.optimizer === 'adam') return Adam(params as Network, { lr: c.lr, betas: c.betas, weightDecay: c.weightDecay });
+  return sgd(params, c);
 }
 
 /** The scalar value of a loss, or an error naming the iteration when it is not finite. */

@@ -1,0 +1,275 @@
+/**
+ * VerSemi (spec 4): one V-Net (InstanceNorm, no block_nine, no final skip) and a task-prompted dynamic
+ * head (versemi-modules.ts) trained across T tasks (datasets), each binary, plus a synthetic CutMix task T.
+ * - Stage 1 ('pretrain', labeled only): L_sup (CE + foreground Dice of each sample under its own task)
+ *   + L_synth (the synthetic task on x_mix = x_a M + x_b (1 - M), a per-sample cube of floor(2/3 side),
+ *   must predict y_mix) + (L_a + L_b) / 2 (task a's head predicts y_a M, task b's y_b (1 - M); both y_mix
+ *   when the tasks agree).
+ * - Stage 2 ('train', adds unlabeled): the stage-1 terms on the labeled half, and on x_u' = x_l M' +
+ *   x_u (1 - M') (a labeled cube of ratio r ~ U(0.3, 0.6) pasted into an unlabeled image) the synthetic
+ *   task's foreground s must agree (soft Dice) with the element-wise max over the T task heads'
+ *   foregrounds (detached) and, inside the cube, with the labeled ground truth (label-shaped mask).
+ * Validation runs each volume under its task with the LA sliding-window protocol (slidingWindowWith).
+ * best.ckpt / final.ckpt hold the backbone and, as named tensors, the head (loadVerSemi reads them).
+ */
+import { ones } from '../../create.js';
+import { prng } from '../../demo/synthetic.js';
+import { cat, pad, stack, where } from '../../functional.js';
+import { slidingWindowWith } from '../../infer.js';
+import { loadCheckpoint, readCheckpointInfo } from '../../io/checkpoint.js';
+import { crossEntropy, diceLoss } from '../../losses.js';
+import { binaryMetrics } from '../../metrics.js';
+import type { StateDict } from '../../named.js';
+import { nets } from '../../nets/index.js';
+import type { Network } from '../../nets/network.js';
+import { noGrad } from '../../runtime.js';
+import { dispose, tidy } from '../../scope.js';
+import type { Tensor } from '../../tensor.js';
+import type { TrainData, Volume } from '../data.js';
+import type { TrainConfig } from '../recipes.js';
+import type { InferenceSettings, ValidationResult } from '../validate.js';
+import { Bag, finiteLoss, makeNetwork, makeOptimizer, type MethodRuntime } from './common.js';
+import { softDice } from './icl.js';
+import { DynamicHead } from './versemi-modules.js';
+
+
+/** A (B, 1, ...spatial) float mask of one cube per sample: side floor(ratio_i * side), uniform position. */
+function cubeMasks(spatial: number[], ratios: number[], rand: () => number, like: Tensor): Tensor {
+  return tidy(() =>
+    stack(
+      ratios.map((r) => {
+        const size = spatial.map((s) => Math.max(1, Math.floor(s * r)));
+        const start = spatial.map((s, i) => Math.floor(rand() * Math.max(1, s - size[i])));
+        const around = spatial.flatMap((_, i) => {
+          const k = spatial.length - 1 - i;
+          return [start[k], spatial[k] - size[k] - start[k]];
+        });
+        return pad(ones(size, { device: like.device as 'cpu', dtype: like.dtype as 'float32' }), around).unsqueeze(0);
+      }),
+      0,
+    ),
+  );
+}
+
+/** The backbone's bottleneck (x5) and last decoder feature of `x`. */
+async function backboneFeatures(net: Network, x: Tensor): Promise<{ bottleneck: Tensor; last: Tensor; all: Tensor[] }> {
+  const out = await net.forwardFeatures(x);
+  const all = [out.logits, ...out.features];
+  return { bottleneck: out.features[4], last: out.features[8], all };
+}
+
+/** Foreground probabilities (B, 1, ...spatial) of the head's logits. */
+function foreground(logits: Tensor): Tensor {
+  return tidy(() => logits.softmax(1).narrow(1, 1, 1));
+}
+
+export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
+  if (c.network !== 'VNet3D') throw new Error(`versemi: the method trains the 3-D V-Net, not ${c.network}`);
+  if (c.classes !== 2) throw new Error(`versemi: every task is binary (classes 2), got ${c.classes}`);
+  const T = c.tasks;
+  const net = makeNetwork(c, inChannels);
+  const head = new DynamicHead(T, { device: c.device });
+  const optimizer = makeOptimizer([{ params: net }, { params: head.parameters() }], c);
+  const L = c.labeledBatch;
+  const K = Math.floor(L / 2);
+  let taskOf: (index: number) => number = () => 0;
+  const sup = (logits: Tensor, y: Tensor) =>
+    tidy(() => crossEntropy(logits, y).add(diceLoss(logits, y, { ...c.dice, includeBackground: false, softmax: true })));
+
+  // Stage 1's terms on the labeled samples (features rows [0, L) for x, [L, L + K) for the CutMix of a / b).
+  function labeledTerms(f: { bottleneck: Tensor; last: Tensor }, y: Tensor, tasks: number[], M: Tensor, training: boolean) {
+    return tidy(() => {
+      const rows = (from: number, n: number) => ({ b: f.bottleneck.narrow(0, from, n), l: f.last.narrow(0, from, n) });
+      const own = rows(0, L);
+      const lSup = sup(head.forward(own.b, own.l, tasks, training), y);
+      if (K === 0) return { sup: lSup, synth: lSup.mul(0) };
+      const mix = rows(L, K);
+      const My = M.squeeze(1).gt(0.5);
+      const ya = y.narrow(0, 0, K);
+      const yb = y.narrow(0, K, K);
+      const yMix = where(My, ya, yb);
+      const ta = tasks.slice(0, K);
+      const tb = tasks.slice(K, 2 * K);
+      const zero = yMix.mul(0);
+      const targetA = stack(ta.map((t, i) => (t === tb[i] ? yMix.narrow(0, i, 1) : where(My.narrow(0, i, 1), ya.narrow(0, i, 1), zero.narrow(0, i, 1)))).map((x) => x.squeeze(0)), 0);
+      const targetB = stack(ta.map((t, i) => (t === tb[i] ? yMix.narrow(0, i, 1) : where(My.narrow(0, i, 1), zero.narrow(0, i, 1), yb.narrow(0, i, 1)))).map((x) => x.squeeze(0)), 0);
+      const lSynth = sup(head.forward(mix.b, mix.l, new Array<number>(K).fill(T), training), yMix);
+      const lA = sup(head.forward(mix.b, mix.l, ta, training), targetA);
+      const lB = sup(head.forward(mix.b, mix.l, tb, training), targetB);
+      return { sup: lSup, synth: lSynth.add(lA.add(lB).div(2)) };
+    });
+  }
+
+  function stage(name: 'pretrain' | 'train', iterations: number, withUnlabeled: boolean) {
+    const stageIndex = withUnlabeled ? 1 : 0;
+    return {
+      name,
+      iterations,
+      labeledOnly: !withUnlabeled,
+      begin: async () => undefined,
+      async step(batch: { images: Tensor; labels: Tensor; indices: number[] }, it: number) {
+        const bag = new Bag();
+        try {
+          const B = batch.images.shape[0];
+          const spatial = batch.images.shape.slice(2);
+          const rand = prng((c.seed * 131 + stageIndex * 7919 + it * 104729) >>> 0);
+          const tasks = batch.indices.slice(0, L).map((i) => taskOf(i));
+          const x = bag.add(batch.images.narrow(0, 0, L));
+          const y = bag.add(batch.labels.narrow(0, 0, L));
+          const M = bag.add(cubeMasks(spatial, new Array<number>(K).fill(c.boxRatio), rand, x));
+          const parts: Tensor[] = [x];
+          if (K > 0) {
+            parts.push(bag.add(tidy(() => x.narrow(0, 0, K).mul(M).add(x.narrow(0, K, K).mul(M.mul(-1).add(1))))));
+          }
+          const U = withUnlabeled ? B - L : 0;
+          let Mu: Tensor | null = null;
+          if (U > 0) {
+            const ratios = Array.from({ length: U }, () => 0.3 + 0.3 * rand());
+            Mu = bag.add(cubeMasks(spatial, ratios, rand, x));
+            const u = batch.images.narrow(0, L, U);
+            const pairedL = stack(Array.from({ length: U }, (_, j) => x.narrow(0, j % L, 1).squeeze(0)), 0);
+            parts.push(bag.add(tidy(() => pairedL.mul(Mu as Tensor).add(u.mul((Mu as Tensor).mul(-1).add(1))))));
+            dispose([u, pairedL]);
+          }
+          net.train();
+          const f = await backboneFeatures(net, bag.add(cat(parts, 0)));
+          f.all.forEach((t) => bag.add(t));
+          const lab = labeledTerms(f, y, tasks, M, true);
+          bag.add(lab.sup);
+          bag.add(lab.synth);
+          let total = bag.add(lab.sup.add(lab.synth));
+          const logged: Record<string, number> = { sup: Number(lab.sup.item()), synth: Number(lab.synth.item()) };
+          if (U > 0 && Mu) {
+            const [cons, cube] = tidy(() => {
+              const rows = L + K;
+              const b = f.bottleneck.narrow(0, rows, U);
+              const l = f.last.narrow(0, rows, U);
+              const s = foreground(head.forward(b, l, new Array<number>(U).fill(T), true));
+              const heads = Array.from({ length: T }, (_, k) => foreground(head.forward(b, l, new Array<number>(U).fill(k), true)).detach());
+              const pmax = heads.reduce((m, p) => m.maximum(p));
+              const yl = stack(Array.from({ length: U }, (_, j) => y.narrow(0, j % L, 1).squeeze(0)), 0).unsqueeze(1).to(s.dtype as 'float32');
+              return [softDice(s, pmax), softDice(s.mul(Mu as Tensor), yl.mul(Mu as Tensor))];
+            });
+            bag.add(cons);
+            bag.add(cube);
+            total = bag.add(total.add(cons).add(cube));
+            logged.consistency = Number(cons.item());
+            logged.cube = Number(cube.item());
+          }
+          const value = finiteLoss(total, it);
+          optimizer.zeroGrad();
+          await total.backwardAsync();
+          optimizer.step();
+          return { loss: value, parts: logged };
+        } finally {
+          bag.free();
+        }
+      },
+    };
+  }
+
+  const inferenceTensors = (): StateDict => {
+    const out: StateDict = {};
+    for (const [k, t] of Object.entries(head.params)) out[`head.${k}`] = t;
+    for (const [k, t] of Object.entries(head.buffers)) out[`head.${k}`] = t;
+    return out;
+  };
+
+  return {
+    networks: { net },
+    main: 'net',
+    optimizer: () => optimizer,
+    tensors: inferenceTensors,
+    inferenceTensors,
+    attach(data: TrainData) {
+      const tasks = data.tasks ?? 1;
+      if (tasks !== T) throw new Error(`versemi: the data has ${tasks} task(s) but the config trains ${T} (set 'tasks')`);
+      if (data.taskOf) taskOf = data.taskOf.bind(data);
+    },
+    validate: (volumes, settings, signal) => validateVerSemi(net, head, volumes, settings, signal),
+    stages: [stage('pretrain', c.pretrainIterations, false), stage('train', c.iterations, true)],
+    state: () => ({}),
+    restore: () => undefined,
+    dispose: () => {
+      net.dispose();
+      head.dispose();
+    },
+  };
+}
+
+/** Foreground labels of one volume under task `task`: sliding window, p1 >= 0.5. */
+export async function predictVerSemi(net: Network, head: DynamicHead, image: Tensor, task: number, s: InferenceSettings, signal?: AbortSignal): Promise<Tensor> {
+  const strides = s.strides ?? s.size.map((p, i) => Math.max(1, Math.min(p, [18, 18, 4][i])));
+  const wasTraining = net.training;
+  net.eval();
+  try {
+    const probs = await slidingWindowWith(
+      async (windows) => {
+        const f = await noGrad(() => backboneFeatures(net, windows));
+        try {
+          return tidy(() => noGrad(() => head.forward(f.bottleneck, f.last, new Array<number>(windows.shape[0]).fill(task), false).softmax(1)));
+        } finally {
+          dispose(f.all);
+        }
+      },
+      image,
+      { patch: s.size, strides, signal },
+    );
+    try {
+      return tidy(() => probs.narrow(0, 1, 1).squeeze(0).ge(0.5).to('int64'));
+    } finally {
+      probs.dispose();
+    }
+  } finally {
+    if (wasTraining) net.train();
+  }
+}
+
+/** Mean foreground Dice over the volumes, each under its own task. */
+export async function validateVerSemi(net: Network, head: DynamicHead, volumes: Volume[], s: InferenceSettings, signal?: AbortSignal): Promise<ValidationResult> {
+  let sum = 0;
+  for (const v of volumes) {
+    const pred = await predictVerSemi(net, head, v.image, v.task ?? 0, s, signal);
+    const [p, g] = tidy(() => [pred.eq(1), v.label.eq(1)]);
+    sum += binaryMetrics(p, g, {}, false).dice;
+    dispose([pred, p, g]);
+  }
+  const dice = sum / Math.max(1, volumes.length);
+  return { dice, perClass: [dice] };
+}
+
+/** A VerSemi model from a best.ckpt / final.ckpt: the backbone, the head and a per-task predictor. */
+export async function loadVerSemi(path: string): Promise<{
+  net: Network;
+  head: DynamicHead;
+  tasks: number;
+  predict(image: Tensor, task: number, settings: InferenceSettings, signal?: AbortSignal): Promise<Tensor>;
+  dispose(): void;
+}> {
+  const info = await readCheckpointInfo(path);
+  const config = (info.extra?.config ?? {}) as Partial<TrainConfig>;
+  if (config.method !== 'versemi') throw new Error(`loadVerSemi(): '${path}' was not written by a VerSemi run`);
+  const net = nets.fromOptions(info.kind, info.options);
+  const head = new DynamicHead(config.tasks ?? 1);
+  const tensors: StateDict = {};
+  for (const [k, t] of Object.entries(head.params)) tensors[`head.${k}`] = t;
+  for (const [k, t] of Object.entries(head.buffers)) tensors[`head.${k}`] = t;
+  try {
+    await loadCheckpoint(path, { network: net, tensors, restoreRng: false });
+  } catch (err) {
+    net.dispose();
+    head.dispose();
+    throw err;
+  }
+  return {
+    net,
+    head,
+    tasks: config.tasks ?? 1,
+    predict: (image, task, settings, signal) => predictVerSemi(net, head, image, task, settings, signal),
+    dispose: () => {
+      net.dispose();
+      head.dispose();
+    },
+  };
+}
+
