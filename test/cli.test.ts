@@ -47,6 +47,8 @@ for (const [args, message] of [
   [['train', '--recipe', 'bcp-acdc', '--data', '/no/such/dir'], /--data: '\/no\/such\/dir' does not exist/],
   [['train', '--recipe', 'bcp-acdc', '--data', 'synthetic', '--set', 'emaAlpah=0.9'], /unknown key 'emaAlpah'/],
   [['train', '--recipe', 'bcp-acdc', '--data', 'synthetic', '--size', '8'], /expected sizes like 256 or 256x256 \(each >= 16\), got '8'/],
+  [['train', '--recipe', 'action-acdc', '--data', 'synthetic', '--size', '32', '--set', 'action.window=48'], /option 'action.window' must be at most every side of size \(32x32\), got 48/],
+  [['train', '--recipe', 'bcp-acdc', '--data', 'synthetic,synthetic'], /--data: several folders \(one task each\) are for the versemi recipes, not 'bcp-acdc'/],
   [['evaluate', '--checkpoint', 'x.ckpt', '--data', 'synthetic', '--split', 'train'], /--split: expected val or test, got 'train'/],
   [['predict', 'in.png', '--checkpoint', 'x.ckpt', '-o', 'out.png'], /--output: 'out.png' must end in .nii or .nii.gz/],
   [['--threads', '0', 'info'], /argument '0' is invalid. expected an integer between 1 and 1024/],

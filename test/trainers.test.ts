@@ -15,10 +15,14 @@ import { maxAbsDiff } from './helpers/grad.js';
 setNumThreads(1);
 const tmp = () => mkdtempSync(join(tmpdir(), 'semiseg-train-'));
 
+// ACTION at test size: 32-wide windows, few anco draws, a small representation head at half size
+const tinyAction = { globalIterations: 6, localIterations: 6, window: 32, pool: 8, queries: 16, negatives: 16, representation: 32, representationScale: 0.5 };
+
 function tiny(recipe: string, extra: Partial<trainers.TrainConfig> = {}): trainers.TrainConfig {
   const threeD = recipe.endsWith('-la');
   const supervisedOnly = recipe.startsWith('supervised');
   return trainers.resolveConfig(recipe, {
+    ...(recipe.startsWith('action') ? { action: { ...trainers.RECIPES[recipe].action, ...tinyAction, window: threeD ? 16 : 32 } } : {}),
     iterations: 24,
     pretrainIterations: recipe.startsWith('bcp') ? 12 : 0,
     batchSize: supervisedOnly ? 2 : 4,
@@ -56,14 +60,15 @@ async function run(config: trainers.TrainConfig, out: string, options: Partial<t
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-for (const recipe of ['supervised-acdc', 'mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc', 'supervised-la', 'bcp-la']) {
+for (const recipe of ['supervised-acdc', 'mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc', 'action-acdc', 'supervised-la', 'bcp-la', 'action-la']) {
   test.serial(`${recipe}: a short run lowers the loss and its checkpoints load and evaluate`, async (t) => {
     const before = liveTensors();
     const out = tmp();
     const config = tiny(recipe);
     const { result, losses } = await run(config, out);
-    const stages = recipe.startsWith('bcp') ? 2 : 1;
-    t.is(losses.length, config.iterations + config.pretrainIterations);
+    const stages = recipe.startsWith('bcp') ? 2 : recipe.startsWith('action') ? 3 : 1;
+    const extraStages = recipe.startsWith('action') ? config.action.globalIterations + config.action.localIterations : 0;
+    t.is(losses.length, config.iterations + config.pretrainIterations + extraStages);
     // BCP's self-training loss restarts on harder (mixed, pseudo-labelled) inputs: compare within the last stage
     const last = losses.slice(-config.iterations);
     t.true(mean(last.slice(-4)) < mean(last.slice(0, 4)), `${recipe} loss ${last.map((l) => l.toFixed(3)).join(' ')}`);
@@ -90,10 +95,16 @@ async function finalWeights(path: string, kind: 'UNet2D' | 'VNet3D'): Promise<Ne
   return net;
 }
 
-for (const recipe of ['mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc', 'versemi-la']) {
+for (const recipe of ['mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc', 'versemi-la', 'action-acdc']) {
   test.serial(`${recipe}: cancelled and resumed gives the weights of an uninterrupted run`, async (t) => {
     const twoStages = recipe.startsWith('bcp') || recipe.startsWith('versemi');
-    const config = tiny(recipe, { iterations: 10, pretrainIterations: twoStages ? 4 : 0, validateEvery: 100, ...(recipe.startsWith('versemi') ? { lr: 3e-3 } : {}) });
+    const config = tiny(recipe, {
+      iterations: 10,
+      pretrainIterations: twoStages ? 4 : 0,
+      validateEvery: 100,
+      ...(recipe.startsWith('versemi') ? { lr: 3e-3 } : {}),
+      ...(recipe.startsWith('action') ? { action: { ...trainers.RECIPES[recipe].action, ...tinyAction, globalIterations: 3, localIterations: 3 } } : {}),
+    });
     const whole = tmp();
     await run(config, whole);
     const parts = tmp();

@@ -26,6 +26,13 @@ function setOption(value: string, previous: Record<string, unknown> = {}): Recor
   } catch {
     // a bare string such as --set teacherMode=eval
   }
+  const dot = key.indexOf('.');
+  if (dot > 0) {
+    // a nested setting (--set action.queries=64, --set dice.smooth=1e-5): merged into the recipe's group
+    const group = key.slice(0, dot);
+    const inner = (previous[group] ?? {}) as Record<string, unknown>;
+    return { ...previous, [group]: { ...inner, [key.slice(dot + 1)]: parsed } };
+  }
   return { ...previous, [key]: parsed };
 }
 
@@ -88,7 +95,7 @@ export function registerTrain(program: Command): void {
     .option('--val-cases <n>', 'validate on the first n volumes only', intOption(1))
     .option('--seed <n>', 'random seed', intOption(0))
     .option('--device <d>', 'cpu, cuda or cuda:N')
-    .option('--set <key=value>', 'override any recipe setting (repeatable), e.g. --set emaAlpha=0.999', setOption)
+    .option('--set <key=value>', 'override any recipe setting (repeatable), e.g. --set emaAlpha=0.999 or --set action.queries=64', setOption)
     .option('--out <dir>', 'output folder (default runs/<recipe>)')
     .option('--resume', 'continue from <out>/last.ckpt')
     .option('--json', 'progress as JSON lines')

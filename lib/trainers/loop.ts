@@ -17,6 +17,7 @@ import { BatchSource, freeItems } from './batches.js';
 import type { TrainData } from './data.js';
 import { bcp } from './methods/bcp.js';
 import { coda } from './methods/coda.js';
+import { action } from './methods/action.js';
 import { icl } from './methods/icl.js';
 import { versemi } from './methods/versemi.js';
 import type { MethodRuntime, Stage } from './methods/common.js';
@@ -85,6 +86,8 @@ export function buildMethod(c: TrainConfig, inChannels = 1): MethodRuntime {
       return icl(c, inChannels);
     case 'versemi':
       return versemi(c, inChannels);
+    case 'action':
+      return action(c, inChannels);
   }
 }
 
@@ -98,7 +101,7 @@ export function inferenceSettings(c: TrainConfig): InferenceSettings {
 }
 
 /** Settings that must agree between a checkpoint and the run resuming from it. */
-const RESUME_KEYS = ['recipe', 'method', 'network', 'classes', 'labeled', 'batchSize', 'labeledBatch', 'seed', 'pretrainIterations', 'iterations'] as const;
+const RESUME_KEYS = ['recipe', 'method', 'network', 'classes', 'labeled', 'batchSize', 'labeledBatch', 'seed', 'pretrainIterations', 'iterations', 'tasks', 'action'] as const;
 
 export async function train(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
   const started = Date.now();

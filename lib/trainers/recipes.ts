@@ -4,7 +4,7 @@
  */
 import { checkKnownKeys, checkObject, rangeError } from '../validate.js';
 
-export const METHODS = ['supervised', 'meanTeacher', 'bcp', 'coda', 'icl', 'versemi'] as const;
+export const METHODS = ['supervised', 'meanTeacher', 'bcp', 'coda', 'icl', 'versemi', 'action'] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface TrainConfig {
@@ -29,6 +29,8 @@ export interface TrainConfig {
   /** 'sgd' (momentum, weightDecay) or 'adam' (betas, weightDecay). */
   optimizer: 'sgd' | 'adam';
   momentum: number;
+  /** SGD with Nesterov momentum. */
+  nesterov: boolean;
   betas: [number, number];
   weightDecay: number;
   /** Further options of the network (VerSemi: InstanceNorm, no last block). */
@@ -72,6 +74,31 @@ export interface TrainConfig {
   // ---- VerSemi ----
   /** VerSemi: the number of real tasks (datasets); the synthetic CutMix task is one more. */
   tasks: number;
+  // ---- ACTION ----
+  action: {
+    /** Iterations of stage 1 (global contrastive distillation) and stage 2 (local); stage 3 runs `iterations`. */
+    globalIterations: number;
+    localIterations: number;
+    /** Teacher keys in each queue. */
+    queue: number;
+    studentTemperature: number;
+    teacherTemperature: number;
+    /** Stage 2: window side (stride: half of it) and the pooled size per axis. */
+    window: number;
+    pool: number;
+    /** Stage 3: confidence of a counted pseudo-label pixel, and the hardness threshold of anco. */
+    confidence: number;
+    /** Stage 3: unlabeled pixels with at least this confidence are valid for anco. */
+    valid: number;
+    queries: number;
+    negatives: number;
+    temperature: number;
+    /** Weight of L_anco. */
+    weight: number;
+    /** Channels of the representation head, and the scale of its output against the input (1: full size). */
+    representation: number;
+    representationScale: number;
+  };
   // ---- ICL ----
   /** ICL: weight of the consistency between USCL's and SSPA's unlabeled maps. */
   iclConsistency: number;
@@ -82,6 +109,7 @@ const base = {
   lr: 0.01,
   optimizer: 'sgd' as const,
   momentum: 0.9,
+  nesterov: false,
   betas: [0.9, 0.999] as [number, number],
   networkOptions: {} as Record<string, unknown>,
   tasks: 1,
@@ -104,6 +132,23 @@ const base = {
   marginalMomentum: 0.99,
   alignEps: 1e-6,
   iclConsistency: 50,
+  action: {
+    globalIterations: 30000,
+    localIterations: 30000,
+    queue: 36,
+    studentTemperature: 0.1,
+    teacherTemperature: 0.01,
+    window: 64,
+    pool: 8,
+    confidence: 0.97,
+    valid: 0.7,
+    queries: 256,
+    negatives: 512,
+    temperature: 0.5,
+    weight: 0.01,
+    representation: 512,
+    representationScale: 1,
+  },
   valCases: undefined as number | undefined,
 };
 
@@ -151,6 +196,7 @@ export const RECIPES: Record<string, Omit<TrainConfig, 'recipe'>> = {
   },
   'coda-acdc': { ...acdc, method: 'coda', consistency: 1 },
   'icl-acdc': { ...acdc, method: 'icl', batchSize: 16, labeledBatch: 8 },
+  'action-acdc': { ...acdc, method: 'action', batchSize: 8, labeledBatch: 4, nesterov: true },
   'supervised-la': { ...la, method: 'supervised', batchSize: 2, labeledBatch: 2 },
   'mt-la': { ...la, method: 'meanTeacher', schedule: 'poly' },
   'bcp-la': {
@@ -179,6 +225,7 @@ export const RECIPES: Record<string, Omit<TrainConfig, 'recipe'>> = {
   },
 };
 RECIPES['versemi-multi'] = { ...RECIPES['versemi-la'], tasks: 2 };
+RECIPES['action-la'] = { ...la, method: 'action', batchSize: 4, labeledBatch: 2, nesterov: true, schedule: 'poly' };
 
 export function recipeNames(): string[] {
   return Object.keys(RECIPES);
@@ -191,7 +238,13 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
   if (!r) throw rangeError(fn, 'recipe', `one of ${recipeNames().join(', ')}`, recipe);
   const o = checkObject(fn, 'overrides', overrides);
   checkKnownKeys(fn, 'overrides', o, Object.keys(r));
-  const c = { ...r, ...o, dice: { ...r.dice, ...((o.dice as object | undefined) ?? {}) }, recipe } as TrainConfig;
+  const c = {
+    ...r,
+    ...o,
+    dice: { ...r.dice, ...((o.dice as object | undefined) ?? {}) },
+    action: { ...r.action, ...((o.action as object | undefined) ?? {}) },
+    recipe,
+  } as TrainConfig;
   const positive = ['iterations', 'batchSize', 'labeledBatch', 'validateEvery', 'labeled', 'stepEvery'] as const;
   for (const k of positive) if (!Number.isInteger(c[k]) || c[k] < 1) throw rangeError(fn, k, 'an integer >= 1', c[k]);
   if (!Number.isInteger(c.pretrainIterations) || c.pretrainIterations < 0) throw rangeError(fn, 'pretrainIterations', 'an integer >= 0', c.pretrainIterations);
@@ -201,6 +254,13 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
     throw rangeError(fn, 'labeledBatch', 'an even number, half of batchSize, for bcp', c.labeledBatch);
   if (!(c.lr > 0)) throw rangeError(fn, 'lr', 'a number > 0', c.lr);
   if (!(c.alpha >= 0 && c.alpha <= 1)) throw rangeError(fn, 'alpha', 'a number in [0, 1]', c.alpha);
+  if (c.method === 'action') {
+    const a = c.action;
+    for (const k of ['globalIterations', 'localIterations'] as const) if (!Number.isInteger(a[k]) || a[k] < 0) throw rangeError(fn, `action.${k}`, 'an integer >= 0', a[k]);
+    if (!Number.isInteger(a.window) || !Number.isInteger(a.pool) || a.pool < 1 || a.window % a.pool !== 0 || a.window % 2 !== 0)
+      throw rangeError(fn, 'action.window', `an even multiple of action.pool (${a.pool})`, a.window);
+    if (c.size.some((s) => s < a.window)) throw rangeError(fn, 'action.window', `at most every side of size (${c.size.join('x')})`, a.window);
+  }
   if (c.method === 'versemi' && c.network !== 'VNet3D') throw rangeError(fn, 'network', "'VNet3D' for versemi", c.network);
   if (!Number.isInteger(c.tasks) || c.tasks < 1) throw rangeError(fn, 'tasks', 'an integer >= 1', c.tasks);
   if (c.optimizer !== 'sgd' && c.optimizer !== 'adam') throw rangeError(fn, 'optimizer', "'sgd' or 'adam'", c.optimizer);

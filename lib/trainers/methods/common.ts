@@ -17,7 +17,7 @@ export interface StepResult {
 }
 
 export interface Stage {
-  name: 'pretrain' | 'train';
+  name: 'pretrain' | 'global' | 'local' | 'train';
   iterations: number;
   /** Batches of labeled items only (labeledBatch of them). */
   labeledOnly: boolean;
@@ -61,7 +61,7 @@ export function rampup(iteration: number, lambda: number, length: number): numbe
 }
 
 export function sgd(params: Network | { params: Network | Tensor[] }[], c: TrainConfig): Optimizer {
-  return SGD(params as Network, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay });
+  return SGD(params as Network, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov });
 }
 
 /** The recipe's optimizer: SGD (momentum, weight decay) or Adam (betas, weight decay). */

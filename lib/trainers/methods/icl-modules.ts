@@ -12,11 +12,12 @@
  * Everything here is ordinary tensor ops, so autograd covers it; the parameters are plain tensors that
  * the method hands to its optimizer and to `last.ckpt` (they never enter the saved model).
  */
-import { rand, zeros } from '../../create.js';
+import { zeros } from '../../create.js';
 import { conv } from '../../functional.js';
 import type { StateDict } from '../../named.js';
 import { tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
+import { constantParam, layerNorm, linear, uniformParam as uniform } from './layers.js';
 
 export interface IclScale {
   channels: number;
@@ -37,29 +38,6 @@ export interface AdaptorOutput {
   queries: Tensor[];
 }
 
-// PyTorch's default initialisation of Conv / Linear layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-function uniform(shape: number[], fanIn: number, device: string): Tensor {
-  const bound = 1 / Math.sqrt(fanIn);
-  return tidy(() => rand(shape, { device: device as 'cpu' }).mul(2 * bound).sub(bound)).setRequiresGrad();
-}
-
-function ones(shape: number[], device: string): Tensor {
-  return tidy(() => zeros(shape, { device: device as 'cpu' }).add(1)).setRequiresGrad();
-}
-
-/** x @ w^T + b over the last dimension (torch.nn.functional.linear). */
-function linear(x: Tensor, w: Tensor, b: Tensor): Tensor {
-  return x.matmul(w.transpose(0, 1)).add(b);
-}
-
-/** LayerNorm over the last dimension (eps 1e-5, affine). */
-function layerNorm(x: Tensor, w: Tensor, b: Tensor): Tensor {
-  const mu = x.mean(-1, true);
-  const centred = x.sub(mu);
-  const variance = centred.square().mean(-1, true);
-  return centred.mul(variance.add(1e-5).rsqrt()).mul(w).add(b);
-}
-
 export class IclAdaptor {
   readonly params: StateDict = {};
   readonly classes: number;
@@ -76,7 +54,7 @@ export class IclAdaptor {
       if (d % h !== 0) throw new Error(`IclAdaptor: ${d} channels do not split into ${h} heads`);
       p[`s${i}.proj.weight`] = uniform([d, d, 1, 1], d, dev);
       p[`s${i}.proj.bias`] = uniform([d], d, dev);
-      p[`s${i}.norm.weight`] = ones([d], dev);
+      p[`s${i}.norm.weight`] = constantParam([d], 1, dev);
       p[`s${i}.norm.bias`] = zeros([d], { device: dev as 'cpu' }).setRequiresGrad();
       // USCL's updated queries feed nothing (no hand-off, no loss), so it has no value / output projections.
       for (const n of options.queries ? ['q', 'k', 'v', 'o'] : ['q', 'k']) {

@@ -10,12 +10,13 @@
  * The dynamic parameters are laid out weights first (64, 64, 16) then biases (8, 8, 2), as DoDNet-style
  * heads do. Ordinary tensor ops: autograd covers everything.
  */
-import { rand, tensor, zeros } from '../../create.js';
+import { tensor, zeros } from '../../create.js';
 import { cat, conv } from '../../functional.js';
 import type { StateDict } from '../../named.js';
 import { noGrad } from '../../runtime.js';
 import { tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
+import { uniformParam as uniform } from './layers.js';
 
 /** Weight and bias counts of the three dynamic layers (8 -> 8, 8 -> 8, 8 -> 2). */
 export const DYNAMIC_LAYERS = [
@@ -24,11 +25,6 @@ export const DYNAMIC_LAYERS = [
   { cin: 8, cout: 2 },
 ];
 export const DYNAMIC_PARAMS = DYNAMIC_LAYERS.reduce((n, l) => n + l.cin * l.cout + l.cout, 0);
-
-function uniform(shape: number[], fanIn: number, device: string): Tensor {
-  const bound = 1 / Math.sqrt(fanIn);
-  return tidy(() => rand(shape, { device: device as 'cpu' }).mul(2 * bound).sub(bound)).setRequiresGrad();
-}
 
 /**
  * BatchNorm over dim 1 of (N, C, ...) tensors as torch.nn.BatchNorm*d: batch statistics in training
