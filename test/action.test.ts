@@ -57,6 +57,8 @@ test('distillation, local head, representation head and anco equal the reference
     t.true(s.queries.every((i) => lab[i] === s.cls && ok[i] === 1), 'queries: valid pixels of the class');
     t.true(s.negatives.every((i) => lab[i] !== s.cls && ok[i] === 1), 'negatives: valid pixels of other classes');
   }
+  t.deepEqual(trainers.ancoSample(rep, labels, valid, probs, o, prng(4)), samples, 'the same seed draws the same pixels');
+  t.notDeepEqual(trainers.ancoSample(rep, labels, valid, probs, o, prng(5)).perClass[0].queries, samples.perClass[0].queries);
   const anco = trainers.ancoLossWith(rep, labels, valid, samples, o);
   anco.backward();
 

@@ -20,6 +20,7 @@ const OpTable& table() {
     registerMetricOps(t);
     registerAugmentOps(t);
     registerFusedOps(t);
+    registerContrastOps(t);
     return t;
   }();
   return t;

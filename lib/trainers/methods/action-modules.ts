@@ -2,7 +2,7 @@
  * ACTION's training-only pieces (spec 5), checked against the official code (charlesyou999648/ACTION):
  * - ContrastQueue: K keys of the teacher (K = 36), initialised N(0, 1) and normalised along dim 0 as the
  *   official code does; keys go in unnormalised, after the loss of the step, through a ring pointer
- *   (in place, one native copy per contiguous run).
+ *   (in place, one native op: queueEnqueue).
  * - distillationLoss: cosine similarities of student and teacher embeddings to the queue, temperatures
  *   0.1 / 0.01, KL(softmax(t) || softmax(s)) with batchmean.
  * - GlobalHead: global average pool -> Linear 256 -> 256 -> Linear 256 -> 512 (no activation, as the
@@ -13,14 +13,17 @@
  * - RepresentationHead: the bottleneck and the decoder features upsampled (bilinear, align corners) to
  *   one size and concatenated, 3x3 conv (no bias) -> `channels`, 1x1 conv -> `channels`.
  * - ancoLoss: ReCo-style pixel-to-prototype InfoNCE with hard queries and negatives drawn in proportion
- *   to softmax(cos(proto_c, proto_j) / T); the draws come from a `Random` so a test can fix them.
+ *   to softmax(cos(proto_c, proto_j) / T); the draws are native (ancoSample op, seeded from the method's
+ *   generator) and separate from the loss (ancoLossWith), so a test can hand both sides the same draws.
  */
 import { randn, tensor } from '../../create.js';
-import { cat, conv, interpolate, stack } from '../../functional.js';
+import { callOp } from '../../call.js';
+import type { NativeTensorHandle } from '../../native.js';
+import { cat, conv, interpolate, oneHot, stack } from '../../functional.js';
 import type { StateDict } from '../../named.js';
 import { noGrad } from '../../runtime.js';
 import { dispose, tidy } from '../../scope.js';
-import type { Tensor } from '../../tensor.js';
+import { wrap, type Tensor } from '../../tensor.js';
 import { addLinear, linear } from './layers.js';
 
 /** x / max(||x||_2, 1e-12) along `dim` (torch.nn.functional.normalize). */
@@ -39,24 +42,10 @@ export class ContrastQueue {
     this.keys = tidy(() => normalize(randn([size, dim], { device: device as 'cpu' }), 0));
   }
 
-  /** Writes `batch` (n, dim) at the pointer, wrapping around, and moves the pointer on. */
+  /** Writes `batch` (n, dim) at the pointer, wrapping around, and moves the pointer on (one native op). */
   enqueue(batch: Tensor): void {
-    const n = batch.shape[0];
-    if (batch.shape[1] !== this.dim) throw new Error(`ContrastQueue: keys of ${batch.shape[1]} values, the queue holds ${this.dim}`);
-    let done = 0;
-    // only the last `size` rows survive a batch larger than the queue
-    if (n > this.size) {
-      this.ptr = (this.ptr + n - this.size) % this.size;
-      done = n - this.size;
-    }
-    while (done < n) {
-      const run = Math.min(n - done, this.size - this.ptr);
-      const [dst, src] = [this.keys.narrow(0, this.ptr, run), batch.narrow(0, done, run)];
-      noGrad(() => dst.copyFrom(src));
-      dispose([dst, src]);
-      done += run;
-      this.ptr = (this.ptr + run) % this.size;
-    }
+    if (batch.shape.length !== 2 || batch.shape[1] !== this.dim) throw new Error(`ContrastQueue: keys of ${batch.shape[1]} values, the queue holds ${this.dim}`);
+    this.ptr = Number(callOp('queueEnqueue', [this.keys.handle('enqueue'), batch.handle('enqueue'), this.ptr]));
   }
 
   dispose(): void {
@@ -218,83 +207,62 @@ export interface AncoSamples {
   perClass: { cls: number; queries: number[]; negatives: number[] }[];
 }
 
-// Flat pixel indices of valid pixels and of hard valid pixels, per class.
-function pixelSets(labels: Tensor, valid: Tensor, probs: Tensor | null, hardThreshold: number) {
-  const C = probs ? probs.shape[1] : 0;
-  const P = labels.shape.reduce((a, s) => a * s, 1);
-  const lab = Array.from(labels.reshape([P]).toArray() as BigInt64Array, Number);
-  const ok = Array.from(valid.reshape([P]).toArray() as Uint8Array, Boolean);
-  const classes = Math.max(C, ...lab.map((l) => l + 1));
-  const validOf: number[][] = Array.from({ length: classes }, () => []);
-  const hardOf: number[][] = Array.from({ length: classes }, () => []);
-  let probOfLabel: number[] = [];
-  if (probs) {
-    const sp = probs.shape.slice(2);
-    probOfLabel = tidy(() =>
-      Array.from(
-        probs
-          .permute([0, ...sp.map((_, i) => i + 2), 1])
-          .reshape([P, C])
-          .gather(1, labels.reshape([P, 1]))
-          .reshape([P])
-          .toArray() as Float32Array,
-      ),
-    );
-  }
-  for (let i = 0; i < P; i++) {
-    if (!ok[i]) continue;
-    validOf[lab[i]].push(i);
-    if (probs && probOfLabel[i] < hardThreshold) hardOf[lab[i]].push(i);
-  }
-  return { validOf, hardOf, present: validOf.map((v, c) => (v.length > 0 ? c : -1)).filter((c) => c >= 0) };
-}
-
 /** Row-major (B * ...spatial, D) view of (B, D, ...spatial) representations. */
 function flatten(rep: Tensor): Tensor {
   const [B, D, ...sp] = rep.shape;
   return rep.permute([0, ...sp.map((_, i) => i + 2), 1]).reshape([B * sp.reduce((a, s) => a * s, 1), D]);
 }
 
-function prototypes(flat: Tensor, validOf: number[][], present: number[]): Tensor {
-  return tidy(() => noGrad(() => stack(present.map((c) => flat.indexSelect(0, tensor(validOf[c], { dtype: 'int64', device: flat.device as 'cpu' })).mean(0)), 0)));
+/** Mean representation of every class over its valid pixels, (classes, D), and each class's count (detached). */
+function classMeans(flat: Tensor, labels: Tensor, valid: Tensor, classes: number): { means: Tensor; counts: number[] } {
+  return noGrad(() =>
+    tidy(() => {
+      const P = flat.shape[0];
+      const mask = oneHot(labels.reshape([P]), classes).to(flat.dtype as 'float32').mul(valid.reshape([P, 1]).to(flat.dtype as 'float32'));
+      const countT = mask.sum(0);
+      const counts = Array.from(countT.toArray() as Float32Array);
+      const means = mask.transpose(0, 1).matmul(flat).div(countT.clamp(1).unsqueeze(1));
+      return { means, counts };
+    }),
+  );
 }
 
 /**
- * ancoLoss's draws: for each present class with hard pixels, `queries` hard pixels with replacement, and
- * for each query `negatives` other present classes drawn from softmax(cos(proto_c, proto_j) / T), each a
- * valid pixel of that class drawn uniformly with replacement.
+ * ancoLoss's draws (native: semiseg's ancoSample op, seeded from `draw`): for each present class with
+ * hard pixels, `queries` hard pixels with replacement, and for each query `negatives` other present
+ * classes drawn from softmax(cos(proto_c, proto_j) / T), each a valid pixel of that class drawn uniformly
+ * with replacement.
  */
 export function ancoSample(rep: Tensor, labels: Tensor, valid: Tensor, probs: Tensor, o: AncoOptions, draw: Draw): AncoSamples {
-  const { validOf, hardOf, present } = pixelSets(labels, valid, probs, o.hardThreshold);
-  const perClass: AncoSamples['perClass'] = [];
-  if (present.length <= 1) return { present, perClass };
-  const K = present.length;
-  const sims = tidy(() => {
-    const protoN = normalize(prototypes(flatten(rep), validOf, present), 1);
-    return Array.from(protoN.matmul(protoN.transpose(0, 1)).div(o.temperature).toArray() as Float32Array);
+  const C = probs.shape[1];
+  const flat = flatten(rep);
+  const { means, counts } = classMeans(flat, labels, valid, C);
+  flat.dispose();
+  const present = counts.map((n, c) => (n > 0 ? c : -1)).filter((c) => c >= 0);
+  const seed = Math.floor(draw() * 2 ** 31);
+  const native = tidy(() => {
+    const sp = probs.shape.slice(2);
+    const P = labels.shape.reduce((a, s) => a * s, 1);
+    const probOfLabel = probs
+      .permute([0, ...sp.map((_, i) => i + 2), 1])
+      .reshape([P, C])
+      .gather(1, labels.reshape([P, 1]))
+      .reshape([P]);
+    const protoN = normalize(means.indexSelect(0, tensor(present.length ? present : [0], { dtype: 'int64', device: means.device as 'cpu' })), 1);
+    const sims = protoN.matmul(protoN.transpose(0, 1)).div(o.temperature);
+    if (present.length <= 1) return [];
+    const out = callOp('ancoSample', [labels.reshape([P]).handle(), valid.reshape([P]).handle(), probOfLabel.handle(), present, sims.handle(), o.queries, o.negatives, o.hardThreshold, seed]);
+    return (out as NativeTensorHandle[]).map((h) => wrap(h));
   });
-  for (const [k, c] of present.entries()) {
-    const hard = hardOf[c];
-    if (hard.length === 0) continue;
-    const queries = Array.from({ length: o.queries }, () => hard[Math.floor(draw() * hard.length)]);
-    const others = present.map((_, j) => j).filter((j) => j !== k);
-    const logits = others.map((j) => sims[k * K + j]);
-    const m = Math.max(...logits);
-    const w = logits.map((l) => Math.exp(l - m));
-    const z = w.reduce((x, y) => x + y, 0);
-    const cdf: number[] = [];
-    w.reduce((acc, x, i) => ((cdf[i] = (acc + x) / z), acc + x), 0);
-    const negatives: number[] = [];
-    for (let n = 0; n < o.queries * o.negatives; n++) {
-      const u = draw();
-      let j = cdf.findIndex((v) => u < v);
-      if (j < 0) j = cdf.length - 1;
-      const pool = validOf[present[others[j]]];
-      negatives.push(pool[Math.floor(draw() * pool.length)]);
-    }
-    perClass.push({ cls: c, queries, negatives });
+  means.dispose();
+  try {
+    if (native.length === 0) return { present, perClass: [] };
+    const classes = Array.from(native[0].toArray() as BigInt64Array, Number);
+    const ints = (t: Tensor) => Array.from(t.toArray() as BigInt64Array, Number);
+    return { present, perClass: classes.map((cls, i) => ({ cls, queries: ints(native[1 + 2 * i]), negatives: ints(native[2 + 2 * i]) })) };
+  } finally {
+    dispose(native);
   }
-  return { present, perClass };
 }
 
 /**
@@ -305,8 +273,8 @@ export function ancoLossWith(rep: Tensor, labels: Tensor, valid: Tensor, samples
   return tidy(() => {
     const flat = flatten(rep);
     if (samples.perClass.length === 0 || samples.present.length <= 1) return flat.sum().mul(0);
-    const { validOf } = pixelSets(labels, valid, null, 0);
-    const protos = prototypes(flat, validOf, samples.present);
+    const classes = Math.max(Math.max(...samples.present), Number(labels.max().item())) + 1;
+    const protos = classMeans(flat, labels, valid, classes).means.indexSelect(0, tensor(samples.present, { dtype: 'int64', device: rep.device as 'cpu' }));
     const D = flat.shape[1];
     const idx = (xs: number[]) => tensor(xs, { dtype: 'int64', device: rep.device as 'cpu' });
     let total: Tensor | null = null;
