@@ -25,10 +25,10 @@ void registerReductionOps(OpTable& table);
 void registerShapeOps(OpTable& table);
 void registerNnOps(OpTable& table);
 void registerAutogradOps(OpTable& table);
-void registerLossOps(OpTable& table);     // cpp/losses/losses.cpp
-void registerMetricOps(OpTable& table);   // cpp/metrics/metrics.cpp
-void registerAugmentOps(OpTable& table);  // cpp/augment/affine.cpp
-void registerFusedOps(OpTable& table);    // cpp/ops/op_table.cpp
+void registerLossOps(OpTable& table);      // cpp/losses/losses.cpp
+void registerMetricOps(OpTable& table);    // cpp/metrics/metrics.cpp
+void registerAugmentOps(OpTable& table);   // cpp/augment/affine.cpp
+void registerFusedOps(OpTable& table);     // cpp/ops/op_table.cpp
 void registerContrastOps(OpTable& table);  // cpp/train/contrast.cpp
 
 }  // namespace semiseg

@@ -25,7 +25,9 @@ struct SplitMix {
     z ^= z >> 31;
     return static_cast<double>(z >> 11) * 0x1.0p-53;
   }
-  int64_t below(int64_t n) { return std::min<int64_t>(n - 1, static_cast<int64_t>(uniform() * static_cast<double>(n))); }
+  int64_t below(int64_t n) {
+    return std::min<int64_t>(n - 1, static_cast<int64_t>(uniform() * static_cast<double>(n)));
+  }
 };
 
 // (queue (K, D), keys (n, D), pointer) -> the new pointer; writes the keys at the pointer, wrapping around,
@@ -34,8 +36,8 @@ Value queueEnqueue(const Args& a) {
   at::Tensor queue = a.tensor(0, "queue");
   const at::Tensor& keys = a.tensor(1, "keys");
   int64_t ptr = a.int64(2, "pointer");
-  TORCH_CHECK(queue.dim() == 2 && keys.dim() == 2 && keys.size(1) == queue.size(1), "queueEnqueue(): argument 'keys' must be (n, ",
-              queue.size(1), "), got ", keys.sizes());
+  TORCH_CHECK(queue.dim() == 2 && keys.dim() == 2 && keys.size(1) == queue.size(1),
+              "queueEnqueue(): argument 'keys' must be (n, ", queue.size(1), "), got ", keys.sizes());
   const int64_t K = queue.size(0), n = keys.size(0);
   TORCH_CHECK(K > 0 && ptr >= 0 && ptr < K, "queueEnqueue(): argument 'pointer' must be in [0, ", K, "), got ", ptr);
   at::NoGradGuard noGrad;
@@ -68,8 +70,8 @@ Value ancoSample(const Args& a) {
   const double hardThreshold = a.f64(7, "hardThreshold");
   SplitMix rng{static_cast<uint64_t>(a.int64(8, "seed"))};
   const int64_t P = labels.numel(), K = static_cast<int64_t>(present.size());
-  TORCH_CHECK(valid.numel() == P && prob.numel() == P, "ancoSample(): 'labels', 'valid' and 'probOfLabel' must have ", P,
-              " values each, got ", valid.numel(), " and ", prob.numel());
+  TORCH_CHECK(valid.numel() == P && prob.numel() == P, "ancoSample(): 'labels', 'valid' and 'probOfLabel' must have ",
+              P, " values each, got ", valid.numel(), " and ", prob.numel());
   TORCH_CHECK(sim.dim() == 2 && sim.size(0) == K && sim.size(1) == K, "ancoSample(): argument 'protoSim' must be (", K,
               ", ", K, "), got ", sim.sizes());
   TORCH_CHECK(Q >= 1 && N >= 1, "ancoSample(): 'queries' and 'negatives' must be >= 1, got ", Q, " and ", N);
