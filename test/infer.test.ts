@@ -16,7 +16,6 @@ import {
   sliceInference,
   tidy,
   slidingWindowInference,
-  slidingWindowWith,
   pad,
   tensor,
   writeTorchStateDict,
@@ -95,25 +94,6 @@ test.serial('Gaussian window weighting: one window equals the plain result, over
   t.true(diff > 0 && diff < 0.5, `weighting changes the average, within reason (${diff})`);
   dispose([volume, plain, weighted, many, uniform]);
   vnet.dispose();
-});
-
-test.serial('slidingWindowWith around a JS predictor equals the native sliding window (padding, origins, averaging)', async (t) => {
-  manualSeed(8);
-  const net = nets.VNet3D({ nFilters: 4 }).eval();
-  const before = liveTensors();
-  for (const shape of [
-    [37, 29, 21],
-    [20, 20, 10], // smaller than the patch on every axis: zero padding
-  ]) {
-    const image = randn(shape);
-    const native = await slidingWindowInference(net, image, { patch: [32, 32, 16], strides: [18, 18, 4] });
-    const viaJs = await slidingWindowWith(async (w) => tidy(() => net.forwardSync(w).softmax(1)), image, { patch: [32, 32, 16], strides: [18, 18, 4], batch: 3 });
-    t.deepEqual(viaJs.shape, [2, ...shape]);
-    t.true(maxAbsDiff(viaJs.toArray() as Float32Array, native.toArray() as Float32Array) < 1e-6);
-    dispose([image, native, viaJs]);
-  }
-  t.is(liveTensors(), before);
-  net.dispose();
 });
 
 test('pad: constant padding and cropping from the last axis backwards, with clear errors', (t) => {
