@@ -28,7 +28,7 @@ import { emaUpdate } from '../../train/ema.js';
 import { ones } from '../../create.js';
 import type { TrainConfig } from '../recipes.js';
 import { ancoLoss, ContrastQueue, distillationLoss, GlobalHead, LocalHead, Predictor, RepresentationHead } from './action-modules.js';
-import { Bag, finiteLoss, makeNetwork, sgd, setMode, type MethodRuntime, type Stage } from './common.js';
+import { Bag, makeNetwork, optimizeStep, sgd, setMode, type MethodRuntime, type Stage } from './common.js';
 
 /** CutMix of ACTION's stage 3: a box of half the area (volume) at a random place, 1 inside. */
 export function halfBox(spatial: number[], rand: () => number, like: Tensor): Tensor {
@@ -73,10 +73,7 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
   const temps = { studentTemperature: a.studentTemperature, teacherTemperature: a.teacherTemperature };
 
   const afterStep = async (loss: Tensor, it: number) => {
-    const value = finiteLoss(loss, it);
-    optimizer.zeroGrad();
-    await loss.backwardAsync();
-    optimizer.step();
+    const value = await optimizeStep(optimizer, loss, it);
     emaUpdate(teacher, student, { alpha: c.emaAlpha, scope: c.emaScope });
     return value;
   };

@@ -15,7 +15,7 @@ import { emaUpdate } from '../../train/ema.js';
 import type { Optimizer } from '../../train/optimizer.js';
 import { prng } from '../../demo/synthetic.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, finiteLoss, makeNetwork, setMode, sgd, type MethodRuntime } from './common.js';
+import { Bag, makeNetwork, optimizeStep, setMode, sgd, type MethodRuntime } from './common.js';
 
 /** A box of floor(ratio * side) on every spatial side at a uniform position in [0, side - size). */
 export function randomBox(spatial: number[], ratio: number, rand: () => number): Box {
@@ -77,10 +77,7 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
             student.train();
             const logits = bag.add(await student.forward(m.mixedOut));
             const l = bag.add(loss(logits, m.targetOut, m.weightOut));
-            const value = finiteLoss(l, it);
-            optimizer.zeroGrad();
-            await l.backwardAsync();
-            optimizer.step();
+            const value = await optimizeStep(optimizer, l, it);
             return { loss: value, parts: { mix: value } };
           } finally {
             bag.free();
@@ -118,10 +115,7 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
             const lin = bag.add(loss(outIn, m.targetIn, m.weightIn));
             const lout = bag.add(loss(outOut, m.targetOut, m.weightOut));
             const total = bag.add(lin.add(lout));
-            const value = finiteLoss(total, it);
-            optimizer.zeroGrad();
-            await total.backwardAsync();
-            optimizer.step();
+            const value = await optimizeStep(optimizer, total, it);
             emaUpdate(teacher, student, { alpha: c.emaAlpha, scope: c.emaScope });
             return { loss: value, parts: { in: Number(lin.item()), out: Number(lout.item()) } };
           } finally {

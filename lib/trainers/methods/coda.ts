@@ -11,7 +11,7 @@ import { classMarginals, marginalAlign, overExpectationCe } from '../../ops.js';
 import { noGrad } from '../../runtime.js';
 import type { Tensor } from '../../tensor.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, finiteLoss, makeNetwork, rampup, sgd, type MethodRuntime } from './common.js';
+import { Bag, makeNetwork, optimizeStep, rampup, sgd, type MethodRuntime } from './common.js';
 
 interface Ema {
   labeled: number[] | null;
@@ -97,10 +97,7 @@ export function coda(c: TrainConfig, inChannels: number): MethodRuntime {
             const supervised = bag.add(sup[0].add(sup[1]));
             const cross = bag.add(bag.add(oe1.add(oe2)).mul(w));
             const total = bag.add(supervised.add(cross));
-            const value = finiteLoss(total, it);
-            optimizer.zeroGrad();
-            await total.backwardAsync();
-            optimizer.step();
+            const value = await optimizeStep(optimizer, total, it);
             return { loss: value, parts: { sup1: Number(sup[0].item()), sup2: Number(sup[1].item()), oe1: Number(oe1.item()), oe2: Number(oe2.item()), weight: w } };
           } finally {
             bag.free();

@@ -77,6 +77,15 @@ export function finiteLoss(loss: Tensor, it: number): number {
   return v;
 }
 
+/** One optimisation step on `loss` (refused, before any update, when it is not finite); its value. */
+export async function optimizeStep(optimizer: Optimizer, loss: Tensor, it: number): Promise<number> {
+  const value = finiteLoss(loss, it);
+  optimizer.zeroGrad();
+  await loss.backwardAsync();
+  optimizer.step();
+  return value;
+}
+
 /** Tensors made during one step, disposed together at its end. */
 export class Bag {
   readonly items: Tensor[] = [];

@@ -19,7 +19,7 @@ import type { StateDict } from '../../named.js';
 import { tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, finiteLoss, makeNetwork, sgd, type MethodRuntime } from './common.js';
+import { Bag, makeNetwork, optimizeStep, sgd, type MethodRuntime } from './common.js';
 import { ICL_SCALES, IclAdaptor } from './icl-modules.js';
 
 /** Soft Dice between probability maps: 1 - mean_c (2 sum(p q) + s) / (sum(p^2) + sum(q^2) + s). */
@@ -103,10 +103,7 @@ export function icl(c: TrainConfig, inChannels: number): MethodRuntime {
               c,
             );
             Object.values(r).forEach((t) => bag.add(t));
-            const value = finiteLoss(r.total, it);
-            optimizer.zeroGrad();
-            await r.total.backwardAsync();
-            optimizer.step();
+            const value = await optimizeStep(optimizer, r.total, it);
             const num = (t: Tensor) => Number(t.item());
             return { loss: value, parts: { seg: num(r.seg), aux: num(r.aux), pse: num(r.pse), cons: num(r.cons) } };
           } finally {

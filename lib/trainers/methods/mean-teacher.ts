@@ -9,7 +9,7 @@ import { noGrad } from '../../runtime.js';
 import { tidy } from '../../scope.js';
 import { emaUpdate } from '../../train/ema.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, finiteLoss, makeNetwork, rampup, setMode, sgd, type MethodRuntime } from './common.js';
+import { Bag, makeNetwork, optimizeStep, rampup, setMode, sgd, type MethodRuntime } from './common.js';
 
 export function meanTeacher(c: TrainConfig, inChannels: number): MethodRuntime {
   const student = makeNetwork(c, inChannels);
@@ -41,10 +41,7 @@ export function meanTeacher(c: TrainConfig, inChannels: number): MethodRuntime {
             const w = it - 1 < c.consistencyStart ? 0 : rampup(it - 1, c.consistency, c.rampup);
             const cons = bag.add(softmaxMse(bag.add(logits.narrow(0, L, B - L)), teacherLogits));
             const loss = bag.add(sup.add(bag.add(cons.mul(w))));
-            const value = finiteLoss(loss, it);
-            optimizer.zeroGrad();
-            await loss.backwardAsync();
-            optimizer.step();
+            const value = await optimizeStep(optimizer, loss, it);
             emaUpdate(teacher, student, { alpha: c.emaAlpha, iteration: it - 1, scope: c.emaScope });
             return { loss: value, parts: { sup: Number(sup.item()), consistency: Number(cons.item()), weight: w } };
           } finally {

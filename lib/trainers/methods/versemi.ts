@@ -28,7 +28,7 @@ import type { Tensor } from '../../tensor.js';
 import type { TrainData, Volume } from '../data.js';
 import type { TrainConfig } from '../recipes.js';
 import type { InferenceSettings, ValidationResult } from '../validate.js';
-import { Bag, finiteLoss, makeNetwork, makeOptimizer, type MethodRuntime } from './common.js';
+import { Bag, makeNetwork, makeOptimizer, optimizeStep, type MethodRuntime } from './common.js';
 import { softDice } from './icl.js';
 import { DynamicHead } from './versemi-modules.js';
 
@@ -156,10 +156,7 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
             logged.consistency = Number(cons.item());
             logged.cube = Number(cube.item());
           }
-          const value = finiteLoss(total, it);
-          optimizer.zeroGrad();
-          await total.backwardAsync();
-          optimizer.step();
+          const value = await optimizeStep(optimizer, total, it);
           return { loss: value, parts: logged };
         } finally {
           bag.free();
