@@ -9,17 +9,10 @@ import { join } from 'node:path';
 
 import { dispose, manualSeed, rand, randint, randn, readTorchStateDict, setNumThreads, tensor, trainers, writeTorchStateDict, type Tensor } from '../lib/index.js';
 import { runPython } from './helpers/python.js';
-import { closeness, referencePython } from './helpers/reference.js';
+import { assertClose, referencePython } from './helpers/reference.js';
 import { prng } from '../lib/demo/synthetic.js';
 
 setNumThreads(1);
-
-function close(t: { true(v: boolean, m?: string): void }, what: string, actual: Tensor | null, expected: Tensor | undefined, atol: number, rtol: number) {
-  if (!actual || !expected) return t.true(false, `${what}: missing`);
-  t.true(actual.shape.join() === expected.shape.join(), `${what}: shape ${actual.shape} vs ${expected.shape}`);
-  const worst = closeness(actual.toArray() as Float32Array, Float64Array.from(expected.toArray() as Float32Array), atol, rtol);
-  t.true(worst <= 1, `${what}: ${worst.toFixed(2)} x the tolerance`);
-}
 
 test('distillation, local head, representation head and anco equal the reference (values and gradients)', async (t) => {
   if (!referencePython) return t.pass('skipped: no python with torch');
@@ -77,14 +70,14 @@ test('distillation, local head, representation head and anco equal the reference
   const settings = { ts: 0.1, tt: 0.01, window: 64, stride: 32, pool: 8, features: 3, size: [16, 16], present: samples.present, sampled: samples.perClass.map((s) => s.cls), temperature: 0.5 };
   runPython('action_reference.py', dir, JSON.stringify(settings));
   const ref = await readTorchStateDict(join(dir, 'action_out.pt'));
-  close(t, 'KL', kl, ref.kl, 1e-6, 1e-5);
-  close(t, 'd KL / d student', student.grad, ref.grad_student, 1e-7, 1e-3);
-  close(t, 'd KL / d teacher (the target is not detached, as the official code)', teacher.grad, ref.grad_teacher, 1e-7, 1e-3);
-  close(t, 'local embeddings', emb, ref.local, 1e-5, 1e-4);
-  close(t, 'd / d logits through the windows', logits.grad, ref.grad_logits, 1e-7, 1e-3);
-  close(t, 'representation', rep, ref.rep, 1e-5, 1e-4);
-  close(t, 'anco', anco, ref.anco, 1e-6, 1e-5);
-  feats.forEach((f, i) => close(t, `d anco / d feature ${i}`, f.grad, ref[`grad_feature${i}`], 1e-8, 1e-3));
+  assertClose(t, 'KL', kl, ref.kl, 1e-6, 1e-5);
+  assertClose(t, 'd KL / d student', student.grad, ref.grad_student, 1e-7, 1e-3);
+  assertClose(t, 'd KL / d teacher (the target is not detached, as the official code)', teacher.grad, ref.grad_teacher, 1e-7, 1e-3);
+  assertClose(t, 'local embeddings', emb, ref.local, 1e-5, 1e-4);
+  assertClose(t, 'd / d logits through the windows', logits.grad, ref.grad_logits, 1e-7, 1e-3);
+  assertClose(t, 'representation', rep, ref.rep, 1e-5, 1e-4);
+  assertClose(t, 'anco', anco, ref.anco, 1e-6, 1e-5);
+  feats.forEach((f, i) => assertClose(t, `d anco / d feature ${i}`, f.grad, ref[`grad_feature${i}`], 1e-8, 1e-3));
   dispose([student, teacher, kl, logits, emb, probe, ...feats, rep, labels, valid, probs, anco, input.valid, ...extra, ...Object.values(ref)]);
   queue.dispose();
   local.dispose();

@@ -8,16 +8,9 @@ import { join } from 'node:path';
 
 import { dispose, manualSeed, randint, randn, readTorchStateDict, setNumThreads, trainers, writeTorchStateDict, type Tensor } from '../lib/index.js';
 import { runPython } from './helpers/python.js';
-import { closeness, referencePython } from './helpers/reference.js';
+import { assertClose, referencePython } from './helpers/reference.js';
 
 setNumThreads(1);
-
-function close(t: { true(v: boolean, m?: string): void }, what: string, actual: Tensor, expected: Tensor | undefined, atol: number, rtol: number) {
-  if (!expected) return t.true(false, `${what}: missing from the reference`);
-  t.true(actual.shape.join() === expected.shape.join(), `${what}: shape ${actual.shape} vs ${expected.shape}`);
-  const worst = closeness(actual.toArray() as Float32Array, Float64Array.from(expected.toArray() as Float32Array), atol, rtol);
-  t.true(worst <= 1, `${what}: ${worst.toFixed(2)} x the tolerance`);
-}
 
 test('SSPA, USCL and the ICL losses equal the torch.nn reference: maps, queries, losses and gradients', async (t) => {
   if (!referencePython) return t.pass('skipped: no python with torch');
@@ -50,21 +43,21 @@ test('SSPA, USCL and the ICL losses equal the torch.nn reference: maps, queries,
   const guide = sl.queries.map((q) => q.mean(0));
   const uu = uscl.forward(unlabeled, guide);
   const r = trainers.iclLosses({ logits, labels, labeled: L, sspaLabeled: sl.maps, sspaUnlabeled: su.maps, usclUnlabeled: uu.maps }, { dice, iclConsistency: 50 });
-  for (const k of ['seg', 'aux', 'pse', 'cons', 'total'] as const) close(t, k, r[k], ref[k], 1e-6, 1e-5);
+  for (const k of ['seg', 'aux', 'pse', 'cons', 'total'] as const) assertClose(t, k, r[k], ref[k], 1e-6, 1e-5);
   t.true(Number(r.cons.item()) > 0 && Number(r.pse.item()) > 0, 'the unsupervised terms are not trivially zero');
   for (let i = 0; i < 3; i++) {
-    close(t, `SSPA labeled map ${i}`, sl.maps[i], ref[`sspa_l_map${i}`], 1e-5, 1e-4);
-    close(t, `SSPA labeled queries ${i}`, sl.queries[i], ref[`sspa_l_queries${i}`], 1e-5, 1e-4);
-    close(t, `SSPA labeled queries ${i} (nn.MultiheadAttention)`, sl.queries[i], ref[`sspa_l_mha${i}`], 1e-5, 1e-4);
-    close(t, `USCL map ${i}`, uu.maps[i], ref[`uscl_map${i}`], 1e-5, 1e-4);
+    assertClose(t, `SSPA labeled map ${i}`, sl.maps[i], ref[`sspa_l_map${i}`], 1e-5, 1e-4);
+    assertClose(t, `SSPA labeled queries ${i}`, sl.queries[i], ref[`sspa_l_queries${i}`], 1e-5, 1e-4);
+    assertClose(t, `SSPA labeled queries ${i} (nn.MultiheadAttention)`, sl.queries[i], ref[`sspa_l_mha${i}`], 1e-5, 1e-4);
+    assertClose(t, `USCL map ${i}`, uu.maps[i], ref[`uscl_map${i}`], 1e-5, 1e-4);
   }
   r.total.backward();
-  feats.forEach((f, i) => close(t, `d/d feature ${i}`, f.grad!, ref[`grad_feature${i}`], 1e-6, 1e-3));
-  close(t, 'd/d logits', logits.grad!, ref.grad_logits, 1e-7, 1e-3);
+  feats.forEach((f, i) => assertClose(t, `d/d feature ${i}`, f.grad!, ref[`grad_feature${i}`], 1e-6, 1e-3));
+  assertClose(t, 'd/d logits', logits.grad!, ref.grad_logits, 1e-7, 1e-3);
   let checked = 0;
   for (const [name, mod] of [['sspa', sspa], ['uscl', uscl]] as const) {
     for (const [k, p] of Object.entries(mod.params)) {
-      close(t, `d/d ${name}.${k}`, p.grad!, ref[`grad_${name}.${k}`], 1e-6, 1e-3);
+      assertClose(t, `d/d ${name}.${k}`, p.grad!, ref[`grad_${name}.${k}`], 1e-6, 1e-3);
       checked++;
     }
   }

@@ -6,18 +6,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { dispose, manualSeed, randn, readTorchStateDict, setNumThreads, trainers, writeTorchStateDict, type Tensor } from '../lib/index.js';
+import { dispose, manualSeed, randn, readTorchStateDict, setNumThreads, trainers, writeTorchStateDict } from '../lib/index.js';
 import { runPython } from './helpers/python.js';
-import { closeness, referencePython } from './helpers/reference.js';
+import { assertClose, referencePython } from './helpers/reference.js';
 
 setNumThreads(1);
-
-function close(t: { true(v: boolean, m?: string): void }, what: string, actual: Tensor | null, expected: Tensor | undefined, atol: number, rtol: number) {
-  if (!actual || !expected) return t.true(false, `${what}: missing`);
-  t.true(actual.shape.join() === expected.shape.join(), `${what}: shape ${actual.shape} vs ${expected.shape}`);
-  const worst = closeness(actual.toArray() as Float32Array, Float64Array.from(expected.toArray() as Float32Array), atol, rtol);
-  t.true(worst <= 1, `${what}: ${worst.toFixed(2)} x the tolerance`);
-}
 
 test('the dynamic head equals the reference: per-sample weights from the task code, grouped over the batch', async (t) => {
   if (!referencePython) return t.pass('skipped: no python with torch');
@@ -37,15 +30,15 @@ test('the dynamic head equals the reference: per-sample weights from the task co
   const ref = await readTorchStateDict(join(dir, 'versemi_out.pt'));
 
   const logits = head.forward(bottleneck, feature, ids, true);
-  close(t, 'train-mode logits', logits, ref.logits, 1e-5, 1e-4);
+  assertClose(t, 'train-mode logits', logits, ref.logits, 1e-5, 1e-4);
   const loss = logits.mul(probe).sum();
   loss.backward();
-  close(t, 'd/d bottleneck', bottleneck.grad, ref.grad_bottleneck, 1e-6, 1e-3);
-  close(t, 'd/d feature', feature.grad, ref.grad_feature, 1e-6, 1e-3);
-  for (const [k, p] of Object.entries(head.params)) close(t, `d/d ${k}`, p.grad, ref[`grad_${k}`], 1e-6, 1e-3);
-  for (const [k, b] of Object.entries(head.buffers)) close(t, k, b, ref[k], 1e-6, 1e-5);
+  assertClose(t, 'd/d bottleneck', bottleneck.grad, ref.grad_bottleneck, 1e-6, 1e-3);
+  assertClose(t, 'd/d feature', feature.grad, ref.grad_feature, 1e-6, 1e-3);
+  for (const [k, p] of Object.entries(head.params)) assertClose(t, `d/d ${k}`, p.grad, ref[`grad_${k}`], 1e-6, 1e-3);
+  for (const [k, b] of Object.entries(head.buffers)) assertClose(t, k, b, ref[k], 1e-6, 1e-5);
   const evalLogits = head.forward(bottleneck, feature, ids, false);
-  close(t, 'eval-mode logits', evalLogits, ref.eval_logits, 1e-5, 1e-4);
+  assertClose(t, 'eval-mode logits', evalLogits, ref.eval_logits, 1e-5, 1e-4);
   // the task code matters: the same input under another task gives other logits
   const other = head.forward(bottleneck, feature, [1, 0, 2], false);
   t.true(Math.abs(Number(other.sub(evalLogits).abs().max().item())) > 1e-4);

@@ -87,3 +87,21 @@ export function closeness(actual: ArrayLike<number | bigint>, expected: Float64A
   }
   return worst;
 }
+
+/**
+ * Asserts `actual` has the shape of `expected` (a tensor read back from a reference script) and its
+ * values within `closeness` <= 1; `what` names it in the message. A missing side fails.
+ */
+export function assertClose(
+  t: { true(v: boolean, m?: string): void },
+  what: string,
+  actual: Tensor | null | undefined,
+  expected: Tensor | undefined,
+  atol: number,
+  rtol: number,
+): void {
+  if (!actual || !expected) return t.true(false, `${what}: missing`);
+  t.true(actual.shape.join() === expected.shape.join(), `${what}: shape ${actual.shape} vs ${expected.shape}`);
+  const worst = closeness(actual.toArray() as Float32Array, Float64Array.from(expected.toArray() as Float32Array), atol, rtol);
+  t.true(worst <= 1, `${what}: ${worst.toFixed(2)} x the tolerance`);
+}
