@@ -17,7 +17,7 @@
  * spec decides (every window position, including the last; one embedding per window; one EMA per step).
  */
 import { prng } from '../../demo/synthetic.js';
-import { cat, interpolate, pad } from '../../functional.js';
+import { cat, interpolate } from '../../functional.js';
 import { crossEntropy, ceDiceLoss } from '../../losses.js';
 import type { StateDict } from '../../named.js';
 import type { Network } from '../../nets/network.js';
@@ -25,9 +25,9 @@ import { noGrad } from '../../runtime.js';
 import { tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
 import { emaUpdate } from '../../train/ema.js';
-import { ones } from '../../create.js';
 import type { TrainConfig } from '../recipes.js';
 import { ancoLoss, ContrastQueue, distillationLoss, GlobalHead, LocalHead, Predictor, RepresentationHead } from './action-modules.js';
+import { boxMask } from './bcp.js';
 import { Bag, makeNetwork, optimizeStep, sgd, setMode, type MethodRuntime, type Stage } from './common.js';
 
 /** CutMix of ACTION's stage 3: a box of half the area (volume) at a random place, 1 inside. */
@@ -43,11 +43,7 @@ export function halfBox(spatial: number[], rand: () => number, like: Tensor): Te
     size = spatial.map((s) => Math.max(1, Math.round(s * Math.pow(0.5, 1 / d))));
   }
   const start = spatial.map((s, i) => Math.floor(rand() * Math.max(1, s - size[i] + 1)));
-  const around = spatial.flatMap((_, i) => {
-    const k = d - 1 - i;
-    return [start[k], spatial[k] - size[k] - start[k]];
-  });
-  return tidy(() => pad(ones(size, { device: like.device as 'cpu', dtype: like.dtype as 'float32' }), around));
+  return boxMask(spatial, { start, size }, like);
 }
 
 export function action(c: TrainConfig, inChannels: number): MethodRuntime {

@@ -4,7 +4,8 @@
  * (largest connected component per class), both mixes of the fused bidirectional copy-paste, the fused
  * region-weighted CE + Dice on each, an SGD step and the EMA (fixed decay) of the teacher.
  */
-import { cat } from '../../functional.js';
+import { ones } from '../../create.js';
+import { cat, pad } from '../../functional.js';
 import { loadCheckpoint } from '../../io/checkpoint.js';
 import { largestConnectedComponent } from '../../metrics.js';
 import { bidirectionalCopyPaste, regionWeightedCeDice, type Box } from '../../ops.js';
@@ -21,6 +22,16 @@ import { Bag, makeNetwork, optimizeStep, setMode, sgd, type MethodRuntime } from
 export function randomBox(spatial: number[], ratio: number, rand: () => number): Box {
   const size = spatial.map((s) => Math.floor(s * ratio));
   return { start: spatial.map((s, i) => Math.floor(rand() * Math.max(1, s - size[i]))), size };
+}
+
+/** A float mask of `spatial` with ones inside `box` (dtype and device of `like`). */
+export function boxMask(spatial: number[], box: Box, like: Tensor): Tensor {
+  const d = spatial.length;
+  const around = spatial.flatMap((_, i) => {
+    const k = d - 1 - i; // pad takes (left, right) pairs from the last axis backwards
+    return [box.start[k], spatial[k] - box.size[k] - box.start[k]];
+  });
+  return tidy(() => pad(ones(box.size, { device: like.device as 'cpu', dtype: like.dtype as 'float32' }), around));
 }
 
 /** The box BCP uses at iteration `it` (1-based) of stage `stage` (0: pre-training, 1: self-training). */

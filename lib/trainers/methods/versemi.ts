@@ -12,9 +12,8 @@
  * Validation runs each volume under its task with the LA sliding-window protocol (slidingWindowWith).
  * best.ckpt / final.ckpt hold the backbone and, as named tensors, the head (loadVerSemi reads them).
  */
-import { ones } from '../../create.js';
 import { prng } from '../../demo/synthetic.js';
-import { cat, pad, stack, where } from '../../functional.js';
+import { cat, stack, where } from '../../functional.js';
 import { slidingWindowWith } from '../../infer.js';
 import { loadCheckpoint, readCheckpointInfo } from '../../io/checkpoint.js';
 import { crossEntropy, diceLoss } from '../../losses.js';
@@ -28,6 +27,7 @@ import type { Tensor } from '../../tensor.js';
 import type { TrainData, Volume } from '../data.js';
 import type { TrainConfig } from '../recipes.js';
 import type { InferenceSettings, ValidationResult } from '../validate.js';
+import { boxMask, randomBox } from './bcp.js';
 import { Bag, makeNetwork, makeOptimizer, optimizeStep, type MethodRuntime } from './common.js';
 import { softDice } from './icl.js';
 import { DynamicHead } from './versemi-modules.js';
@@ -35,20 +35,7 @@ import { DynamicHead } from './versemi-modules.js';
 
 /** A (B, 1, ...spatial) float mask of one cube per sample: side floor(ratio_i * side), uniform position. */
 function cubeMasks(spatial: number[], ratios: number[], rand: () => number, like: Tensor): Tensor {
-  return tidy(() =>
-    stack(
-      ratios.map((r) => {
-        const size = spatial.map((s) => Math.max(1, Math.floor(s * r)));
-        const start = spatial.map((s, i) => Math.floor(rand() * Math.max(1, s - size[i])));
-        const around = spatial.flatMap((_, i) => {
-          const k = spatial.length - 1 - i;
-          return [start[k], spatial[k] - size[k] - start[k]];
-        });
-        return pad(ones(size, { device: like.device as 'cpu', dtype: like.dtype as 'float32' }), around).unsqueeze(0);
-      }),
-      0,
-    ),
-  );
+  return tidy(() => stack(ratios.map((r) => boxMask(spatial, randomBox(spatial, r, rand), like).unsqueeze(0)), 0));
 }
 
 /** The backbone's bottleneck (x5) and last decoder feature of `x`. */
