@@ -28,6 +28,7 @@ import { emaUpdate } from '../../train/ema.js';
 import type { TrainConfig } from '../recipes.js';
 import { ancoLoss, ContrastQueue, distillationLoss, GlobalHead, LocalHead, Predictor, RepresentationHead } from './action-modules.js';
 import { boxMask } from './bcp.js';
+import { prefixed } from './layers.js';
 import { Bag, makeNetwork, optimizeStep, sgd, setMode, type MethodRuntime, type Stage } from './common.js';
 
 /** CutMix of ACTION's stage 3: a box of half the area (volume) at a random place, 1 inside. */
@@ -211,21 +212,18 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
     },
   };
 
-  const tensors = (): StateDict => {
-    const out: StateDict = {};
-    const named: [string, { params: StateDict }][] = [
-      ['globalStudent', globalStudent],
-      ['globalPredictor', globalPredictor],
-      ['globalTeacher', globalTeacher],
-      ['localStudent', localStudent],
-      ['localTeacher', localTeacher],
-      ['representation', representation],
-    ];
-    for (const [name, m] of named) for (const [k, t] of Object.entries(m.params)) out[`${name}.${k}`] = t;
-    out['globalQueue.keys'] = globalQueue.keys;
-    out['localQueue.keys'] = localQueue.keys;
-    return out;
-  };
+  const tensors = (): StateDict => ({
+    ...prefixed({
+      globalStudent: globalStudent.params,
+      globalPredictor: globalPredictor.params,
+      globalTeacher: globalTeacher.params,
+      localStudent: localStudent.params,
+      localTeacher: localTeacher.params,
+      representation: representation.params,
+    }),
+    'globalQueue.keys': globalQueue.keys,
+    'localQueue.keys': localQueue.keys,
+  });
 
   const nets: Record<string, Network> = { student, teacher };
   return {

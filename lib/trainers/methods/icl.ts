@@ -21,6 +21,7 @@ import type { Tensor } from '../../tensor.js';
 import type { TrainConfig } from '../recipes.js';
 import { Bag, makeNetwork, optimizeStep, sgd, type MethodRuntime } from './common.js';
 import { ICL_SCALES, IclAdaptor } from './icl-modules.js';
+import { prefixed } from './layers.js';
 
 /** Soft Dice between probability maps: 1 - mean_c (2 sum(p q) + s) / (sum(p^2) + sum(q^2) + s). */
 export function softDice(p: Tensor, q: Tensor, smooth = 1e-5): Tensor {
@@ -62,12 +63,7 @@ export function icl(c: TrainConfig, inChannels: number): MethodRuntime {
   const uscl = new IclAdaptor(c.classes, { queries: false, device: c.device });
   const optimizer = sgd([{ params: net }, { params: [...sspa.parameters(), ...uscl.parameters()] }], c);
   const L = c.labeledBatch;
-  const tensors = (): StateDict => {
-    const out: StateDict = {};
-    for (const [k, t] of Object.entries(sspa.params)) out[`sspa.${k}`] = t;
-    for (const [k, t] of Object.entries(uscl.params)) out[`uscl.${k}`] = t;
-    return out;
-  };
+  const tensors = (): StateDict => prefixed({ sspa: sspa.params, uscl: uscl.params });
   return {
     networks: { net },
     main: 'net',

@@ -5,6 +5,7 @@
 import { rand, zeros } from '../../create.js';
 import { conv } from '../../functional.js';
 import { tidy } from '../../scope.js';
+import type { StateDict } from '../../named.js';
 import type { Tensor } from '../../tensor.js';
 
 /** A trainable tensor U(-1/sqrt(fanIn), 1/sqrt(fanIn)): PyTorch's default for Conv / Linear weights and biases. */
@@ -45,4 +46,11 @@ export function addLinear(params: Record<string, Tensor>, prefix: string, cin: n
 /** A convolution with the parameters under `prefix`. */
 export function convWith(params: Record<string, Tensor>, prefix: string, x: Tensor, padding = 0): Tensor {
   return conv(x, params[`${prefix}.weight`], { bias: params[`${prefix}.bias`], padding });
+}
+
+/** `dicts` merged, each key under its group's prefix (`{ sspa: params }` -> 'sspa.<key>'): checkpoint names. */
+export function prefixed(dicts: Record<string, StateDict>): StateDict {
+  const out: StateDict = {};
+  for (const [prefix, dict] of Object.entries(dicts)) for (const [k, t] of Object.entries(dict)) out[`${prefix}.${k}`] = t;
+  return out;
 }

@@ -30,6 +30,7 @@ import type { InferenceSettings, ValidationResult } from '../validate.js';
 import { boxMask, randomBox } from './bcp.js';
 import { Bag, makeNetwork, makeOptimizer, optimizeStep, type MethodRuntime } from './common.js';
 import { softDice } from './icl.js';
+import { prefixed } from './layers.js';
 import { DynamicHead } from './versemi-modules.js';
 
 
@@ -152,12 +153,7 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
     };
   }
 
-  const inferenceTensors = (): StateDict => {
-    const out: StateDict = {};
-    for (const [k, t] of Object.entries(head.params)) out[`head.${k}`] = t;
-    for (const [k, t] of Object.entries(head.buffers)) out[`head.${k}`] = t;
-    return out;
-  };
+  const inferenceTensors = () => headTensors(head);
 
   return {
     networks: { net },
@@ -179,6 +175,11 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
       head.dispose();
     },
   };
+}
+
+/** The head's parameters and running statistics under their checkpoint names ('head.<name>'). */
+function headTensors(head: DynamicHead): StateDict {
+  return prefixed({ head: { ...head.params, ...head.buffers } });
 }
 
 /** Foreground labels of one volume under task `task`: sliding window, p1 >= 0.5. */
@@ -235,11 +236,8 @@ export async function loadVerSemi(path: string): Promise<{
   if (config.method !== 'versemi') throw new Error(`loadVerSemi(): '${path}' was not written by a VerSemi run`);
   const net = nets.fromOptions(info.kind, info.options);
   const head = new DynamicHead(config.tasks ?? 1);
-  const tensors: StateDict = {};
-  for (const [k, t] of Object.entries(head.params)) tensors[`head.${k}`] = t;
-  for (const [k, t] of Object.entries(head.buffers)) tensors[`head.${k}`] = t;
   try {
-    await loadCheckpoint(path, { network: net, tensors, restoreRng: false });
+    await loadCheckpoint(path, { network: net, tensors: headTensors(head), restoreRng: false });
   } catch (err) {
     net.dispose();
     head.dispose();
