@@ -20,11 +20,15 @@ export interface InferenceSettings {
   classes: number;
 }
 
+/** The sliding-window strides of `s`: its own, or the LA protocol's 18, 18, 4 (at most the patch). */
+export function windowStrides(s: InferenceSettings): number[] {
+  return s.strides ?? s.size.map((p, i) => Math.max(1, Math.min(p, [18, 18, 4][i])));
+}
+
 /** Label map of one volume. */
 export async function predictVolume(net: Network, image: Tensor, s: InferenceSettings, signal?: AbortSignal): Promise<Tensor> {
   if (net.kind === 'UNet2D') return sliceInference(net, image, { size: s.size as [number, number], signal });
-  const strides = s.strides ?? s.size.map((p, i) => Math.max(1, Math.min(p, [18, 18, 4][i])));
-  const probs = await slidingWindowInference(net, image, { patch: s.size, strides, signal });
+  const probs = await slidingWindowInference(net, image, { patch: s.size, strides: windowStrides(s), signal });
   try {
     return tidy(() => {
       const labels = s.classes === 2 ? probabilitiesToLabels(probs) : probs.argmax(0);

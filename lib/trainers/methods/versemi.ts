@@ -26,7 +26,7 @@ import { dispose, tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
 import type { TrainData, Volume } from '../data.js';
 import type { TrainConfig } from '../recipes.js';
-import type { InferenceSettings, ValidationResult } from '../validate.js';
+import { windowStrides, type InferenceSettings, type ValidationResult } from '../validate.js';
 import { boxMask, randomBox } from './bcp.js';
 import { Bag, makeNetwork, makeOptimizer, optimizeStep, type MethodRuntime } from './common.js';
 import { softDice } from './icl.js';
@@ -184,7 +184,6 @@ function headTensors(head: DynamicHead): StateDict {
 
 /** Foreground labels of one volume under task `task`: sliding window, p1 >= 0.5. */
 export async function predictVerSemi(net: Network, head: DynamicHead, image: Tensor, task: number, s: InferenceSettings, signal?: AbortSignal): Promise<Tensor> {
-  const strides = s.strides ?? s.size.map((p, i) => Math.max(1, Math.min(p, [18, 18, 4][i])));
   const wasTraining = net.training;
   net.eval();
   try {
@@ -198,7 +197,7 @@ export async function predictVerSemi(net: Network, head: DynamicHead, image: Ten
         }
       },
       image,
-      { patch: s.size, strides, signal },
+      { patch: s.size, strides: windowStrides(s), signal },
     );
     try {
       return tidy(() => probs.narrow(0, 1, 1).squeeze(0).ge(0.5).to('int64'));
