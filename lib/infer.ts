@@ -14,7 +14,7 @@ import { noGrad, } from './runtime.js';
 import { dispose, tidy } from './scope.js';
 import { Tensor, tensorArg, wrap } from './tensor.js';
 import { checkBool, checkInt, checkIntList, checkObject, typeError } from './validate.js';
-import { zeros } from './create.js';
+import { ones, zeros } from './create.js';
 import { pad, stack } from './functional.js';
 
 export interface SlidingWindowOptions {
@@ -160,8 +160,8 @@ export async function slidingWindowWith(
           const around = padOf(s, s.map((st, k) => full[k] - patch[k] - st));
           const [nextScore, nextCount] = tidy(() => {
             const p = pad(probs.narrow(0, w, 1).squeeze(0), around);
-            const ones = pad(probs.narrow(0, w, 1).narrow(1, 0, 1).reshape(patch).mul(0).add(1), around);
-            return [score ? score.add(p) : p, count.add(ones)];
+            const covered = pad(ones(patch, { device: padded.device, dtype: padded.dtype }), around);
+            return [score ? score.add(p) : p, count.add(covered)];
           });
           score?.dispose();
           count.dispose();
