@@ -240,6 +240,10 @@ export function ancoSample(rep: Tensor, labels: Tensor, valid: Tensor, probs: Te
   flat.dispose();
   const present = counts.map((n, c) => (n > 0 ? c : -1)).filter((c) => c >= 0);
   const seed = Math.floor(draw() * 2 ** 31);
+  if (present.length <= 1) {
+    means.dispose();
+    return { present, perClass: [] };
+  }
   const native = tidy(() => {
     const sp = probs.shape.slice(2);
     const P = labels.shape.reduce((a, s) => a * s, 1);
@@ -248,15 +252,13 @@ export function ancoSample(rep: Tensor, labels: Tensor, valid: Tensor, probs: Te
       .reshape([P, C])
       .gather(1, labels.reshape([P, 1]))
       .reshape([P]);
-    const protoN = normalize(means.indexSelect(0, tensor(present.length ? present : [0], { dtype: 'int64', device: means.device as 'cpu' })), 1);
+    const protoN = normalize(means.indexSelect(0, tensor(present, { dtype: 'int64', device: means.device as 'cpu' })), 1);
     const sims = protoN.matmul(protoN.transpose(0, 1)).div(o.temperature);
-    if (present.length <= 1) return [];
     const out = callOp('ancoSample', [labels.reshape([P]).handle(), valid.reshape([P]).handle(), probOfLabel.handle(), present, sims.handle(), o.queries, o.negatives, o.hardThreshold, seed]);
     return (out as NativeTensorHandle[]).map((h) => wrap(h));
   });
   means.dispose();
   try {
-    if (native.length === 0) return { present, perClass: [] };
     const classes = Array.from(native[0].toArray() as BigInt64Array, Number);
     const ints = (t: Tensor) => Array.from(t.toArray() as BigInt64Array, Number);
     return { present, perClass: classes.map((cls, i) => ({ cls, queries: ints(native[1 + 2 * i]), negatives: ints(native[2 + 2 * i]) })) };
