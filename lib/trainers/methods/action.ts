@@ -17,7 +17,7 @@
  * spec decides (every window position, including the last; one embedding per window; one EMA per step).
  */
 import { prng } from '../../demo/synthetic.js';
-import { cat, interpolate } from '../../functional.js';
+import { cat, interpolate, where } from '../../functional.js';
 import { crossEntropy, ceDiceLoss } from '../../losses.js';
 import type { StateDict } from '../../named.js';
 import type { Network } from '../../nets/network.js';
@@ -156,23 +156,10 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
         // CutMix: image i keeps its outside, takes image i + 1's box
         const boxes = Array.from({ length: U }, () => bag.add(halfBox(spatial, rand, u)));
         const next = (t: Tensor, i: number) => t.narrow(0, (i + 1) % U, 1);
-        const mixOf = (t: Tensor, asFloat: boolean) =>
-          bag.add(
-            tidy(() =>
-              cat(
-                boxes.map((m, i) => {
-                  const own = t.narrow(0, i, 1);
-                  const mm = asFloat ? m : m.gt(0.5);
-                  if (asFloat) return own.mul(m.mul(-1).add(1)).add(next(t, i).mul(m));
-                  return own.mul(mm.logicalNot().to(own.dtype as 'int64')).add(next(t, i).mul(mm.to(own.dtype as 'int64')));
-                }),
-                0,
-              ),
-            ),
-          );
-        const uMix = mixOf(u, true);
-        const yMix = mixOf(pseudo, false);
-        const confMix = mixOf(conf, true);
+        const mixOf = (t: Tensor) => bag.add(tidy(() => cat(boxes.map((m, i) => where(m.gt(0.5), next(t, i), t.narrow(0, i, 1))), 0)));
+        const uMix = mixOf(u);
+        const yMix = mixOf(pseudo);
+        const confMix = mixOf(conf);
         student.train();
         const s = await student.forwardFeatures(bag.add(cat([bag.add(batch.images.narrow(0, 0, L)), uMix], 0)));
         [s.logits, ...s.features].forEach((t) => bag.add(t));
