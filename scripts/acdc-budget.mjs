@@ -1,10 +1,8 @@
 // The CPU-budget ACDC comparison of issues 6 and 7: supervised-only, BCP, Co-DA, ICL and ACTION with 7 labeled patients,
 // reduced slice size and iterations (same budget for each), validation Dice on val.list.
 //   node scripts/acdc-budget.mjs <ACDC root> <out dir> [iterations=600] [size=128]
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-
 import { setNumThreads, trainers } from '../dist/lib/index.js';
+import { runBudget } from './budget-run.mjs';
 
 const [root, out, iterationsArg, sizeArg, ...methods] = process.argv.slice(2);
 const iterations = Number(iterationsArg ?? 600);
@@ -25,20 +23,4 @@ const runs = {
     action: { ...trainers.RECIPES['action-acdc'].action, globalIterations: Math.round(iterations / 6), localIterations: Math.round(iterations / 6), representation: 64, representationScale: 0.25, queries: 64, negatives: 64 },
   },
 };
-const results = {};
-for (const recipe of methods.length ? methods : Object.keys(runs)) {
-  const config = trainers.resolveConfig(recipe, { labeled: 7, size: [size, size], validateEvery: 100, ...runs[recipe] });
-  const data = trainers.acdcData(root, { patients: 7, size: [size, size] });
-  const r = await trainers.train(config, {
-    data,
-    out: join(out, recipe),
-    onEvent: (e) => {
-      if (e.type === 'validation') console.log(`${recipe} ${e.stage} ${e.iteration}: val Dice ${e.dice.toFixed(4)} (best ${e.bestDice.toFixed(4)})`);
-      if (e.type === 'iteration' && e.iteration % 50 === 0) console.log(`${recipe} ${e.stage} ${e.iteration}/${e.iterations} loss ${e.loss.toFixed(4)} eta ${e.etaSeconds.toFixed(0)} s`);
-    },
-  });
-  data.dispose();
-  results[recipe] = { best: r.best, validations: r.validations, seconds: r.seconds, config };
-  writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 2));
-}
-console.log(JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.best?.dice])), null, 2));
+await runBudget({ runs, common: { labeled: 7, size: [size, size], validateEvery: 100 }, makeData: () => trainers.acdcData(root, { patients: 7, size: [size, size] }), out, recipes: methods });
