@@ -9,14 +9,13 @@ bench_ops.py:
 """
 import json
 import os
-import resource
 import sys
-import time
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+from timing import time_runs  # noqa: E402
 import nets  # noqa: E402
 from inference import test_single_case, test_single_volume  # noqa: E402
 
@@ -49,15 +48,7 @@ def main():
             torch.set_num_threads(c["threads"])
             out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu"}
         else:
-            once = _setup(c)
-            for _ in range(c["warmup"]):
-                once()
-            times = []
-            for _ in range(c["iterations"]):
-                t0 = time.perf_counter()
-                once()
-                times.append(time.perf_counter() - t0)
-            out = {"times": times, "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            out = time_runs(_setup(c), c["warmup"], c["iterations"])
         print(json.dumps(out), flush=True)
 
 

@@ -7,12 +7,12 @@ over-expectation CE), timed forward + backward. Protocol as bench_server.py:
       -> {"times": [seconds...], "peak_rss_kb": K}
 """
 import json
-import resource
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
+
+from timing import time_runs
 
 _device = "cpu"
 _cache = {}
@@ -125,17 +125,7 @@ def main():
             _device = c.get("device", "cpu")
             out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
         else:
-            once = _setup(c["case"], c["shape"])
-            for _ in range(c["warmup"]):
-                once()
-            _sync()
-            times = []
-            for _ in range(c["iterations"]):
-                t0 = time.perf_counter()
-                once()
-                _sync()
-                times.append(time.perf_counter() - t0)
-            out = {"times": times, "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            out = time_runs(_setup(c["case"], c["shape"]), c["warmup"], c["iterations"], sync=_sync)
         print(json.dumps(out), flush=True)
 
 

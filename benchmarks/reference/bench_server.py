@@ -7,14 +7,13 @@ Cases mirror benchmarks/nets.ts: unet2d-forward, unet2d-train-step, vnet3d-forwa
 """
 import json
 import os
-import resource
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
+from timing import time_runs  # noqa: E402
 import nets  # noqa: E402
 from nets_parity import ssl4mis_dice  # noqa: E402
 
@@ -58,14 +57,7 @@ def main():
             out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
         else:
             state = _setup(c["case"], c["shape"])
-            for _ in range(c["warmup"]):
-                _once(*state)
-            times = []
-            for _ in range(c["iterations"]):
-                t0 = time.perf_counter()
-                _once(*state)
-                times.append(time.perf_counter() - t0)
-            out = {"times": times, "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            out = time_runs(lambda: _once(*state), c["warmup"], c["iterations"])
         print(json.dumps(out), flush=True)
 
 

@@ -17,9 +17,7 @@ labeled half followed by the unlabeled half (B / 2 each), as semiseg's two-strea
 import copy
 import json
 import os
-import resource
 import sys
-import time
 
 import numpy as np
 import torch
@@ -27,6 +25,7 @@ import torch.nn.functional as F
 from skimage.measure import label as cc_label
 
 sys.path.insert(0, os.path.dirname(__file__))
+from timing import time_runs  # noqa: E402
 import nets  # noqa: E402
 from bench_ops import ce_dice, marginal_align  # noqa: E402
 from nets_parity import ssl4mis_dice  # noqa: E402
@@ -278,19 +277,8 @@ def main():
         elif c["cmd"] == "parity":
             out = parity(c)
         else:
-            once = _setup(c["case"], c["shape"])
-            for _ in range(c["warmup"]):
-                once()
-            _sync()
-            if _device == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            times = []
-            for _ in range(c["iterations"]):
-                t0 = time.perf_counter()
-                once()
-                _sync()
-                times.append(time.perf_counter() - t0)
-            out = {"times": times, "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            reset = torch.cuda.reset_peak_memory_stats if _device == "cuda" else (lambda: None)
+            out = time_runs(_setup(c["case"], c["shape"]), c["warmup"], c["iterations"], sync=_sync, after_warmup=reset)
             if _device == "cuda":
                 out["peak_cuda_bytes"] = torch.cuda.max_memory_allocated()
         print(json.dumps(out), flush=True)
