@@ -14,6 +14,7 @@
  */
 import { prng } from '../../demo/synthetic.js';
 import { cat, stack, where } from '../../functional.js';
+import { tensor } from '../../create.js';
 import { slidingWindowWith } from '../../infer.js';
 import { loadCheckpoint, readCheckpointInfo } from '../../io/checkpoint.js';
 import { crossEntropy, diceLoss } from '../../losses.js';
@@ -78,9 +79,10 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
       const yMix = where(My, ya, yb);
       const ta = tasks.slice(0, K);
       const tb = tasks.slice(K, 2 * K);
-      const zero = yMix.mul(0);
-      const targetA = stack(ta.map((t, i) => (t === tb[i] ? yMix.narrow(0, i, 1) : where(My.narrow(0, i, 1), ya.narrow(0, i, 1), zero.narrow(0, i, 1)))).map((x) => x.squeeze(0)), 0);
-      const targetB = stack(ta.map((t, i) => (t === tb[i] ? yMix.narrow(0, i, 1) : where(My.narrow(0, i, 1), zero.narrow(0, i, 1), yb.narrow(0, i, 1)))).map((x) => x.squeeze(0)), 0);
+      // task a's head predicts y_a inside the cube, task b's y_b outside; both y_mix where the tasks agree
+      const sameTask = tensor(ta.map((t, i) => t === tb[i]), { shape: [K, ...My.shape.slice(1).map(() => 1)], device: My.device as 'cpu' });
+      const targetA = where(sameTask, yMix, where(My, ya, 0));
+      const targetB = where(sameTask, yMix, where(My, 0, yb));
       const lSynth = sup(head.forward(mix.b, mix.l, new Array<number>(K).fill(T), training), yMix);
       const lA = sup(head.forward(mix.b, mix.l, ta, training), targetA);
       const lB = sup(head.forward(mix.b, mix.l, tb, training), targetB);
