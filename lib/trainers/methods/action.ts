@@ -80,6 +80,11 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
     return noGrad(() => teacher.forwardFeatures(x));
   }
 
+  async function teacherLogits(x: Tensor): Promise<Tensor> {
+    setMode(teacher, c.teacherMode);
+    return noGrad(() => teacher.forward(x));
+  }
+
   const globalStage: Stage = {
     name: 'global',
     iterations: a.globalIterations,
@@ -115,7 +120,7 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
       try {
         student.train();
         const logits = bag.add(await student.forward(batch.images));
-        const tLogits = bag.add(await noGrad(() => (setMode(teacher, c.teacherMode), teacher.forward(batch.images))));
+        const tLogits = bag.add(await teacherLogits(batch.images));
         const sEmb = bag.add(localStudent.forward(logits));
         const tEmb = bag.add(localTeacher.forward(tLogits));
         const local = bag.add(distillationLoss(sEmb, tEmb, localQueue.keys, temps));
@@ -146,7 +151,7 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
         const spatial = batch.images.shape.slice(2);
         const rand = prng((c.seed * 7 + 3 * 7919 + it * 15485863) >>> 0);
         const u = bag.add(batch.images.narrow(0, L, U));
-        const tLogits = bag.add(await noGrad(() => (setMode(teacher, c.teacherMode), teacher.forward(u))));
+        const tLogits = bag.add(await teacherLogits(u));
         const [conf, pseudo] = noGrad(() => tidy(() => {
           const p = tLogits.softmax(1);
           return [p.max(1), p.argmax(1)];
