@@ -227,23 +227,12 @@ function classMeans(flat: Tensor, labels: Tensor, valid: Tensor, classes: number
   );
 }
 
-/**
- * ancoLoss's draws (native: semiseg's ancoSample op, seeded from `draw`): for each present class with
- * hard pixels, `queries` hard pixels with replacement, and for each query `negatives` other present
- * classes drawn from softmax(cos(proto_c, proto_j) / T), each a valid pixel of that class drawn uniformly
- * with replacement.
- */
-export function ancoSample(rep: Tensor, labels: Tensor, valid: Tensor, probs: Tensor, o: AncoOptions, draw: Draw): AncoSamples {
+// The draws of ancoSample from flattened representations and their class means (ancoLoss computes both once).
+function sampleFrom(means: Tensor, counts: number[], labels: Tensor, valid: Tensor, probs: Tensor, o: AncoOptions, draw: Draw): AncoSamples {
   const C = probs.shape[1];
-  const flat = flatten(rep);
-  const { means, counts } = classMeans(flat, labels, valid, C);
-  flat.dispose();
   const present = counts.map((n, c) => (n > 0 ? c : -1)).filter((c) => c >= 0);
   const seed = Math.floor(draw() * 2 ** 31);
-  if (present.length <= 1) {
-    means.dispose();
-    return { present, perClass: [] };
-  }
+  if (present.length <= 1) return { present, perClass: [] };
   const native = tidy(() => {
     const sp = probs.shape.slice(2);
     const P = labels.shape.reduce((a, s) => a * s, 1);
@@ -257,7 +246,6 @@ export function ancoSample(rep: Tensor, labels: Tensor, valid: Tensor, probs: Te
     const out = callOp('ancoSample', [labels.reshape([P]).handle(), valid.reshape([P]).handle(), probOfLabel.handle(), present, sims.handle(), o.queries, o.negatives, o.hardThreshold, seed]);
     return (out as NativeTensorHandle[]).map((h) => wrap(h));
   });
-  means.dispose();
   try {
     const classes = Array.from(native[0].toArray() as BigInt64Array, Number);
     const ints = (t: Tensor) => Array.from(t.toArray() as BigInt64Array, Number);
@@ -267,18 +255,13 @@ export function ancoSample(rep: Tensor, labels: Tensor, valid: Tensor, probs: Te
   }
 }
 
-/**
- * The loss of given draws: for each sampled class, CE of cos(query, [proto_c, negatives...]) / T with
- * target 0 (prototype and negatives detached); the sum divided by the number of present classes.
- */
-export function ancoLossWith(rep: Tensor, labels: Tensor, valid: Tensor, samples: AncoSamples, o: Pick<AncoOptions, 'temperature'>): Tensor {
+// The loss of given draws from flattened representations and their class means.
+function lossFrom(flat: Tensor, means: Tensor, samples: AncoSamples, o: Pick<AncoOptions, 'temperature'>): Tensor {
   return tidy(() => {
-    const flat = flatten(rep);
     if (samples.perClass.length === 0 || samples.present.length <= 1) return flat.sum().mul(0);
-    const classes = Math.max(Math.max(...samples.present), Number(labels.max().item())) + 1;
-    const protos = classMeans(flat, labels, valid, classes).means.indexSelect(0, tensor(samples.present, { dtype: 'int64', device: rep.device as 'cpu' }));
+    const idx = (xs: number[]) => tensor(xs, { dtype: 'int64', device: flat.device as 'cpu' });
+    const protos = means.indexSelect(0, idx(samples.present));
     const D = flat.shape[1];
-    const idx = (xs: number[]) => tensor(xs, { dtype: 'int64', device: rep.device as 'cpu' });
     let total: Tensor | null = null;
     for (const { cls, queries, negatives } of samples.perClass) {
       const Q = queries.length;
@@ -296,11 +279,45 @@ export function ancoLossWith(rep: Tensor, labels: Tensor, valid: Tensor, samples
 }
 
 /**
+ * ancoLoss's draws (native: semiseg's ancoSample op, seeded from `draw`): for each present class with
+ * hard pixels, `queries` hard pixels with replacement, and for each query `negatives` other present
+ * classes drawn from softmax(cos(proto_c, proto_j) / T), each a valid pixel of that class drawn uniformly
+ * with replacement.
+ */
+export function ancoSample(rep: Tensor, labels: Tensor, valid: Tensor, probs: Tensor, o: AncoOptions, draw: Draw): AncoSamples {
+  const flat = flatten(rep);
+  const { means, counts } = classMeans(flat, labels, valid, probs.shape[1]);
+  try {
+    return sampleFrom(means, counts, labels, valid, probs, o, draw);
+  } finally {
+    dispose([flat, means]);
+  }
+}
+
+/**
+ * The loss of given draws: for each sampled class, CE of cos(query, [proto_c, negatives...]) / T with
+ * target 0 (prototype and negatives detached); the sum divided by the number of present classes.
+ */
+export function ancoLossWith(rep: Tensor, labels: Tensor, valid: Tensor, samples: AncoSamples, o: Pick<AncoOptions, 'temperature'>): Tensor {
+  return tidy(() => {
+    const flat = flatten(rep);
+    if (samples.perClass.length === 0 || samples.present.length <= 1) return flat.sum().mul(0);
+    const classes = Math.max(Math.max(...samples.present), Number(labels.max().item())) + 1;
+    return lossFrom(flat, classMeans(flat, labels, valid, classes).means, samples, o);
+  });
+}
+
+/**
  * The pixel-to-prototype InfoNCE of ACTION (ReCo's compute_reco_loss). `rep` (B, D, ...spatial);
  * `labels` (B, ...spatial) int64; `valid` (B, ...spatial) bool; `probs` (B, C, ...spatial) the student's
  * softmax (a pixel of class c is hard when its probability of c is below `hardThreshold`). 0 with at
- * most one present class.
+ * most one present class. The flattened representations and class means are computed once for both
+ * the draws and the loss.
  */
 export function ancoLoss(rep: Tensor, labels: Tensor, valid: Tensor, probs: Tensor, o: AncoOptions, draw: Draw): Tensor {
-  return ancoLossWith(rep, labels, valid, ancoSample(rep, labels, valid, probs, o, draw), o);
+  return tidy(() => {
+    const flat = flatten(rep);
+    const { means, counts } = classMeans(flat, labels, valid, probs.shape[1]);
+    return lossFrom(flat, means, sampleFrom(means, counts, labels, valid, probs, o, draw), o);
+  });
 }
