@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "async.h"
+#include "dist_api.h"
 #include "tensor/runtime.h"
 #include "tensor_api.h"
 #include "tensor_handle.h"
@@ -39,6 +40,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerTrainApi(env, exports);
   registerIoApi(env, exports);
   registerInferApi(env, exports);
+  registerDistApi(env, exports);
   return exports;
 }
 

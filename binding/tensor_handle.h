@@ -21,6 +21,7 @@ struct AddonData {
   Napi::FunctionReference networkCtor;
   Napi::FunctionReference optimizerCtor;
   Napi::FunctionReference cancelCtor;
+  Napi::FunctionReference groupCtor;
   // Shared with every handle so a finaliser that runs during teardown never outlives it.
   std::shared_ptr<std::atomic<int64_t>> live = std::make_shared<std::atomic<int64_t>>(0);
 };

@@ -1,6 +1,8 @@
 // Optimizers (OptimizerHandle), the native supervised train step, and RNG state for checkpoints.
 #include "async.h"
 #include "compute_queue.h"
+#include "dist/dist.h"
+#include "dist_api.h"
 #include "errors.h"
 #include "named.h"
 #include "network.h"
@@ -20,6 +22,9 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
                        {
                            InstanceMethod<&OptimizerHandle::zeroGrad>("zeroGrad"),
                            InstanceMethod<&OptimizerHandle::step>("step"),
+                           InstanceMethod<&OptimizerHandle::stepAsync>("stepAsync"),
+                           InstanceMethod<&OptimizerHandle::attachGradSync>("attachGradSync"),
+                           InstanceMethod<&OptimizerHandle::detachGradSync>("detachGradSync"),
                            InstanceMethod<&OptimizerHandle::lr>("lr"),
                            InstanceMethod<&OptimizerHandle::setLr>("setLr"),
                            InstanceMethod<&OptimizerHandle::groupCount>("groupCount"),
@@ -71,6 +76,38 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
     return guard(info.Env(), [&] {
       checkNoPendingJobs(info.Env(), "step");
       get(info.Env()).step();
+      return info.Env().Undefined();
+    });
+  }
+  // stepAsync() -> Promise: the step on the compute threads (with a gradient all-reduce attached, the
+  // wait for the other ranks happens there, not on the JS thread).
+  Napi::Value stepAsync(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      checkNoPendingJobs(info.Env(), "stepAsync");
+      ++*busy;
+      auto o = opt;
+      return runAsync<bool>(
+          info.Env(),
+          [o] {
+            o->step();
+            return true;
+          },
+          [](Napi::Env env, bool&) { return env.Undefined(); }, [b = busy] { --*b; });
+    });
+  }
+  // attachGradSync(group, bucketBytes)
+  Napi::Value attachGradSync(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&] {
+      checkIdle(info.Env());
+      auto group = unwrapGroup(info[0], "group");
+      dist::attachGradSync(group, get(info.Env()), info[1].ToNumber().Int64Value());
+      return info.Env().Undefined();
+    });
+  }
+  Napi::Value detachGradSync(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&] {
+      checkIdle(info.Env());
+      get(info.Env()).setStepHook(nullptr);
       return info.Env().Undefined();
     });
   }

@@ -41,6 +41,13 @@ Optimizer::Optimizer(Kind kind, std::vector<ParamGroup> groups) : kind_(kind), g
 void Optimizer::zeroGrad() {
   for (auto& g : groups_)
     for (auto& p : g.params) p.mutable_grad() = at::Tensor();
+  if (hook_) hook_->afterZeroGrad();
+}
+
+std::vector<at::Tensor> Optimizer::parameters() const {
+  std::vector<at::Tensor> out;
+  for (const auto& g : groups_) out.insert(out.end(), g.params.begin(), g.params.end());
+  return out;
 }
 
 double Optimizer::lr(size_t group) const {
@@ -60,6 +67,7 @@ void Optimizer::setGroupLr(size_t group, double lr) {
 }
 
 void Optimizer::step() {
+  if (hook_) hook_->beforeStep();
   c10::NoGradGuard noGrad;
   for (size_t g = 0; g < groups_.size(); ++g) {
     const OptimizerOptions& o = groups_[g].options;

@@ -6,10 +6,20 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace semiseg::train {
+
+// Work attached to an optimizer around its step (the distributed gradient all-reduce): afterZeroGrad()
+// when gradients are cleared, beforeStep() before parameters change.
+class StepHook {
+ public:
+  virtual ~StepHook() = default;
+  virtual void afterZeroGrad() = 0;
+  virtual void beforeStep() = 0;
+};
 
 struct OptimizerOptions {
   double lr = 0.01;
@@ -42,6 +52,10 @@ class Optimizer {
   // State by name: "<group>.<param>.momentum_buffer", ".exp_avg", ".exp_avg_sq", ".step" (absent until used).
   nets::NamedTensors state() const;
   void loadState(const nets::NamedTensors& state);
+  // Every parameter, group by group.
+  std::vector<at::Tensor> parameters() const;
+  void setStepHook(std::shared_ptr<StepHook> hook) { hook_ = std::move(hook); }
+  const std::shared_ptr<StepHook>& stepHook() const { return hook_; }
 
  private:
   struct ParamState {
@@ -51,6 +65,7 @@ class Optimizer {
   Kind kind_;
   std::vector<ParamGroup> groups_;
   std::vector<std::vector<ParamState>> state_;
+  std::shared_ptr<StepHook> hook_;
 };
 
 }  // namespace semiseg::train
