@@ -4,11 +4,11 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/upsample_bilinear2d.h>
 #include <torch/nn/modules/activation.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/pooling.h>
+#include "nets/sync_batchnorm.h"
 
 namespace semiseg::nets {
 
@@ -24,8 +24,8 @@ nn::Conv2d conv2d(int64_t cin, int64_t cout, int64_t k, int64_t pad) {
 struct ConvBlockImpl : nn::Module {
   ConvBlockImpl(int64_t cin, int64_t cout, double p) {
     conv_conv = register_module(
-        "conv_conv", nn::Sequential(conv2d(cin, cout, 3, 1), nn::BatchNorm2d(cout), nn::LeakyReLU(), nn::Dropout(p),
-                                    conv2d(cout, cout, 3, 1), nn::BatchNorm2d(cout), nn::LeakyReLU()));
+        "conv_conv", nn::Sequential(conv2d(cin, cout, 3, 1), SyncBatchNorm2d(cout), nn::LeakyReLU(), nn::Dropout(p),
+                                    conv2d(cout, cout, 3, 1), SyncBatchNorm2d(cout), nn::LeakyReLU()));
   }
   at::Tensor forward(const at::Tensor& x) { return conv_conv->forward(x); }
   nn::Sequential conv_conv{nullptr};

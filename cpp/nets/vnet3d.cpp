@@ -2,12 +2,12 @@
 #include "nets/module_network.h"
 
 #include <torch/nn/modules/activation.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/instancenorm.h>
 #include <torch/nn/modules/normalization.h>
+#include "nets/sync_batchnorm.h"
 
 namespace semiseg::nets {
 
@@ -16,7 +16,7 @@ namespace {
 namespace nn = torch::nn;
 
 void addNorm(nn::Sequential& seq, const std::string& kind, int64_t c) {
-  if (kind == "batchnorm") seq->push_back(nn::BatchNorm3d(c));
+  if (kind == "batchnorm") seq->push_back(SyncBatchNorm3d(c));
   if (kind == "instancenorm") seq->push_back(nn::InstanceNorm3d(c));
   if (kind == "groupnorm") seq->push_back(nn::GroupNorm(16, c));
 }
