@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 
 import { registerEvaluate } from './cli/evaluate.js';
-import { intOption, UsageError } from './cli/options.js';
+import { intOption, SilentExit, UsageError } from './cli/options.js';
 import { registerPredict } from './cli/predict.js';
 import { progressReporter } from './cli/progress.js';
 import { registerTrain } from './cli/train.js';
@@ -78,6 +78,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return 0;
   } catch (err) {
+    if (err instanceof SilentExit) return err.code;
     if (err instanceof UsageError) {
       process.stderr.write(`semiseg: ${err.message}\n`);
       return 2;

@@ -57,6 +57,7 @@ export {
 } from './metrics.js';
 export { slidingWindowInference, slidingWindowWith, sliceInference, probabilitiesToLabels, type SlidingWindowOptions } from './infer.js';
 export * as trainers from './trainers/index.js';
+export { ProcessGroup, distributedInfo, rendezvousFromEnv, type Rendezvous, type ConnectOptions } from './dist.js';
 export { readH5, type Sample, type ReadH5Options } from './data/hdf5.js';
 export { readNifti, parseNifti, writeNiftiLabels, encodeNiftiLabels, type NiftiImage } from './data/nifti.js';
 export { Segmenter, networkFromCheckpoint } from './segmenter.js';

@@ -62,11 +62,33 @@ export interface NativeNetworkHandle {
 export interface NativeOptimizerHandle {
   zeroGrad(): void;
   step(): void;
+  stepAsync(): Promise<void>;
+  attachGradSync(group: NativeGroupHandle, bucketBytes: number): void;
+  detachGradSync(): void;
   lr(group: number): number;
   setLr(lr: number, group?: number): void;
   groupCount(): number;
   state(): NativeNamed;
   loadState(names: string[], tensors: NativeTensorHandle[]): void;
+}
+
+export interface NativeGroupHandle {
+  rank(): number;
+  size(): number;
+  allreduce(tensors: NativeTensorHandle[]): Promise<void>;
+  broadcast(tensors: NativeTensorHandle[], root: number): Promise<void>;
+  barrier(): Promise<void>;
+  shutdown(): void;
+  closed(): boolean;
+}
+
+export interface NativeGroupOptions {
+  host: string;
+  port: number;
+  rank: number;
+  worldSize: number;
+  timeoutMs: number;
+  interface?: string;
 }
 
 export interface NativeOptimizerGroup {
@@ -154,6 +176,10 @@ export interface Native {
   ): Promise<number>;
   rngState(): NativeTensorHandle;
   setRngState(state: NativeTensorHandle): void;
+
+  distInfo(): { available: boolean; reason: string };
+  distConnect(options: NativeGroupOptions): Promise<NativeGroupHandle>;
+  setSyncBatchNorm(group: NativeGroupHandle | null): void;
 
   writeStateDict(path: string, names: string[], tensors: NativeTensorHandle[]): Promise<void>;
   readStateDict(path: string): Promise<NativeNamed>;

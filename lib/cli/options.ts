@@ -12,3 +12,10 @@ export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
 
 /** A bad argument found after parsing (a recipe setting, a file): one line, exit status 2. */
 export class UsageError extends Error {}
+
+/** Exit with this status, having already said why (the launcher of worker processes). */
+export class SilentExit extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}

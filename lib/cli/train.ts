@@ -1,12 +1,16 @@
 /** `semiseg train`: a recipe on a dataset, with progress, checkpoints and resume. */
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 import { type Command, InvalidArgumentError } from 'commander';
 
+import { ProcessGroup, rendezvousFromEnv } from '../dist.js';
+import { getNumThreads, setNumThreads } from '../runtime.js';
 import { train, type TrainEvent } from '../trainers/loop.js';
 import { recipeNames, resolveConfig, RECIPES, type TrainConfig } from '../trainers/recipes.js';
 import { trainData } from './datasets.js';
-import { intOption, UsageError } from './options.js';
+import { launch } from './launch.js';
+import { intOption, SilentExit, UsageError } from './options.js';
 import { progressReporter } from './progress.js';
 
 function sizeOption(value: string): number[] {
@@ -54,6 +58,13 @@ interface TrainOpts {
   resume?: boolean;
   json?: boolean;
   set?: Record<string, unknown>;
+  nproc?: number;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr?: string;
+  masterPort?: number;
+  syncBn?: boolean;
+  distTimeout?: number;
 }
 
 export function configFrom(opts: TrainOpts): TrainConfig {
@@ -99,19 +110,54 @@ export function registerTrain(program: Command): void {
     .option('--out <dir>', 'output folder (default runs/<recipe>)')
     .option('--resume', 'continue from <out>/last.ckpt')
     .option('--json', 'progress as JSON lines')
-    .action(async (opts: TrainOpts) => {
+    .option('--nproc <n>', 'data-parallel: start n worker processes here (batch sizes are per process)', intOption(1, 1024))
+    .option('--nnodes <n>', 'data-parallel: machines taking part (run the same command on each)', intOption(1, 100000), 1)
+    .option('--node-rank <k>', "data-parallel: this machine's index, 0 .. nnodes-1", intOption(0), 0)
+    .option('--master-addr <host>', 'data-parallel: the address of node 0 (default MASTER_ADDR or 127.0.0.1)')
+    .option('--master-port <port>', 'data-parallel: the rendezvous port on node 0 (default MASTER_PORT or a free one)', intOption(1, 65535))
+    .option('--sync-bn', 'data-parallel: BatchNorm with the statistics of the whole group batch')
+    .option('--dist-timeout <s>', 'data-parallel: seconds to wait for another rank before failing (default 1800)', intOption(1))
+    .action(async (opts: TrainOpts, cmd: Command) => {
       let config = configFrom(opts);
+      const launching = (opts.nproc ?? 1) > 1 || opts.nnodes > 1;
+      if (launching && process.env.RANK !== undefined && process.env.LOCAL_WORLD_SIZE !== undefined)
+        throw new UsageError('--nproc inside a worker: the launcher already started this process as a rank');
+      if (launching) {
+        const code = await launch({ nproc: opts.nproc ?? 1, nnodes: opts.nnodes, nodeRank: opts.nodeRank, masterAddr: opts.masterAddr, masterPort: opts.masterPort });
+        if (code !== 0) throw new SilentExit(code);
+        return;
+      }
+      const rendezvous = rendezvousFromEnv();
+      const distributed = rendezvous !== null && rendezvous.worldSize > 1;
+      if (!distributed && opts.syncBn) throw new UsageError('--sync-bn needs a data-parallel run (--nproc, or RANK and WORLD_SIZE)');
+      const perNode = Number(process.env.LOCAL_WORLD_SIZE ?? 0);
+      if (distributed && perNode > 1 && cmd.parent?.opts().threads === undefined)
+        setNumThreads(Math.max(1, Math.floor(Math.min(availableParallelism(), getNumThreads() * perNode) / perNode)));
       const data = trainData(opts.data, config);
       if (config.method === 'versemi') config = { ...config, tasks: data.tasks ?? 1 }; // one task per --data folder
       const controller = new AbortController();
       const onSignal = () => controller.abort();
-      process.once('SIGINT', onSignal);
+      // A worker can get Ctrl-C twice (from the terminal and from the launcher): stop once, stay alive to save.
+      if (distributed) process.on('SIGINT', onSignal);
+      else process.once('SIGINT', onSignal);
       const mode = opts.json ? 'json' : process.stdout.isTTY ? 'tty' : 'lines';
-      const report: (e: TrainEvent) => void = progressReporter(mode);
+      const quiet = distributed && rendezvous.rank !== 0;
+      const report: (e: TrainEvent) => void = quiet ? () => undefined : progressReporter(mode);
+      let group: ProcessGroup | undefined;
       try {
-        await train(config, { data, out: opts.out ?? join('runs', config.recipe), resume: Boolean(opts.resume), signal: controller.signal, onEvent: report });
+        if (distributed) group = await ProcessGroup.connect({ ...rendezvous, timeout: opts.distTimeout });
+        await train(config, {
+          data,
+          out: opts.out ?? join('runs', config.recipe),
+          resume: Boolean(opts.resume),
+          signal: controller.signal,
+          onEvent: report,
+          group,
+          syncBatchNorm: Boolean(opts.syncBn),
+        });
       } finally {
         process.removeListener('SIGINT', onSignal);
+        group?.shutdown();
         data.dispose();
       }
     });

@@ -117,6 +117,13 @@ export class Optimizer {
   step(): void {
     this.native.step();
   }
+  /**
+   * The step on the native compute threads. With a process group attached (ProcessGroup.attach) the step
+   * first waits for the gradient all-reduce; this keeps that wait off the JS thread.
+   */
+  stepAsync(): Promise<void> {
+    return this.native.stepAsync();
+  }
   get groupCount(): number {
     return this.native.groupCount();
   }

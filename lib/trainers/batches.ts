@@ -1,7 +1,10 @@
 /**
  * Training batches by iteration: the two-stream sampler's indices, each item augmented with a generator
- * seeded by (seed, stage, iteration), so batch k is the same whether or not the run was resumed before it.
- * Decoded items are cached after their first load.
+ * seeded by (seed, stage, iteration, position in the batch), so batch k is the same whether or not the
+ * run was resumed before it. Data-parallel ranks draw the group's batch (worldSize times the batch of one
+ * rank, in both streams) from the same sampler and each keeps its own slice of each stream: disjoint
+ * shards whose union, with the same augmentation, is the batch one process with the group's batch size
+ * would see. Decoded items are cached after their first load.
  */
 import { stack } from '../functional.js';
 import type { Random } from '../data/augment.js';
@@ -19,10 +22,12 @@ export class BatchSource {
   readonly #stage: number;
   readonly #device: string;
   readonly #cache: Map<number, Promise<Item>>;
+  /** This rank's positions in the group's batch. */
+  readonly #positions: number[];
 
   constructor(
     data: TrainData,
-    o: { batchSize: number; labeledBatch: number; labeledOnly: boolean; seed: number; stage: number; device: string },
+    o: { batchSize: number; labeledBatch: number; labeledOnly: boolean; seed: number; stage: number; device: string; rank?: number; worldSize?: number },
     cache: Map<number, Promise<Item>>,
   ) {
     this.#data = data;
@@ -30,13 +35,20 @@ export class BatchSource {
     this.#stage = o.stage;
     this.#device = o.device;
     this.#cache = cache;
+    const W = o.worldSize ?? 1;
+    const r = o.rank ?? 0;
+    const L = o.labeledBatch;
+    const U = o.labeledOnly ? 0 : o.batchSize - L;
+    if (W > 1 && data.labeled < W * L)
+      throw new RangeError(`train: ${W} ranks x labeledBatch ${L} need ${W * L} labeled items per batch, the data has ${data.labeled}`);
     const labeled = Array.from({ length: data.labeled }, (_, i) => i);
     const unlabeled = Array.from({ length: data.unlabeled }, (_, i) => data.labeled + i);
     this.#sampler = new TwoStreamBatchSampler(labeled, o.labeledOnly ? [] : unlabeled, {
-      batchSize: o.labeledOnly ? o.labeledBatch : o.batchSize,
-      labeledBatch: o.labeledBatch,
+      batchSize: W * (L + U),
+      labeledBatch: W * L,
       seed: o.seed + 7919 * o.stage,
     });
+    this.#positions = [...Array.from({ length: L }, (_, k) => r * L + k), ...Array.from({ length: U }, (_, k) => W * L + r * U + k)];
   }
 
   /** Advances past `n` batches without building them (resuming at iteration n). */
@@ -56,11 +68,15 @@ export class BatchSource {
 
   /** The batch of iteration `it` (1-based): (B, 1, ...spatial) float32 images, (B, ...spatial) int64 labels. */
   async batch(it: number): Promise<Batch> {
-    const indices = this.#sampler.next();
+    const group = this.#sampler.next();
+    const indices = this.#positions.map((p) => group[p]);
     const items = await Promise.all(indices.map((i) => this.#item(i)));
-    const rand: Random = prng((this.#seed * 1000003 + this.#stage * 7777 + it * 2654435761) >>> 0);
+    const base = (this.#seed * 1000003 + this.#stage * 7777 + it * 2654435761) >>> 0;
     return tidy(() => {
-      const pairs = items.map((x) => this.#data.augment(x.image, x.label ?? x.image.mul(0).to('int64'), rand));
+      const pairs = items.map((x, k) => {
+        const rand: Random = prng((base + Math.imul(this.#positions[k] + 1, 0x9e3779b1)) >>> 0);
+        return this.#data.augment(x.image, x.label ?? x.image.mul(0).to('int64'), rand);
+      });
       const images = stack(pairs.map(([im]) => im.to('float32').unsqueeze(0)), 0);
       const labels = stack(pairs.map(([, lb]) => lb.to('int64')), 0);
       return this.#device === 'cpu' ? { images, labels, indices } : { images: images.to(this.#device as Device), labels: labels.to(this.#device as Device), indices };

@@ -4,13 +4,23 @@
  * `last.ckpt` at each validation and on cancellation, `final.ckpt` at the end, JSON-lines logs in
  * `<out>/log.jsonl` and progress events. A non-finite loss stops the run naming the iteration; the
  * checkpoints written before it are kept.
+ *
+ * Data-parallel (`group`): every rank runs this loop on its shard of both streams (batchSize and
+ * labeledBatch are per rank); rank 0's weights, buffers and training-only tensors are broadcast at the
+ * start, the optimizer's gradients are averaged over the group (bucketed, during the backward pass), and
+ * BatchNorm buffers are either synchronised in every forward (`syncBatchNorm`) or broadcast from rank 0
+ * after each step, so every network (teachers and EMAs included) stays identical on every rank. Only
+ * rank 0 validates and writes checkpoints and the log; cancellation is agreed at each iteration, so
+ * every rank stops at the same one.
  */
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
+import type { ProcessGroup } from '../dist.js';
 import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from '../io/checkpoint.js';
 import { manualSeed } from '../runtime.js';
-import { dispose } from '../scope.js';
+import { dispose, tidy } from '../scope.js';
+import type { Tensor } from '../tensor.js';
 import { constant, lrAt, poly, step as stepSchedule, type Schedule } from '../train/schedule.js';
 import type { Batch, Item } from '../data/loader.js';
 import { BatchSource, freeItems } from './batches.js';
@@ -24,6 +34,9 @@ import type { MethodRuntime, Stage } from './methods/common.js';
 import { meanTeacher } from './methods/mean-teacher.js';
 import { supervised } from './methods/supervised.js';
 import type { TrainConfig } from './recipes.js';
+import type { Network } from '../nets/network.js';
+import type { NativeTensorHandle } from '../native.js';
+import type { Optimizer } from '../train/optimizer.js';
 import { validateDice, type InferenceSettings } from './validate.js';
 
 export type TrainEvent =
@@ -32,7 +45,7 @@ export type TrainEvent =
   | { type: 'iteration'; stage: string; iteration: number; iterations: number; loss: number; parts: Record<string, number>; lr: number; elapsedSeconds: number; etaSeconds: number }
   | { type: 'validation'; stage: string; iteration: number; dice: number; perClass: number[]; bestDice: number; improved: boolean }
   | { type: 'checkpoint'; kind: 'best' | 'last' | 'final'; path: string; stage: string; iteration: number }
-  | { type: 'done'; seconds: number; best: BestRecord | null; final: string };
+  | { type: 'done'; seconds: number; best: BestRecord | null; final: string; replicaDivergence?: number };
 
 export interface BestRecord {
   stage: string;
@@ -49,6 +62,12 @@ export interface TrainOptions {
   resume?: boolean;
   signal?: AbortSignal;
   onEvent?: (e: TrainEvent) => void;
+  /** Data-parallel training over this group (see above); every rank calls train() with the same config. */
+  group?: ProcessGroup;
+  /** With `group`: BatchNorm with the statistics of the whole group's batch (default false). */
+  syncBatchNorm?: boolean;
+  /** With `group`: gradient bucket size in MiB (default 25). */
+  bucketMB?: number;
 }
 
 export interface TrainResult {
@@ -60,6 +79,11 @@ export interface TrainResult {
   firstLoss: number;
   lastLoss: number;
   seconds: number;
+  /**
+   * Data-parallel runs: the largest difference between any rank's final weights, buffers and training-only
+   * tensors and rank 0's (0 when the replicas stayed identical, as they should).
+   */
+  replicaDivergence?: number;
 }
 
 interface ResumeState {
@@ -105,11 +129,12 @@ const RESUME_KEYS = ['recipe', 'method', 'network', 'classes', 'labeled', 'batch
 
 export async function train(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
   const started = Date.now();
-  const { data, out } = o;
-  mkdirSync(out, { recursive: true });
+  const { data, out, group } = o;
+  const isMain = !group || group.rank === 0;
+  if (isMain) mkdirSync(out, { recursive: true });
   const logPath = join(out, 'log.jsonl');
   const emit = (e: TrainEvent) => {
-    appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
+    if (isMain) appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
     o.onEvent?.(e);
   };
   if (data.classes !== config.classes)
@@ -120,6 +145,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   const method = buildMethod(config);
   try {
     method.attach?.(data);
+    method.useGroup?.(group);
   } catch (err) {
     method.dispose();
     throw err;
@@ -134,8 +160,11 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   let lastLoss = NaN;
   const cache = new Map<number, Promise<Item>>();
   let pending: Promise<Batch> | null = null;
+  let synced: Optimizer | null = null;
 
+  const allNetworks = Object.values(method.networks);
   const saveLast = async (stage: number, iteration: number) => {
+    if (!isMain) return;
     state = { ...state, stage, iteration, methodState: method.state() };
     await saveCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer(), iteration, extra: { ...state } });
     emit({ type: 'checkpoint', kind: 'last', path: lastPath, stage: stages[stage].name, iteration });
@@ -154,7 +183,9 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       await stages[state.stage].begin(true, null);
       await loadCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer() });
       method.restore(state.methodState);
+      if (group) synced = await joinStage(group, method, allNetworks, synced, o);
     }
+    if (group && o.syncBatchNorm) group.syncBatchNorm(true);
     emit({
       type: 'start',
       recipe: config.recipe,
@@ -172,18 +203,29 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       if (!resumingHere) {
         const previous = si > 0 ? state.bests[stages[si - 1].name]?.path ?? null : null;
         await stage.begin(false, previous && existsSync(previous) ? previous : null);
+        // Only rank 0 knows the previous stage's best: every rank starts the stage from its weights.
+        if (group) synced = await joinStage(group, method, allNetworks, synced, o);
       }
       emit({ type: 'stage', stage: stage.name, iterations: stage.iterations });
       const schedule = scheduleOf(config, stage);
       const source = new BatchSource(
         data,
-        { batchSize: config.batchSize, labeledBatch: config.labeledBatch, labeledOnly: stage.labeledOnly, seed: config.seed, stage: si, device: config.device },
+        {
+          batchSize: config.batchSize,
+          labeledBatch: config.labeledBatch,
+          labeledOnly: stage.labeledOnly,
+          seed: config.seed,
+          stage: si,
+          device: config.device,
+          rank: group?.rank,
+          worldSize: group?.worldSize,
+        },
         cache,
       );
       source.skip(first);
       pending = first < stage.iterations ? source.batch(first + 1) : null;
       for (let it = first + 1; it <= stage.iterations; it++) {
-        if (o.signal?.aborted) {
+        if (group ? await agreeToStop(group, o.signal) : o.signal?.aborted) {
           await saveLast(si, it - 1);
           throw new Error(`train: cancelled after iteration ${it - 1} of stage '${stage.name}'; resume from '${lastPath}'`);
         }
@@ -199,6 +241,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
             pending.catch(() => undefined);
           }
           result = await running;
+          if (group && !o.syncBatchNorm) await broadcastOwned(group, bufferHandles(allNetworks));
         } catch (err) {
           const kept = existsSync(lastPath) ? `the last good checkpoint '${lastPath}' is kept` : 'no checkpoint had been written yet';
           throw new Error(`train: stage '${stage.name}' failed at iteration ${it}: ${(err as Error).message}; ${kept}`);
@@ -220,7 +263,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
           elapsedSeconds: elapsed,
           etaSeconds: ((total - done) * elapsed) / Math.max(1, done - doneAtStart),
         });
-        if (it % config.validateEvery === 0 || it === stage.iterations) {
+        if (isMain && (it % config.validateEvery === 0 || it === stage.iterations)) {
           const volumes = await data.validation();
           const v = method.validate ? await method.validate(volumes, settings, o.signal) : await validateDice(main, volumes, settings, o.signal);
           const prev = state.bests[stage.name];
@@ -237,18 +280,87 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         }
       }
     }
+    const replicaDivergence = group ? await divergence(group, allNetworks, method) : undefined;
     const finalPath = join(out, 'final.ckpt');
     const lastStage = stages[stages.length - 1];
-    await saveCheckpoint(finalPath, { network: main, tensors: method.inferenceTensors?.(), iteration: lastStage.iterations, extra: { config, stage: lastStage.name } });
+    if (isMain)
+      await saveCheckpoint(finalPath, { network: main, tensors: method.inferenceTensors?.(), iteration: lastStage.iterations, extra: { config, stage: lastStage.name } });
     emit({ type: 'checkpoint', kind: 'final', path: finalPath, stage: lastStage.name, iteration: lastStage.iterations });
     const best = state.bests.train ?? state.bests[lastStage.name] ?? null;
     const seconds = (Date.now() - started) / 1000;
-    emit({ type: 'done', seconds, best, final: finalPath });
-    return { best, bests: state.bests, final: finalPath, validations: state.validations, firstLoss: state.firstLoss, lastLoss, seconds };
+    emit({ type: 'done', seconds, best, final: finalPath, replicaDivergence });
+    return { best, bests: state.bests, final: finalPath, validations: state.validations, firstLoss: state.firstLoss, lastLoss, seconds, replicaDivergence };
   } finally {
     const ahead = await pending?.catch(() => null);
     if (ahead) dispose([ahead.images, ahead.labels]);
     await freeItems(cache);
+    if (group && !group.closed) {
+      group.syncBatchNorm(false);
+      if (synced) group.detach(synced);
+    }
     method.dispose();
+  }
+}
+
+/** Broadcasts rank 0's values of fresh handles (views of network tensors), then frees the handles. */
+async function broadcastOwned(group: ProcessGroup, handles: NativeTensorHandle[], keep = 0): Promise<void> {
+  try {
+    await group.native.broadcast(handles, 0);
+  } finally {
+    for (const h of handles.slice(keep)) h.dispose();
+  }
+}
+
+/** Every network's BatchNorm (and other) buffers, as fresh handles for one collective. */
+function bufferHandles(networks: Network[]): NativeTensorHandle[] {
+  const out: NativeTensorHandle[] = [];
+  for (const net of networks) {
+    const [, handles] = net.handle('train').namedBuffers();
+    out.push(...handles);
+  }
+  return out;
+}
+
+/**
+ * The start of a stage of a data-parallel run: rank 0's parameters, buffers and training-only tensors
+ * everywhere, and the gradient all-reduce on the stage's optimizer (moved from the previous one's).
+ */
+async function joinStage(group: ProcessGroup, method: MethodRuntime, networks: Network[], synced: Optimizer | null, o: TrainOptions): Promise<Optimizer> {
+  const own = Object.values(method.tensors?.() ?? {}).map((t) => t.handle('train'));
+  const fresh: NativeTensorHandle[] = [];
+  for (const net of networks) fresh.push(...net.handle('train').stateDict()[1]);
+  await broadcastOwned(group, [...own, ...fresh], own.length);
+  const optimizer = method.optimizer();
+  if (optimizer !== synced) {
+    if (synced) group.detach(synced);
+    group.attach(optimizer, { bucketMB: o.bucketMB });
+  }
+  return optimizer;
+}
+
+/** Whether any rank's signal asked to stop (one small all-reduce per iteration: every rank stops together). */
+async function agreeToStop(group: ProcessGroup, signal: AbortSignal | undefined): Promise<boolean> {
+  const [n] = await group.allreduceNumbers([signal?.aborted ? 1 : 0]);
+  return n > 0;
+}
+
+/** The largest absolute difference of any rank's state from rank 0's (every rank gets the same number). */
+async function divergence(group: ProcessGroup, networks: Network[], method: MethodRuntime): Promise<number> {
+  const mine: Tensor[] = [...networks.flatMap((n) => Object.values(n.stateDict())), ...Object.values(method.tensors?.() ?? {}).map((t) => t.detach())];
+  const theirs = mine.map((t) => t.clone());
+  try {
+    await group.broadcast(theirs, 0);
+    let worst = 0;
+    for (let i = 0; i < mine.length; i++) {
+      const d = tidy(() => mine[i].to('float64').sub(theirs[i].to('float64')).abs().max());
+      worst = Math.max(worst, Number(d.item()));
+      d.dispose();
+    }
+    const each = new Array<number>(group.worldSize).fill(0);
+    each[group.rank] = worst;
+    return Math.max(...(await group.allreduceNumbers(each)));
+  } finally {
+    dispose(mine);
+    dispose(theirs);
   }
 }

@@ -1,5 +1,6 @@
 /** What every method gives the training loop, and the pieces the methods share. */
 import type { Batch } from '../../data/loader.js';
+import type { ProcessGroup } from '../../dist.js';
 import { nets } from '../../nets/index.js';
 import type { Network } from '../../nets/network.js';
 import type { StateDict } from '../../named.js';
@@ -40,6 +41,8 @@ export interface MethodRuntime {
   attach?(data: TrainData): void;
   /** Validation when `main`'s forward alone is not the model (VerSemi); default validateDice(main). */
   validate?(volumes: Volume[], settings: InferenceSettings, signal?: AbortSignal): Promise<ValidationResult>;
+  /** Data-parallel runs: the group, for statistics that must be those of the whole group's batch. */
+  useGroup?(group: ProcessGroup | undefined): void;
   /** JSON-serialisable running state (EMAs) for checkpoints. */
   state(): Record<string, unknown>;
   restore(state: Record<string, unknown>): void;
@@ -82,7 +85,7 @@ export async function optimizeStep(optimizer: Optimizer, loss: Tensor, it: numbe
   const value = finiteLoss(loss, it);
   optimizer.zeroGrad();
   await loss.backwardAsync();
-  optimizer.step();
+  await optimizer.stepAsync();
   return value;
 }
 
