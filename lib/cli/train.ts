@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { type Command, InvalidArgumentError } from 'commander';
 
-import { ProcessGroup, rendezvousFromEnv } from '../dist.js';
+import { distributedInfo, ProcessGroup, rendezvousFromEnv } from '../dist.js';
 import { getNumThreads, setNumThreads } from '../runtime.js';
 import { train, type TrainEvent } from '../trainers/loop.js';
 import { recipeNames, resolveConfig, RECIPES, type TrainConfig } from '../trainers/recipes.js';
@@ -123,6 +123,8 @@ export function registerTrain(program: Command): void {
       if (launching && process.env.RANK !== undefined && process.env.LOCAL_WORLD_SIZE !== undefined)
         throw new UsageError('--nproc inside a worker: the launcher already started this process as a rank');
       if (launching) {
+        const info = distributedInfo();
+        if (!info.available) throw new Error(`--nproc: distributed training is not available in this build: ${info.reason}`);
         const code = await launch({ nproc: opts.nproc ?? 1, nnodes: opts.nnodes, nodeRank: opts.nodeRank, masterAddr: opts.masterAddr, masterPort: opts.masterPort });
         if (code !== 0) throw new SilentExit(code);
         return;

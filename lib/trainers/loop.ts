@@ -9,9 +9,9 @@
  * labeledBatch are per rank); rank 0's weights, buffers and training-only tensors are broadcast at the
  * start, the optimizer's gradients are averaged over the group (bucketed, during the backward pass), and
  * BatchNorm buffers are either synchronised in every forward (`syncBatchNorm`) or broadcast from rank 0
- * after each step, so every network (teachers and EMAs included) stays identical on every rank. Only
- * rank 0 validates and writes checkpoints and the log; cancellation is agreed at each iteration, so
- * every rank stops at the same one.
+ * after each step, so every network (teachers and EMAs included) stays identical on every rank. Each
+ * rank validates its share of the volumes (Dice sums all-reduced); only rank 0 writes checkpoints and the
+ * log; cancellation is agreed at each iteration, so every rank stops at the same one.
  */
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,7 +37,7 @@ import type { TrainConfig } from './recipes.js';
 import type { Network } from '../nets/network.js';
 import type { NativeTensorHandle } from '../native.js';
 import type { Optimizer } from '../train/optimizer.js';
-import { validateDice, type InferenceSettings } from './validate.js';
+import { validateDice, type InferenceSettings, type ValidationResult } from './validate.js';
 
 export type TrainEvent =
   | { type: 'start'; recipe: string; method: string; stages: { name: string; iterations: number }[]; resumedAt?: { stage: string; iteration: number } }
@@ -203,7 +203,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       if (!resumingHere) {
         const previous = si > 0 ? state.bests[stages[si - 1].name]?.path ?? null : null;
         await stage.begin(false, previous && existsSync(previous) ? previous : null);
-        // Only rank 0 knows the previous stage's best: every rank starts the stage from its weights.
+        // Only rank 0 has the previous stage's best on its disk for sure: every rank starts from its weights.
         if (group) synced = await joinStage(group, method, allNetworks, synced, o);
       }
       emit({ type: 'stage', stage: stage.name, iterations: stage.iterations });
@@ -263,15 +263,21 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
           elapsedSeconds: elapsed,
           etaSeconds: ((total - done) * elapsed) / Math.max(1, done - doneAtStart),
         });
-        if (isMain && (it % config.validateEvery === 0 || it === stage.iterations)) {
+        // Data-parallel: each rank validates its share of the volumes and the Dice sums are all-reduced
+        // (a method with its own validation: rank 0 alone).
+        const sharded = group !== undefined && !method.validate;
+        if ((isMain || sharded) && (it % config.validateEvery === 0 || it === stage.iterations)) {
           const volumes = await data.validation();
-          const v = method.validate ? await method.validate(volumes, settings, o.signal) : await validateDice(main, volumes, settings, o.signal);
+          const mine = group && sharded ? volumes.filter((_, i) => i % group.worldSize === group.rank) : volumes;
+          let v = method.validate ? await method.validate(volumes, settings, o.signal) : await validateDice(main, mine, settings, o.signal);
+          if (group && sharded) v = await groupMean(group, v, mine.length);
           const prev = state.bests[stage.name];
           const improved = !prev || v.dice > prev.dice;
           state.validations.push({ stage: stage.name, iteration: it, dice: v.dice });
           if (improved) {
             const path = bestPath(stage);
-            await saveCheckpoint(path, { network: main, tensors: method.inferenceTensors?.(), iteration: it, extra: { config, stage: stage.name, dice: v.dice, perClass: v.perClass } });
+            if (isMain)
+              await saveCheckpoint(path, { network: main, tensors: method.inferenceTensors?.(), iteration: it, extra: { config, stage: stage.name, dice: v.dice, perClass: v.perClass } });
             state.bests[stage.name] = { stage: stage.name, iteration: it, dice: v.dice, path };
             emit({ type: 'checkpoint', kind: 'best', path, stage: stage.name, iteration: it });
           }
@@ -336,6 +342,14 @@ async function joinStage(group: ProcessGroup, method: MethodRuntime, networks: N
     group.attach(optimizer, { bucketMB: o.bucketMB });
   }
   return optimizer;
+}
+
+/** The mean of per-rank validation results over `n` volumes each: the result over all volumes. */
+async function groupMean(group: ProcessGroup, v: ValidationResult, n: number): Promise<ValidationResult> {
+  const sums = await group.allreduceNumbers([...v.perClass.map((d) => d * n), n]);
+  const total = Math.max(1, sums.pop() as number);
+  const perClass = sums.map((x) => x / total);
+  return { dice: perClass.reduce((a, b) => a + b, 0) / perClass.length, perClass };
 }
 
 /** Whether any rank's signal asked to stop (one small all-reduce per iteration: every rank stops together). */
