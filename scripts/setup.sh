@@ -25,6 +25,18 @@ if [ ! -x .venv/bin/python3 ] || ! .venv/bin/python3 -c "import torch, numpy, sc
   .venv/bin/python3 -m pip install -q "${pip_opts[@]}" "$TORCH_SPEC" "${PY_PACKAGES[@]}"
 fi
 
+# Distributed training builds when gloo's headers are present (libgloo-dev; see CMakeLists.txt). As root
+# with apt-get (CI, containers) they are installed here; otherwise the build says how and builds the rest.
+if [ ! -f /usr/include/gloo/rendezvous/store.h ] && [ -z "${GLOO_INCLUDE_DIR:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing libgloo-dev (gloo's headers, for distributed training)"
+    { apt-get install -y -q libgloo-dev >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libgloo-dev >/dev/null; }; } ||
+      say "could not install libgloo-dev: distributed training will be disabled"
+  else
+    say "no gloo headers: distributed training will be disabled (sudo apt-get install libgloo-dev, then npm run setup)"
+  fi
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
   if [ "${CI:-}" = "true" ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
