@@ -18,12 +18,13 @@ mirror "$real/include" "$fake/include" torch
 mirror "$real/include/torch" "$fake/include/torch" csrc
 mirror "$real/include/torch/csrc" "$fake/include/torch/csrc" distributed
 jobs="${SEMISEG_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
-log=$(TORCH_ROOT="$fake" LIBTORCH="" npx --no-install cmake-js build --out build-nodist/build --parallel "$jobs" 2>&1) || {
+log=$(TORCH_ROOT="$fake" LIBTORCH="" npx --no-install cmake-js configure --out build-nodist/build 2>&1) || {
   echo "$log"
   exit 1
 }
+TORCH_ROOT="$fake" LIBTORCH="" npx --no-install cmake-js build --log-level warn --out build-nodist/build --parallel "$jobs"
 expected="distributed training is disabled: the LibTorch at $fake has no c10d headers"
-if ! grep -q "$expected" <<<"$log"; then
+if ! tr '\n' ' ' <<<"$log" | tr -s ' ' | grep -qF "$expected"; then # CMake wraps its warnings
   echo "check-no-dist-build: configuring did not say '$expected'" >&2
   exit 1
 fi
