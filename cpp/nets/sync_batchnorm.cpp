@@ -1,6 +1,6 @@
 // SyncBatchNorm's forward and backward over the process group (dist.h). Per channel, with N the group's
-// element count: mean = sum(x) / N and var = sum((x - mean)^2) / N from two all-reduces (the second pass
-// keeps the variance as exact as one process's); the backward all-reduces sum(dy) and sum(dy * xhat) and
+// element count: mean = sum(x) / N and var = sum(x^2) / N - mean^2 from one all-reduce of float64 sums;
+// the backward all-reduces sum(dy) and sum(dy * xhat) and
 // gives dx = w * invstd * (dy - sum(dy) / N - xhat * sum(dy * xhat) / N), while the weight and bias get
 // this rank's sums (the gradient all-reduce averages them). With the per-rank losses averaged over equal
 // local batches, the result equals one process over the concatenated batch.
@@ -51,16 +51,16 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const auto dims = reduceDims(x);
     const auto shape = channelShape(x);
     const int64_t C = x.size(1);
-    at::Tensor sums = at::cat({xf.sum(dims, false, at::kDouble),
+    // One all-reduce of [sum x, sum x^2, count]: in float64 the variance sum x^2 / n - mean^2 loses
+    // nothing measurable (relative error ~1e-16 * mean^2 / var).
+    at::Tensor sums = at::cat({xf.sum(dims, false, at::kDouble), xf.square().sum(dims, false, at::kDouble),
                                at::full({1}, static_cast<double>(x.numel() / C), xf.options().dtype(at::kDouble))});
     g->allreduceSum({sums});
-    const double n = sums[C].item<double>();
+    const double n = sums[2 * C].item<double>();
     TORCH_CHECK(n > 1, "SyncBatchNorm: expected more than 1 value per channel over the group when training, got ", n);
     at::Tensor mean = sums.narrow(0, 0, C).div(n);
+    at::Tensor var = sums.narrow(0, C, C).div(n).sub_(mean.square()).clamp_min_(0);
     at::Tensor xmu = xf - mean.to(xf.scalar_type()).view(shape);
-    at::Tensor var = xf.sub(mean.view(shape)).square().sum(dims, false, at::kDouble);
-    g->allreduceSum({var});
-    var.div_(n);
     at::Tensor invstd = at::rsqrt(var.add(eps)).to(xf.scalar_type());
     at::Tensor y = xmu * invstd.view(shape);
     if (weight.defined()) y = y * weight.view(shape) + bias.view(shape);
