@@ -24,7 +24,8 @@ c10::intrusive_ptr<c10d::Backend> makeGlooBackend(const c10::intrusive_ptr<c10d:
   if (!interface.empty())
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(interface));
   else if (isLoopback(host))
-    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host == "localhost" ? "127.0.0.1" : host));
+    options->devices.push_back(
+        c10d::ProcessGroupGloo::createDeviceForHostname(host == "localhost" ? "127.0.0.1" : host));
   else
     options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, options);

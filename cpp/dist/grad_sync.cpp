@@ -39,8 +39,7 @@ class GradSync final : public train::StepHook {
       b.numel += p.numel();
       b.bytes += bytes;
     }
-    for (auto& b : buckets_)
-      b.flat = at::empty({b.numel}, at::TensorOptions().dtype(b.dtype).device(b.device));
+    for (auto& b : buckets_) b.flat = at::empty({b.numel}, at::TensorOptions().dtype(b.dtype).device(b.device));
     used_ = at::zeros({static_cast<int64_t>(params_.size())}, at::kFloat);
     for (size_t k = 0; k < params_.size(); ++k) {
       hooks_.push_back(params_[k].register_hook([this, k](const at::Tensor& grad) {
