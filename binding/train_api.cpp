@@ -106,7 +106,7 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
   }
   Napi::Value detachGradSync(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&] {
-      checkIdle(info.Env());
+      checkNoPendingJobs(info.Env(), "detachGradSync");  // a backward in flight may be running its hooks
       get(info.Env()).setStepHook(nullptr);
       return info.Env().Undefined();
     });

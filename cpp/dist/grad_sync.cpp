@@ -41,21 +41,29 @@ class GradSync final : public train::StepHook {
     }
     for (auto& b : buckets_) b.flat = at::empty({b.numel}, at::TensorOptions().dtype(b.dtype).device(b.device));
     used_ = at::zeros({static_cast<int64_t>(params_.size())}, at::kFloat);
-    for (size_t k = 0; k < params_.size(); ++k) {
-      hooks_.push_back(params_[k].register_hook([this, k](const at::Tensor& grad) {
-        onGrad(k, grad);
-        return grad;
-      }));
+    for (const auto& p : params_) TORCH_CHECK(p.requires_grad(), "attachGradSync(): every parameter must require grad");
+    try {
+      for (size_t k = 0; k < params_.size(); ++k) {
+        hooks_.push_back(params_[k].register_hook([this, k](const at::Tensor& grad) {
+          onGrad(k, grad);
+          return grad;
+        }));
+      }
+    } catch (...) {
+      removeHooks();  // none may outlive this half-built object
+      throw;
     }
     reset();
   }
 
-  ~GradSync() override {
-    for (size_t k = 0; k < params_.size(); ++k) params_[k].remove_hook(hooks_[k]);
-  }
+  ~GradSync() override { removeHooks(); }
 
+  // Gradients cleared without a step (every rank alike): buckets already on the wire finish first, so no
+  // collective is abandoned and no buffer is rewritten while Gloo still reads it.
   void afterZeroGrad() override {
     std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& b : buckets_)
+      if (b.work) b.work->wait();
     reset();
   }
 
@@ -110,6 +118,11 @@ class GradSync final : public train::StepHook {
     int64_t offset = 0, numel = 0;
     bool seen = false;
   };
+
+  void removeHooks() {
+    for (size_t k = 0; k < hooks_.size(); ++k) params_[k].remove_hook(hooks_[k]);
+    hooks_.clear();
+  }
 
   void reset() {
     for (auto& b : buckets_) {

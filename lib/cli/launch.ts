@@ -95,7 +95,7 @@ export async function launch(o: LaunchOptions, argv: string[] = process.argv.sli
     children.push(child);
     exits.push(
       new Promise((resolve) => {
-        child.on('exit', (code, signal) => {
+        child.on('close', (code, signal) => {
           if ((code !== 0 || signal) && !failed) {
             failed = { rank, code, signal };
             stopOthers();
@@ -111,16 +111,27 @@ export async function launch(o: LaunchOptions, argv: string[] = process.argv.sli
       }),
     );
   }
+  const alive = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
+  // The first Ctrl-C asks the workers to stop at the next iteration (rank 0 writes last.ckpt); a second one,
+  // or SIGTERM / SIGHUP, terminates them (SIGKILL 5 s later for one stuck in a collective).
+  let interrupts = 0;
+  const terminate = () => {
+    for (const c of alive()) c.kill('SIGTERM');
+    setTimeout(() => alive().forEach((c) => c.kill('SIGKILL')), 5000).unref();
+  };
   const onSignal = (signal: NodeJS.Signals) => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);
+    if (signal === 'SIGINT' && ++interrupts === 1) alive().forEach((c) => c.kill('SIGINT'));
+    else terminate();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   try {
     await Promise.all(exits);
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGHUP', onSignal);
     if (stopTimer) clearTimeout(stopTimer);
   }
   const f = failed as { rank: number; code: number | null; signal: NodeJS.Signals | null } | null;
