@@ -8,7 +8,7 @@
 import { native, type NativeGroupHandle } from './native.js';
 import { Optimizer } from './train/optimizer.js';
 import { Tensor, tensorArg } from './tensor.js';
-import { tensor } from './create.js';
+import { tensor, zeros } from './create.js';
 import { checkBool, checkInt, checkObject, rangeError, typeError } from './validate.js';
 
 /** Whether this build of semiseg has the distributed engine, and why not when it has not. */
@@ -152,6 +152,22 @@ export class ProcessGroup {
     }
   }
 
+  /** Every rank's `t` (the same shape on each) concatenated along dim 0 in rank order. */
+  async allGather(t: Tensor): Promise<Tensor> {
+    const n = t.shape[0];
+    const out = zeros([this.worldSize * n, ...t.shape.slice(1)], { dtype: t.dtype, device: t.device });
+    const slot = out.narrow(0, this.rank * n, n);
+    slot.copyFrom(t);
+    slot.dispose();
+    try {
+      await this.allreduce([out]);
+    } catch (err) {
+      out.dispose();
+      throw err;
+    }
+    return out;
+  }
+
   /** Resolves when every rank has called it. */
   barrier(): Promise<void> {
     return this.native.barrier();
@@ -168,11 +184,13 @@ export class ProcessGroup {
     const mb = options.bucketMB ?? 25;
     if (typeof mb !== 'number' || !(mb > 0)) throw rangeError('ProcessGroup.attach', 'bucketMB', 'a number > 0', mb);
     optimizer.native.attachGradSync(this.native, Math.round(mb * 1024 * 1024));
+    optimizer.group = this;
   }
 
   /** Removes the gradient all-reduce from `optimizer`. */
   detach(optimizer: Optimizer): void {
     optimizer.native.detachGradSync();
+    optimizer.group = undefined;
   }
 
   /**

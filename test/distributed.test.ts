@@ -225,12 +225,21 @@ dtest('a supervised run on 2 ranks (SyncBatchNorm, disjoint shards) ends equal t
   t.is(log.filter((l) => l.includes('"type":"iteration"')).length, 4, 'one log line per iteration');
 });
 
-for (const recipe of ['bcp-acdc', 'coda-acdc'] as const) {
-  dtest(`${recipe} on 2 ranks: every network (teacher, both Co-DA nets) stays identical across ranks through every stage`, async (t) => {
+const small = { networkOptions: { features: [8, 16, 32, 64, 128] } };
+const replicaConfigs: Record<string, Record<string, unknown>> = {
+  'bcp-acdc': small,
+  'coda-acdc': small,
+  'mt-acdc': small,
+  'icl-acdc': {}, // its modules expect the paper's U-Net widths
+  'action-acdc': { action: { globalIterations: 2, localIterations: 2, window: 32, pool: 8, queries: 16, negatives: 16, representation: 32, representationScale: 0.5 } },
+  'versemi-la': { size: [16, 16, 16], lr: 3e-3, networkOptions: {} },
+};
+for (const [recipe, extra] of Object.entries(replicaConfigs)) {
+  dtest(`${recipe} on 2 ranks: every network and training-only tensor (teachers, heads, queues) stays identical across ranks`, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), `semiseg-ddp-${recipe}-`));
     const spec = JSON.stringify({
       recipe,
-      config: { iterations: 3, pretrainIterations: 2, batchSize: 4, labeledBatch: 2, size: [32, 32], networkOptions: { features: [8, 16, 32, 64, 128] }, validateEvery: 2, seed: 7 },
+      config: { iterations: 3, pretrainIterations: 2, batchSize: 4, labeledBatch: 2, size: [32, 32], validateEvery: 2, seed: 7, ...extra },
     });
     const two = await ranks(2, ['train', dir, spec]);
     for (const r of two) t.is(r.code, 0, r.stderr);
@@ -238,12 +247,24 @@ for (const recipe of ['bcp-acdc', 'coda-acdc'] as const) {
       const { result } = lastJson<{ result: { replicaDivergence: number; lastLoss: number } }>(r);
       t.is(result.replicaDivergence, 0);
       t.true(Number.isFinite(result.lastLoss));
-      t.is(r.stdout.split('\n').filter((l) => l.includes('"stage":"train"')).length, 3);
+      t.is(r.stdout.split('\n').filter((l) => l.startsWith('{"iteration"') && l.includes('"stage":"train"')).length, 3);
     }
     t.true(existsSync(join(dir, 'final.ckpt')));
     if (recipe === 'bcp-acdc') t.true(existsSync(join(dir, 'best-pretrain.ckpt')));
   });
 }
+
+dtest('a non-finite loss stops every rank at the same iteration with one message, before any update', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'semiseg-ddp-nan-'));
+  const runs = await ranks(2, ['train', dir, supervised(2, { lr: 1e12, iterations: 50, validateEvery: 100 })]);
+  const at = runs.map((r) => {
+    t.is(r.code, 1);
+    const m = /failed at iteration (\d+): the loss is not finite on (\d) of 2 rank\(s\) at iteration \d+ \(this rank: (NaN|-?Infinity)\); the weights were not updated/.exec(r.stderr);
+    t.truthy(m, r.stderr);
+    return Number(m?.[1]);
+  });
+  t.is(at[0], at[1]);
+});
 
 dtest('a rank that dies makes the other fail within seconds with an error naming the collective and the rank', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'semiseg-ddp-dead-'));

@@ -6,6 +6,7 @@ import { namedFromNative, namedToNative, type StateDict } from '../named.js';
 import { native, type NativeOptimizerHandle, type NativeTensorHandle } from '../native.js';
 import { Network } from '../nets/network.js';
 import { Tensor } from '../tensor.js';
+import type { ProcessGroup } from '../dist.js';
 import { checkBool, checkFinite, checkInt, checkObject, rangeError, typeError } from '../validate.js';
 
 export interface SGDOptions {
@@ -80,6 +81,8 @@ function adamOptions(fn: string, o: Record<string, unknown>, base?: Record<strin
 export class Optimizer {
   /** @internal */
   readonly native: NativeOptimizerHandle;
+  /** The process group whose gradient all-reduce is attached (ProcessGroup.attach), if any. */
+  group?: ProcessGroup;
   readonly kind: 'sgd' | 'adam';
 
   private constructor(kind: 'sgd' | 'adam', params: unknown, options: unknown) {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 
 import type { ProcessGroup } from '../dist.js';
 import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from '../io/checkpoint.js';
-import { manualSeed } from '../runtime.js';
+import { manualSeed, maxConcurrentJobs } from '../runtime.js';
 import { dispose, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
 import { constant, lrAt, poly, step as stepSchedule, type Schedule } from '../train/schedule.js';
@@ -80,8 +80,8 @@ export interface TrainResult {
   lastLoss: number;
   seconds: number;
   /**
-   * Data-parallel runs: the largest difference between any rank's final weights, buffers and training-only
-   * tensors and rank 0's (0 when the replicas stayed identical, as they should).
+   * Data-parallel runs: the largest difference between any rank's weights, buffers and training-only
+   * tensors and rank 0's at the end of each stage (0 when the replicas stayed identical, as they should).
    */
   replicaDivergence?: number;
 }
@@ -141,6 +141,8 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
     throw new Error(`train: the data has ${data.classes} classes but recipe '${config.recipe}' trains ${config.classes}`);
   if ((data.spatialDims === 2) !== (config.network === 'UNet2D'))
     throw new Error(`train: ${data.spatialDims}-D data cannot train the ${config.network} of recipe '${config.recipe}'`);
+  if (group && maxConcurrentJobs() > 1)
+    throw new Error(`train: data-parallel training needs one native job at a time (setMaxConcurrentJobs(1)), so every rank issues its collectives in the same order; it is ${maxConcurrentJobs()}`);
   manualSeed(config.seed);
   const method = buildMethod(config);
   try {
@@ -161,6 +163,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   const cache = new Map<number, Promise<Item>>();
   let pending: Promise<Batch> | null = null;
   let synced: Optimizer | null = null;
+  let replicaDivergence: number | undefined;
 
   const allNetworks = Object.values(method.networks);
   const saveLast = async (stage: number, iteration: number) => {
@@ -235,13 +238,20 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         pending = null;
         let result;
         try {
+          // Data-parallel: LibTorch's generator (dropout, Mean Teacher's noise) is seeded per rank and
+          // iteration, so ranks draw different masks and a resumed run draws what it would have drawn.
+          if (group) manualSeed(rankSeed(config.seed, si, it, group.rank));
           const running = stage.step(batch, it);
           if (it < stage.iterations) {
             pending = source.batch(it + 1); // prepared while the step runs natively
             pending.catch(() => undefined);
           }
           result = await running;
-          if (group && !o.syncBatchNorm) await broadcastOwned(group, bufferHandles(allNetworks));
+          if (group) {
+            // running statistics: the networks' (unless SyncBatchNorm keeps them equal) and the method's own
+            const own = Object.values(method.buffers?.() ?? {}).map((t) => t.handle('train'));
+            await broadcastOwned(group, [...own, ...(o.syncBatchNorm ? [] : bufferHandles(allNetworks))], own.length);
+          }
         } catch (err) {
           const kept = existsSync(lastPath) ? `the last good checkpoint '${lastPath}' is kept` : 'no checkpoint had been written yet';
           throw new Error(`train: stage '${stage.name}' failed at iteration ${it}: ${(err as Error).message}; ${kept}`);
@@ -269,7 +279,9 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         if ((isMain || sharded) && (it % config.validateEvery === 0 || it === stage.iterations)) {
           const volumes = await data.validation();
           const mine = group && sharded ? volumes.filter((_, i) => i % group.worldSize === group.rank) : volumes;
-          let v = method.validate ? await method.validate(volumes, settings, o.signal) : await validateDice(main, mine, settings, o.signal);
+          // (no signal on several ranks: a rank must not stop alone mid-validation; stops are agreed per iteration)
+          const signal = group ? undefined : o.signal;
+          let v = method.validate ? await method.validate(volumes, settings, signal) : await validateDice(main, mine, settings, signal);
           if (group && sharded) v = await groupMean(group, v, mine.length);
           const prev = state.bests[stage.name];
           const improved = !prev || v.dice > prev.dice;
@@ -285,8 +297,9 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
           await saveLast(si, it);
         }
       }
+      // checked at the end of every stage (the next one starts from rank 0's state anyway)
+      if (group) replicaDivergence = Math.max(replicaDivergence ?? 0, await divergence(group, allNetworks, method));
     }
-    const replicaDivergence = group ? await divergence(group, allNetworks, method) : undefined;
     const finalPath = join(out, 'final.ckpt');
     const lastStage = stages[stages.length - 1];
     if (isMain)
@@ -308,10 +321,10 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   }
 }
 
-/** Broadcasts rank 0's values of fresh handles (views of network tensors), then frees the handles. */
+/** Broadcasts rank 0's values of the handles, then frees all but the first `keep` (fresh views of network tensors). */
 async function broadcastOwned(group: ProcessGroup, handles: NativeTensorHandle[], keep = 0): Promise<void> {
   try {
-    await group.native.broadcast(handles, 0);
+    if (handles.length > 0) await group.native.broadcast(handles, 0);
   } finally {
     for (const h of handles.slice(keep)) h.dispose();
   }
@@ -350,6 +363,14 @@ async function groupMean(group: ProcessGroup, v: ValidationResult, n: number): P
   const total = Math.max(1, sums.pop() as number);
   const perClass = sums.map((x) => x / total);
   return { dice: perClass.reduce((a, b) => a + b, 0) / perClass.length, perClass };
+}
+
+/** A generator seed for (seed, stage, iteration, rank): a 31-bit mix. */
+function rankSeed(seed: number, stage: number, it: number, rank: number): number {
+  let h = Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) ^ Math.imul(stage + 1, 0x85ebca6b) ^ Math.imul(it, 0xc2b2ae35) ^ Math.imul(rank + 1, 0x27d4eb2f);
+  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+  h = Math.imul(h ^ (h >>> 12), 0x297a2d39);
+  return (h ^ (h >>> 15)) >>> 1;
 }
 
 /** Whether any rank's signal asked to stop (one small all-reduce per iteration: every rank stops together). */

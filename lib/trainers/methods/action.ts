@@ -26,6 +26,7 @@ import { tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
 import { emaUpdate } from '../../train/ema.js';
 import type { TrainConfig } from '../recipes.js';
+import type { ProcessGroup } from '../../dist.js';
 import { ancoLoss, ContrastQueue, distillationLoss, GlobalHead, LocalHead, Predictor, RepresentationHead } from './action-modules.js';
 import { boxMask } from './bcp.js';
 import { prefixed } from './layers.js';
@@ -69,6 +70,9 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
   const L = c.labeledBatch;
   const temps = { studentTemperature: a.studentTemperature, teacherTemperature: a.teacherTemperature };
 
+  // Data-parallel: every rank enqueues the whole group's keys (rank order), so the queues stay identical.
+  let group: ProcessGroup | undefined;
+  const gathered = async (keys: Tensor, bag: Bag): Promise<Tensor> => (group ? bag.add(await group.allGather(keys)) : keys);
   const afterStep = async (loss: Tensor, it: number) => {
     const value = await optimizeStep(optimizer, loss, it);
     emaUpdate(teacher, student, { alpha: c.emaAlpha, scope: c.emaScope });
@@ -102,7 +106,7 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
         const tEmb = bag.add(globalTeacher.forward(t.features[4]));
         const loss = bag.add(distillationLoss(sEmb, tEmb, globalQueue.keys, temps));
         const value = await afterStep(loss, it);
-        globalQueue.enqueue(bag.add(tEmb.detach()));
+        globalQueue.enqueue(await gathered(bag.add(tEmb.detach()), bag));
         return { loss: value, parts: { global: value } };
       } finally {
         bag.free();
@@ -127,7 +131,7 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
         const sup = bag.add(ceDiceLoss(bag.add(logits.narrow(0, 0, L)), bag.add(batch.labels.narrow(0, 0, L)), c.dice));
         const loss = bag.add(local.add(sup));
         const value = await afterStep(loss, it);
-        localQueue.enqueue(bag.add(tEmb.detach()));
+        localQueue.enqueue(await gathered(bag.add(tEmb.detach()), bag));
         return { loss: value, parts: { local: Number(local.item()), sup: Number(sup.item()) } };
       } finally {
         bag.free();
@@ -224,6 +228,9 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
     optimizer: () => optimizer,
     tensors,
     stages: [globalStage, localStage, contrastStage],
+    useGroup: (g) => {
+      group = g;
+    },
     state: () => ({ globalPtr: globalQueue.ptr, localPtr: localQueue.ptr }),
     restore: (st) => {
       const s = st as { globalPtr?: number; localPtr?: number };

@@ -43,6 +43,8 @@ export interface MethodRuntime {
   validate?(volumes: Volume[], settings: InferenceSettings, signal?: AbortSignal): Promise<ValidationResult>;
   /** Data-parallel runs: the group, for statistics that must be those of the whole group's batch. */
   useGroup?(group: ProcessGroup | undefined): void;
+  /** Running statistics outside the networks (VerSemi's head BatchNorm): broadcast from rank 0 after each step. */
+  buffers?(): StateDict;
   /** JSON-serialisable running state (EMAs) for checkpoints. */
   state(): Record<string, unknown>;
   restore(state: Record<string, unknown>): void;
@@ -80,8 +82,19 @@ export function finiteLoss(loss: Tensor, it: number): number {
   return v;
 }
 
-/** One optimisation step on `loss` (refused, before any update, when it is not finite); its value. */
+/**
+ * One optimisation step on `loss` (refused, before any update, when it is not finite); its value. With a
+ * process group attached, the ranks agree first, so all refuse together instead of leaving the others
+ * waiting in the gradient all-reduce.
+ */
 export async function optimizeStep(optimizer: Optimizer, loss: Tensor, it: number): Promise<number> {
+  const group = optimizer.group;
+  if (group) {
+    const v = Number(loss.item());
+    const [bad] = await group.allreduceNumbers([Number.isFinite(v) ? 0 : 1]);
+    if (bad > 0)
+      throw new Error(`the loss is not finite on ${bad} of ${group.worldSize} rank(s) at iteration ${it} (this rank: ${v}); the weights were not updated`);
+  }
   const value = finiteLoss(loss, it);
   optimizer.zeroGrad();
   await loss.backwardAsync();

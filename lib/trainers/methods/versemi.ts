@@ -163,6 +163,7 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
     optimizer: () => optimizer,
     tensors: inferenceTensors,
     inferenceTensors,
+    buffers: () => head.buffers,
     attach(data: TrainData) {
       const tasks = data.tasks ?? 1;
       if (tasks !== T) throw new Error(`versemi: the data has ${tasks} task(s) but the config trains ${T} (set 'tasks')`);
