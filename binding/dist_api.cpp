@@ -107,10 +107,11 @@ Napi::Value distInfo(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("available", Napi::Boolean::New(env, dist::available()));
   o.Set("reason", dist::unavailableReason());
+  o.Set("nccl", Napi::Boolean::New(env, dist::ncclAvailable()));
   return o;
 }
 
-// distConnect({ host, port, rank, worldSize, timeoutMs, interface }) -> Promise<GroupHandle>
+// distConnect({ host, port, rank, worldSize, timeoutMs, interface, nccl }) -> Promise<GroupHandle>
 Napi::Value distConnect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -122,6 +123,7 @@ Napi::Value distConnect(const Napi::CallbackInfo& info) {
     go.worldSize = o.Get("worldSize").ToNumber().Int32Value();
     go.timeout = std::chrono::milliseconds(o.Get("timeoutMs").ToNumber().Int64Value());
     go.interface = o.Get("interface").IsString() ? o.Get("interface").ToString().Utf8Value() : "";
+    go.nccl = o.Get("nccl").ToBoolean();
     return runAsync<std::shared_ptr<dist::Group>>(
         env, [go] { return dist::createGroup(go); },
         [](Napi::Env env, std::shared_ptr<dist::Group>& g) -> Napi::Value {

@@ -11,8 +11,11 @@ import { Tensor, tensorArg } from './tensor.js';
 import { tensor, zeros } from './create.js';
 import { checkBool, checkInt, checkObject, rangeError, typeError } from './validate.js';
 
-/** Whether this build of semiseg has the distributed engine, and why not when it has not. */
-export function distributedInfo(): { available: boolean; reason: string } {
+/**
+ * Whether this build of semiseg has the distributed engine (and why not when it has not), and whether it
+ * can all-reduce CUDA tensors over NCCL (CUDA builds with NCCL's header).
+ */
+export function distributedInfo(): { available: boolean; reason: string; nccl: boolean } {
   return native.distInfo();
 }
 
@@ -65,6 +68,11 @@ export interface ConnectOptions extends Partial<Rendezvous> {
   timeout?: number;
   /** Gloo's network interface for multi-machine runs (default: GLOO_SOCKET_IFNAME, else by host name). */
   interface?: string;
+  /**
+   * 'gloo' (default): every tensor over Gloo (CUDA ones through host memory). 'nccl': CUDA tensors over
+   * NCCL, CPU ones over Gloo; each rank then works on its own GPU (`cuda:<localRank>`).
+   */
+  backend?: 'gloo' | 'nccl';
 }
 
 /** One rank's handle on the group. */
@@ -98,15 +106,18 @@ export class ProcessGroup {
     if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) throw rangeError(fn, 'timeout', 'a number of seconds > 0', timeout);
     const iface = o.interface ?? process.env.GLOO_SOCKET_IFNAME;
     if (iface !== undefined && typeof iface !== 'string') throw typeError(fn, 'interface', 'a network interface name', iface);
-    const handle = await native.distConnect({ host, port, rank, worldSize, timeoutMs: Math.round(timeout * 1000), interface: iface || undefined });
+    const backend = o.backend ?? 'gloo';
+    if (backend !== 'gloo' && backend !== 'nccl') throw typeError(fn, 'backend', "'gloo' or 'nccl'", backend);
+    if (backend === 'nccl' && !info.nccl) throw new Error(`${fn}(): this build of semiseg has no NCCL (a CPU build, or no nccl.h when it was built); use backend 'gloo'`);
+    const handle = await native.distConnect({ host, port, rank, worldSize, timeoutMs: Math.round(timeout * 1000), interface: iface || undefined, nccl: backend === 'nccl' });
     return new ProcessGroup(handle, o.localRank === undefined ? rank : checkInt(fn, 'localRank', o.localRank, 0));
   }
 
   /** connect() with the rendezvous of the environment (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK). */
-  static async fromEnv(options: { timeout?: number; interface?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ProcessGroup> {
+  static async fromEnv(options: { timeout?: number; interface?: string; backend?: 'gloo' | 'nccl'; env?: NodeJS.ProcessEnv } = {}): Promise<ProcessGroup> {
     const r = rendezvousFromEnv(options.env);
     if (!r) throw new Error('ProcessGroup.fromEnv(): WORLD_SIZE is not set (set MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE)');
-    return ProcessGroup.connect({ ...r, timeout: options.timeout, interface: options.interface });
+    return ProcessGroup.connect({ ...r, timeout: options.timeout, interface: options.interface, backend: options.backend });
   }
 
   get isMain(): boolean {

@@ -89,6 +89,7 @@ export interface NativeGroupOptions {
   worldSize: number;
   timeoutMs: number;
   interface?: string;
+  nccl?: boolean;
 }
 
 export interface NativeOptimizerGroup {
@@ -177,7 +178,7 @@ export interface Native {
   rngState(): NativeTensorHandle;
   setRngState(state: NativeTensorHandle): void;
 
-  distInfo(): { available: boolean; reason: string };
+  distInfo(): { available: boolean; reason: string; nccl: boolean };
   distConnect(options: NativeGroupOptions): Promise<NativeGroupHandle>;
   setSyncBatchNorm(group: NativeGroupHandle | null): void;
 

@@ -23,6 +23,25 @@ if [ -z "$root" ]; then
     python3 -m venv .venv-cuda
     .venv-cuda/bin/python3 -m pip install -q --no-deps "${pip_opts[@]}" "$spec" nvidia-cuda-nvrtc
   fi
+  # nccl.h for the NCCL backend: the nvidia-nccl wheel at the version this torch requires
+  nccl=$(.venv-cuda/bin/python3 -c "import importlib.metadata as m; print(next((r.split(';')[0].strip() for r in m.requires('torch') or [] if r.startswith('nvidia-nccl')), ''))")
+  if [ -n "$nccl" ] && ! [ -f .venv-cuda/lib/python3*/site-packages/nvidia/nccl/include/nccl.h ] 2>/dev/null; then
+    echo "build-cuda: installing $nccl (no deps; its nccl.h) into .venv-cuda"
+    .venv-cuda/bin/python3 -m pip install -q --no-deps "${pip_opts[@]}" "$nccl" || echo "build-cuda: no $nccl: CUDA tensors will be all-reduced over Gloo"
+  fi
+  # ProcessGroupNCCL.hpp includes ATen/cuda/CUDAContext.h, which wants the cuSPARSE, cuBLAS and cuSOLVER
+  # headers: only their include/ folders are taken from the wheels (headers are enough to compile).
+  site=$(echo "$PWD"/.venv-cuda/lib/python3*/site-packages)
+  if ! [ -f "$site/nvidia/cu13/include/cusparse.h" ] || ! [ -f "$site/nvidia/cu13/include/cublas_v2.h" ] || ! [ -f "$site/nvidia/cu13/include/cusolverDn.h" ]; then
+    echo "build-cuda: extracting the cuSPARSE, cuBLAS and cuSOLVER headers into .venv-cuda"
+    tmp=$(mktemp -d)
+    if python3 -m pip download -q --no-deps "${pip_opts[@]}" -d "$tmp" nvidia-cusparse nvidia-cublas nvidia-cusolver; then
+      for w in "$tmp"/*.whl; do unzip -q -o "$w" 'nvidia/*/include/*' -d "$site" || true; done
+    else
+      echo "build-cuda: no cuSPARSE / cuBLAS / cuSOLVER wheels: the NCCL backend will not be built"
+    fi
+    rm -rf "$tmp"
+  fi
   root=$(echo "$PWD"/.venv-cuda/lib/python3*/site-packages/torch)
 fi
 jobs="${SEMISEG_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"

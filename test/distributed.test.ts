@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { dispose, distributedInfo, networkFromCheckpoint, readSafetensors, rendezvousFromEnv, tidy, type Item, type Tensor } from '../lib/index.js';
+import { cuda, dispose, distributedInfo, ProcessGroup, networkFromCheckpoint, readSafetensors, rendezvousFromEnv, tidy, type Item, type Tensor } from '../lib/index.js';
 import { BatchSource, freeItems } from '../lib/trainers/batches.js';
 import { syntheticData } from '../lib/trainers/data.js';
 import { repoRoot } from './helpers/reference.js';
@@ -309,6 +309,16 @@ dtest('semiseg train --nproc 2: Ctrl-C stops both ranks at the same iteration, -
   t.regex(resumed.stdout, /"resumedAt":\{"stage":"train","iteration":\d+\}/);
   const d = await maxDiff(await weights(join(dir, 'cut', 'final.ckpt')), await weights(join(dir, 'full', 'final.ckpt')));
   t.is(d.abs, 0, `resumed vs uninterrupted: ${JSON.stringify(d)}`);
+});
+
+dtest('backend nccl is refused, naming the reason, by a build without NCCL; --device cuda without a GPU per rank is a usage error', async (t) => {
+  if (info.nccl) return t.pass('skipped: this build has NCCL');
+  await t.throwsAsync(ProcessGroup.connect({ rank: 0, worldSize: 1, backend: 'nccl' }), { message: /this build of semiseg has no NCCL .*use backend 'gloo'/ });
+  await t.throwsAsync(ProcessGroup.connect({ rank: 0, worldSize: 1, backend: 'mpi' as 'gloo' }), { message: /argument 'backend' must be 'gloo' or 'nccl'/ });
+  if (cuda.deviceCount() > 0) return;
+  const r = await start([cli, 'train', '--recipe', 'supervised-acdc', '--data', 'synthetic', '--device', 'cuda', '--nproc', '2']).done;
+  t.is(r.code, 2);
+  t.regex(r.stderr, /--device cuda: local rank \d has no GPU of its own \(0 visible\)/);
 });
 
 dtest('--nproc errors: a bad node rank and a multi-node run without an address are one-line usage errors', async (t) => {

@@ -19,6 +19,8 @@ namespace semiseg::dist {
 // Whether this build has the distributed engine, and why not when it has not.
 bool available();
 std::string unavailableReason();
+// Whether this (CUDA) build can all-reduce CUDA tensors over NCCL.
+bool ncclAvailable();
 
 struct GroupOptions {
   std::string host = "127.0.0.1";  // MASTER_ADDR: rank 0 serves the store there
@@ -28,6 +30,8 @@ struct GroupOptions {
   // Rendezvous and collectives: a rank that does not answer within this fails the others.
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};
   std::string interface;  // Gloo's network interface (GLOO_SOCKET_IFNAME); empty: by host name
+  // CUDA tensors over NCCL (CPU tensors still over Gloo); needs ncclAvailable().
+  bool nccl = false;
 };
 
 // A collective launched and not yet waited for.

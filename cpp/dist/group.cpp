@@ -16,6 +16,9 @@
 
 #include "dist/gloo_backend.h"
 #endif
+#ifdef SEMISEG_WITH_NCCL
+#include "dist/nccl_backend.h"
+#endif
 
 namespace semiseg::dist {
 
@@ -32,6 +35,14 @@ bool available() {
 }
 
 std::string unavailableReason() { return available() ? "" : SEMISEG_DIST_REASON; }
+
+bool ncclAvailable() {
+#ifdef SEMISEG_WITH_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
 
 namespace {
 
@@ -98,6 +109,17 @@ class GlooGroup final : public Group {
                               o.timeout, o.host, o.interface);
       grad_ = makeGlooBackend(c10::make_intrusive<c10d::PrefixStore>("semiseg/grad", store_), o.rank, o.worldSize,
                               o.timeout, o.host, o.interface);
+#ifdef SEMISEG_WITH_NCCL
+      if (o.nccl) {
+        ncclMain_ = makeNcclBackend(c10::make_intrusive<c10d::PrefixStore>("semiseg/nccl-main", store_), o.rank,
+                                    o.worldSize, o.timeout);
+        ncclGrad_ = makeNcclBackend(c10::make_intrusive<c10d::PrefixStore>("semiseg/nccl-grad", store_), o.rank,
+                                    o.worldSize, o.timeout);
+      }
+#else
+      if (o.nccl)
+        throw std::runtime_error("this build of semiseg has no NCCL (a CPU build, or no nccl.h at build time)");
+#endif
     } catch (const std::exception& e) {
       throw std::runtime_error("distributed: rank " + std::to_string(o.rank) + " of " + std::to_string(o.worldSize) +
                                " could not join the group at " + o.host + ":" + std::to_string(o.port) + " within " +
@@ -111,8 +133,8 @@ class GlooGroup final : public Group {
 
   void allreduceSum(const std::vector<at::Tensor>& tensors) override {
     if (tensors.empty()) return;
-    auto b = backend(main_, "allreduce");
     flatApply(tensors, [&](at::Tensor& flat) {
+      auto b = backend(main_, ncclMain_, flat, "allreduce");
       std::vector<at::Tensor> v{flat};
       run("allreduce", [&] { return b->allreduce(v); });
     });
@@ -120,8 +142,8 @@ class GlooGroup final : public Group {
   void broadcast(const std::vector<at::Tensor>& tensors, int root) override {
     TORCH_CHECK(root >= 0 && root < size_, "broadcast(): root ", root, " is not a rank of this group of ", size_);
     if (tensors.empty()) return;
-    auto b = backend(main_, "broadcast");
     flatApply(tensors, [&](at::Tensor& flat) {
+      auto b = backend(main_, ncclMain_, flat, "broadcast");
       std::vector<at::Tensor> v{flat};
       c10d::BroadcastOptions bo;
       bo.rootRank = root;
@@ -134,7 +156,7 @@ class GlooGroup final : public Group {
   }
   std::unique_ptr<Pending> allreduceGradAsync(const at::Tensor& flat) override {
     TORCH_CHECK(flat.is_contiguous(), "allreduceGradAsync(): the bucket must be contiguous");
-    auto b = backend(grad_, "gradient all-reduce");
+    auto b = backend(grad_, ncclGrad_, flat, "gradient all-reduce");
     std::vector<at::Tensor> v{flat};
     try {
       return std::make_unique<GlooPending>(b->allreduce(v), failure("gradient all-reduce"));
@@ -146,6 +168,8 @@ class GlooGroup final : public Group {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return;
     closed_ = true;
+    ncclMain_.reset();
+    ncclGrad_.reset();
     main_.reset();
     grad_.reset();
     store_.reset();
@@ -164,12 +188,19 @@ class GlooGroup final : public Group {
     return "distributed: " + what + " failed on rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
            " (another rank exited, crashed or did not answer within the timeout): ";
   }
-  c10::intrusive_ptr<c10d::Backend> backend(const c10::intrusive_ptr<c10d::Backend>& b, const char* what) const {
+  // The backend for `t`: NCCL for CUDA tensors when the group has it, else Gloo (which takes both). Each
+  // backend sees its collectives in program order, the same on every rank.
+  c10::intrusive_ptr<c10d::Backend> backend(const c10::intrusive_ptr<c10d::Backend>& gloo,
+                                            const c10::intrusive_ptr<c10d::Backend>& nccl, const at::Tensor& t,
+                                            const char* what) const {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_)
       throw std::runtime_error(std::string("distributed: ") + what + " on rank " + std::to_string(rank_) +
                                ": the group was shut down");
-    return b;
+    return nccl && t.is_cuda() ? nccl : gloo;
+  }
+  c10::intrusive_ptr<c10d::Backend> backend(const c10::intrusive_ptr<c10d::Backend>& gloo, const char* what) const {
+    return backend(gloo, {}, at::Tensor(), what);
   }
   template <typename Launch>
   void run(const char* what, Launch&& launch) {
@@ -184,7 +215,7 @@ class GlooGroup final : public Group {
   mutable std::mutex mutex_;
   bool closed_ = false;
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::Backend> main_, grad_;
+  c10::intrusive_ptr<c10d::Backend> main_, grad_, ncclMain_, ncclGrad_;
 };
 
 #endif

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 
 import { distributedInfo, ProcessGroup, rendezvousFromEnv } from '../dist.js';
-import { getNumThreads, setNumThreads } from '../runtime.js';
+import { cuda, getNumThreads, setNumThreads } from '../runtime.js';
 import { train, type TrainEvent } from '../trainers/loop.js';
 import { recipeNames, resolveConfig, RECIPES, type TrainConfig } from '../trainers/recipes.js';
 import { trainData } from './datasets.js';
@@ -147,7 +147,16 @@ export function registerTrain(program: Command): void {
       const report: (e: TrainEvent) => void = quiet ? () => undefined : progressReporter(mode);
       let group: ProcessGroup | undefined;
       try {
-        if (distributed) group = await ProcessGroup.connect({ ...rendezvous, timeout: opts.distTimeout });
+        if (distributed) {
+          // On GPUs each rank takes its own device (cuda -> cuda:<local rank>) and CUDA tensors go over NCCL when built in.
+          const onGpu = config.device.startsWith('cuda');
+          if (config.device === 'cuda') {
+            const n = cuda.deviceCount();
+            if (rendezvous.localRank >= n) throw new UsageError(`--device cuda: local rank ${rendezvous.localRank} has no GPU of its own (${n} visible); start at most ${n} processes per machine`);
+            config = { ...config, device: `cuda:${rendezvous.localRank}` };
+          }
+          group = await ProcessGroup.connect({ ...rendezvous, timeout: opts.distTimeout, backend: onGpu && distributedInfo().nccl ? 'nccl' : 'gloo' });
+        }
         await train(config, {
           data,
           out: opts.out ?? join('runs', config.recipe),
