@@ -254,6 +254,16 @@ for (const [recipe, extra] of Object.entries(replicaConfigs)) {
   });
 }
 
+dtest('ranks that train different settings fail at the start, naming the rank', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'semiseg-ddp-mismatch-'));
+  const runs = await ranks(2, ['train', dir, supervised(2)], (rank): Record<string, string> => (rank === 1 ? { TEST_CONFIG_OVERRIDE: '{"lr":0.02}' } : {}));
+  for (const r of runs) {
+    t.is(r.code, 1);
+    t.regex(r.stderr, /train: rank 1 trains another configuration than rank 0/);
+    t.false(r.stdout.includes('"iteration"'), 'no rank trained');
+  }
+});
+
 dtest('a non-finite loss stops every rank at the same iteration with one message, before any update', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'semiseg-ddp-nan-'));
   const runs = await ranks(2, ['train', dir, supervised(2, { lr: 1e12, iterations: 50, validateEvery: 100 })]);

@@ -174,6 +174,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   };
 
   try {
+    if (group) await checkSameRun(group, config, data);
     if (o.resume) {
       if (!existsSync(lastPath)) throw new Error(`train: cannot resume: there is no checkpoint '${lastPath}'`);
       const saved = (await readCheckpointInfo(lastPath)).extra as unknown as ResumeState | undefined;
@@ -363,6 +364,30 @@ async function groupMean(group: ProcessGroup, v: ValidationResult, n: number): P
   const total = Math.max(1, sums.pop() as number);
   const perClass = sums.map((x) => x / total);
   return { dice: perClass.reduce((a, b) => a + b, 0) / perClass.length, perClass };
+}
+
+/**
+ * Every rank must train the same recipe on data of the same sizes, or their collectives would not match
+ * (a hang or garbage): fingerprints of the config and the data's sizes are compared first, naming the
+ * first rank that differs from rank 0.
+ */
+async function checkSameRun(group: ProcessGroup, config: TrainConfig, data: TrainData): Promise<void> {
+  const fingerprint = (text: string) => {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+    return h;
+  };
+  const mine = [
+    fingerprint(JSON.stringify({ ...config, device: config.device.replace(/:\d+$/, '') })), // ranks may use different GPUs
+    fingerprint(JSON.stringify([data.labeled, data.unlabeled, data.classes, data.spatialDims, data.tasks ?? 1])),
+  ];
+  const all = new Array<number>(2 * group.worldSize).fill(0);
+  all.splice(2 * group.rank, 2, ...mine);
+  const every = await group.allreduceNumbers(all);
+  for (let r = 1; r < group.worldSize; r++) {
+    if (every[2 * r] !== every[0]) throw new Error(`train: rank ${r} trains another configuration than rank 0 (every rank must run the same recipe and settings)`);
+    if (every[2 * r + 1] !== every[1]) throw new Error(`train: rank ${r} has data of other sizes than rank 0 (labeled / unlabeled items, classes, tasks)`);
+  }
 }
 
 /** A generator seed for (seed, stage, iteration, rank): a 31-bit mix. */

@@ -80,7 +80,7 @@ try {
     console.log(JSON.stringify({ rank: r, loss: Number(loss.item()) }));
   } else {
     const spec = JSON.parse(json) as { recipe: string; config: Record<string, unknown>; syncBatchNorm?: boolean };
-    const config = resolveConfig(spec.recipe, spec.config);
+    const config = resolveConfig(spec.recipe, { ...spec.config, ...(JSON.parse(process.env.TEST_CONFIG_OVERRIDE ?? '{}') as Record<string, unknown>) });
     const data =
       config.network === 'VNet3D'
         ? syntheticData({ spatialDims: 3, labeled: 8, unlabeled: 8, size: 32, patch: [16, 16, 16], seed: 3 })
