@@ -13,26 +13,20 @@ at::Tensor syncBatchNormForward(const at::Tensor& x, const at::Tensor& weight, c
                                 std::optional<double> momentum, double eps);
 bool syncBatchNormActive();
 
-struct SyncBatchNorm2dImpl : torch::nn::BatchNorm2dImpl {
-  using torch::nn::BatchNorm2dImpl::BatchNorm2dImpl;
+// torch::nn's BatchNorm{2,3}dImpl with the synchronised training-mode forward.
+template <typename Base>
+struct SyncBatchNormImpl : Base {
+  using Base::Base;
   at::Tensor forward(const at::Tensor& x) {
-    if (!is_training() || !syncBatchNormActive()) return torch::nn::BatchNorm2dImpl::forward(x);
-    _check_input_dim(x);
-    return syncBatchNormForward(x, weight, bias, running_mean, running_var, num_batches_tracked, options.momentum(),
-                                options.eps());
+    if (!this->is_training() || !syncBatchNormActive()) return Base::forward(x);
+    this->_check_input_dim(x);
+    return syncBatchNormForward(x, this->weight, this->bias, this->running_mean, this->running_var,
+                                this->num_batches_tracked, this->options.momentum(), this->options.eps());
   }
 };
+using SyncBatchNorm2dImpl = SyncBatchNormImpl<torch::nn::BatchNorm2dImpl>;
+using SyncBatchNorm3dImpl = SyncBatchNormImpl<torch::nn::BatchNorm3dImpl>;
 TORCH_MODULE(SyncBatchNorm2d);
-
-struct SyncBatchNorm3dImpl : torch::nn::BatchNorm3dImpl {
-  using torch::nn::BatchNorm3dImpl::BatchNorm3dImpl;
-  at::Tensor forward(const at::Tensor& x) {
-    if (!is_training() || !syncBatchNormActive()) return torch::nn::BatchNorm3dImpl::forward(x);
-    _check_input_dim(x);
-    return syncBatchNormForward(x, weight, bias, running_mean, running_var, num_batches_tracked, options.momentum(),
-                                options.eps());
-  }
-};
 TORCH_MODULE(SyncBatchNorm3d);
 
 }  // namespace semiseg::nets
