@@ -179,6 +179,19 @@ export class ProcessGroup {
     return out;
   }
 
+  /** Every rank's `values` (the same length on each), by rank. */
+  async allGatherNumbers(values: number[]): Promise<number[][]> {
+    const mine = tensor(values, { dtype: 'float64' });
+    try {
+      const all = await this.allGather(mine);
+      const flat = Array.from(all.data() as Float64Array);
+      all.dispose();
+      return Array.from({ length: this.worldSize }, (_, r) => flat.slice(r * values.length, (r + 1) * values.length));
+    } finally {
+      mine.dispose();
+    }
+  }
+
   /** Resolves when every rank has called it. */
   barrier(): Promise<void> {
     return this.native.barrier();

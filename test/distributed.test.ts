@@ -4,11 +4,11 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { cuda, dispose, distributedInfo, ProcessGroup, networkFromCheckpoint, readSafetensors, rendezvousFromEnv, tidy, type Item, type Tensor } from '../lib/index.js';
+import { freePort } from '../lib/cli/launch.js';
 import { BatchSource, freeItems } from '../lib/trainers/batches.js';
 import { syntheticData } from '../lib/trainers/data.js';
 import { repoRoot } from './helpers/reference.js';
@@ -16,17 +16,6 @@ import { repoRoot } from './helpers/reference.js';
 const worker = join(repoRoot, 'dist/test/helpers/dist-worker.js');
 const cli = join(repoRoot, 'dist/lib/cli.js');
 const info = distributedInfo();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 interface Run {
   code: number | null;
@@ -138,14 +127,18 @@ test('each rank draws a disjoint shard of both streams, and the shards together 
   t.throws(() => source(0, 4, 4, 3), { message: /4 ranks x labeledBatch 3 need 12 labeled items per batch, the data has 8/ });
 });
 
-dtest('all-reduce, broadcast (from rank 1, non-contiguous) and the mean of numbers agree on 2 ranks', async (t) => {
+dtest('all-reduce, broadcast (from rank 1, non-contiguous), the mean and the all-gather of numbers agree on 2 ranks', async (t) => {
   const runs = await ranks(2, ['collectives']);
   for (const r of runs) t.is(r.code, 0, r.stderr);
-  const out = runs.map((r) => lastJson<{ rank: number; sum: number[]; bcast: number[]; mean: number[] }>(r));
+  const out = runs.map((r) => lastJson<{ rank: number; sum: number[]; bcast: number[]; mean: number[]; gathered: number[][] }>(r));
   for (const o of out) {
     t.deepEqual(o.sum, [3, 30]);
     t.deepEqual(o.bcast, [1, 1]);
     t.deepEqual(o.mean, [0.5, 1.5]);
+    t.deepEqual(o.gathered, [
+      [0, 10],
+      [1, 11],
+    ]);
   }
 });
 

@@ -78,14 +78,20 @@ void flatApply(const std::vector<at::Tensor>& tensors, Fn&& fn) {
   }
 }
 
-class GlooPending final : public Pending {
+std::string firstLine(const std::string& s) {
+  const auto end = s.find('\n');
+  return end == std::string::npos ? s : s.substr(0, end);
+}
+
+// A launched collective; a failure of its wait carries `what` (which operation, which rank) first.
+class C10dPending final : public Pending {
  public:
-  GlooPending(c10::intrusive_ptr<c10d::Work> work, std::string what) : work_(std::move(work)), what_(std::move(what)) {}
+  C10dPending(c10::intrusive_ptr<c10d::Work> work, std::string what) : work_(std::move(work)), what_(std::move(what)) {}
   void wait() override {
     try {
       work_->wait();
     } catch (const std::exception& e) {
-      throw std::runtime_error(what_ + e.what());
+      throw std::runtime_error(what_ + firstLine(e.what()));
     }
   }
 
@@ -158,11 +164,7 @@ class GlooGroup final : public Group {
     TORCH_CHECK(flat.is_contiguous(), "allreduceGradAsync(): the bucket must be contiguous");
     auto b = backend(grad_, ncclGrad_, flat, "gradient all-reduce");
     std::vector<at::Tensor> v{flat};
-    try {
-      return std::make_unique<GlooPending>(b->allreduce(v), failure("gradient all-reduce"));
-    } catch (const std::exception& e) {
-      throw std::runtime_error(failure("gradient all-reduce") + e.what());
-    }
+    return launch("gradient all-reduce", [&] { return b->allreduce(v); });
   }
   void shutdown() override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -180,10 +182,6 @@ class GlooGroup final : public Group {
   }
 
  private:
-  static std::string firstLine(const std::string& s) {
-    const auto end = s.find('\n');
-    return end == std::string::npos ? s : s.substr(0, end);
-  }
   std::string failure(const std::string& what) const {
     return "distributed: " + what + " failed on rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
            " (another rank exited, crashed or did not answer within the timeout): ";
@@ -202,13 +200,18 @@ class GlooGroup final : public Group {
   c10::intrusive_ptr<c10d::Backend> backend(const c10::intrusive_ptr<c10d::Backend>& gloo, const char* what) const {
     return backend(gloo, {}, at::Tensor(), what);
   }
-  template <typename Launch>
-  void run(const char* what, Launch&& launch) {
+  // Starts a collective (failures to start and to finish both name the operation and the rank).
+  template <typename Start>
+  std::unique_ptr<Pending> launch(const char* what, Start&& start) {
     try {
-      launch()->wait();
+      return std::make_unique<C10dPending>(start(), failure(what));
     } catch (const std::exception& e) {
       throw std::runtime_error(failure(what) + firstLine(e.what()));
     }
+  }
+  template <typename Start>
+  void run(const char* what, Start&& start) {
+    launch(what, std::forward<Start>(start))->wait();
   }
 
   int rank_, size_;

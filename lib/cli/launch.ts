@@ -36,7 +36,8 @@ export function workerArgs(argv: string[]): string[] {
   return out;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 just now (the rendezvous port of a one-machine run). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

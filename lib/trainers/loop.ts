@@ -251,7 +251,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
           if (group) {
             // running statistics: the networks' (unless SyncBatchNorm keeps them equal) and the method's own
             const own = Object.values(method.buffers?.() ?? {}).map((t) => t.handle('train'));
-            await broadcastOwned(group, [...own, ...(o.syncBatchNorm ? [] : bufferHandles(allNetworks))], own.length);
+            await broadcastOwned(group, [...own, ...(o.syncBatchNorm ? [] : networkHandles(allNetworks, 'namedBuffers'))], own.length);
           }
         } catch (err) {
           const kept = existsSync(lastPath) ? `the last good checkpoint '${lastPath}' is kept` : 'no checkpoint had been written yet';
@@ -331,14 +331,9 @@ async function broadcastOwned(group: ProcessGroup, handles: NativeTensorHandle[]
   }
 }
 
-/** Every network's BatchNorm (and other) buffers, as fresh handles for one collective. */
-function bufferHandles(networks: Network[]): NativeTensorHandle[] {
-  const out: NativeTensorHandle[] = [];
-  for (const net of networks) {
-    const [, handles] = net.handle('train').namedBuffers();
-    out.push(...handles);
-  }
-  return out;
+/** Every network's buffers (or whole state: parameters and buffers), as fresh handles for one collective. */
+function networkHandles(networks: Network[], what: 'namedBuffers' | 'stateDict'): NativeTensorHandle[] {
+  return networks.flatMap((net) => net.handle('train')[what]()[1]);
 }
 
 /**
@@ -347,9 +342,7 @@ function bufferHandles(networks: Network[]): NativeTensorHandle[] {
  */
 async function joinStage(group: ProcessGroup, method: MethodRuntime, networks: Network[], synced: Optimizer | null, o: TrainOptions): Promise<Optimizer> {
   const own = Object.values(method.tensors?.() ?? {}).map((t) => t.handle('train'));
-  const fresh: NativeTensorHandle[] = [];
-  for (const net of networks) fresh.push(...net.handle('train').stateDict()[1]);
-  await broadcastOwned(group, [...own, ...fresh], own.length);
+  await broadcastOwned(group, [...own, ...networkHandles(networks, 'stateDict')], own.length);
   const optimizer = method.optimizer();
   if (optimizer !== synced) {
     if (synced) group.detach(synced);
@@ -381,12 +374,10 @@ async function checkSameRun(group: ProcessGroup, config: TrainConfig, data: Trai
     fingerprint(JSON.stringify({ ...config, device: config.device.replace(/:\d+$/, '') })), // ranks may use different GPUs
     fingerprint(JSON.stringify([data.labeled, data.unlabeled, data.classes, data.spatialDims, data.tasks ?? 1])),
   ];
-  const all = new Array<number>(2 * group.worldSize).fill(0);
-  all.splice(2 * group.rank, 2, ...mine);
-  const every = await group.allreduceNumbers(all);
+  const every = await group.allGatherNumbers(mine);
   for (let r = 1; r < group.worldSize; r++) {
-    if (every[2 * r] !== every[0]) throw new Error(`train: rank ${r} trains another configuration than rank 0 (every rank must run the same recipe and settings)`);
-    if (every[2 * r + 1] !== every[1]) throw new Error(`train: rank ${r} has data of other sizes than rank 0 (labeled / unlabeled items, classes, tasks)`);
+    if (every[r][0] !== every[0][0]) throw new Error(`train: rank ${r} trains another configuration than rank 0 (every rank must run the same recipe and settings)`);
+    if (every[r][1] !== every[0][1]) throw new Error(`train: rank ${r} has data of other sizes than rank 0 (labeled / unlabeled items, classes, tasks)`);
   }
 }
 
@@ -416,9 +407,7 @@ async function divergence(group: ProcessGroup, networks: Network[], method: Meth
       worst = Math.max(worst, Number(d.item()));
       d.dispose();
     }
-    const each = new Array<number>(group.worldSize).fill(0);
-    each[group.rank] = worst;
-    return Math.max(...(await group.allreduceNumbers(each)));
+    return Math.max(...(await group.allGatherNumbers([worst])).map(([w]) => w));
   } finally {
     dispose(mine);
     dispose(theirs);

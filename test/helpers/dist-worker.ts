@@ -1,7 +1,8 @@
 /**
  * One rank of the distributed tests (or a single process when WORLD_SIZE is unset):
  *   node dist-worker.js collectives
- *     prints {"rank", "sum", "bcast", "mean"} after an all-reduce, a broadcast from rank 1 and a mean of numbers.
+ *     prints {"rank", "sum", "bcast", "mean", "gathered"} after an all-reduce, a broadcast from rank 1, a mean of
+ *     numbers and an all-gather of numbers.
  *   node dist-worker.js gradsync
  *     two SGD(lr 1) steps over three tensors with the gradient all-reduce attached (tiny buckets): rank 0
  *     uses p1, rank 1 p1 and p2, nobody p3; prints the tensors after each step and whether p3 has a gradient.
@@ -32,7 +33,8 @@ try {
     const b = tensor([[g.rank, g.rank]]).transpose(0, 1); // non-contiguous
     await g.broadcast([b], 1);
     const mean = await g.allreduceNumbers([g.rank, 1.5], { op: 'mean' });
-    console.log(JSON.stringify({ rank: g.rank, sum: Array.from(t.data() as Float32Array), bcast: Array.from(b.contiguous().data() as Float32Array), mean }));
+    const gathered = await g.allGatherNumbers([g.rank, 10 + g.rank]);
+    console.log(JSON.stringify({ rank: g.rank, sum: Array.from(t.data() as Float32Array), bcast: Array.from(b.contiguous().data() as Float32Array), mean, gathered }));
   } else if (mode === 'gradsync') {
     const g = group as ProcessGroup;
     const p1 = tensor([1, 2, 3], { requiresGrad: true });
