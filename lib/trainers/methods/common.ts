@@ -89,13 +89,15 @@ export function finiteLoss(loss: Tensor, it: number): number {
  */
 export async function optimizeStep(optimizer: Optimizer, loss: Tensor, it: number): Promise<number> {
   const group = optimizer.group;
+  let value: number;
   if (group) {
-    const v = Number(loss.item());
-    const [bad] = await group.allreduceNumbers([Number.isFinite(v) ? 0 : 1]);
+    value = Number(loss.item());
+    const [bad] = await group.allreduceNumbers([Number.isFinite(value) ? 0 : 1]);
     if (bad > 0)
-      throw new Error(`the loss is not finite on ${bad} of ${group.worldSize} rank(s) at iteration ${it} (this rank: ${v}); the weights were not updated`);
+      throw new Error(`the loss is not finite on ${bad} of ${group.worldSize} rank(s) at iteration ${it} (this rank: ${value}); the weights were not updated`);
+  } else {
+    value = finiteLoss(loss, it);
   }
-  const value = finiteLoss(loss, it);
   optimizer.zeroGrad();
   await loss.backwardAsync();
   await optimizer.stepAsync();
