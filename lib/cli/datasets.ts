@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 import { acdcVolumePath, laVolumePath, readList } from '../data/datasets.js';
 import { readH5 } from '../data/hdf5.js';
+import { dispose } from '../scope.js';
 import { acdcData, laData, multiTaskData, syntheticData, type TrainData, type Volume } from '../trainers/data.js';
 import type { TrainConfig } from '../trainers/recipes.js';
 import { UsageError } from './options.js';
@@ -34,25 +35,53 @@ export function trainData(dir: string, c: TrainConfig): TrainData {
   }
   if (!existsSync(dir)) throw new UsageError(`--data: '${dir}' does not exist`);
   if (c.dataset === 'acdc' || c.dataset === 'synthetic-2d') {
-    const root = existsSync(join(dir, 'train_slices.list')) ? dir : join(dir, 'ACDC');
-    if (!existsSync(join(root, 'train_slices.list'))) throw new UsageError(`--data: '${dir}' has no train_slices.list (the ACDC layout)`);
+    const root = layoutRoot(dir, 'ACDC', 'train_slices.list', '--data');
     return acdcData(root, { patients: c.labeled, size: c.size as [number, number], valCases: c.valCases });
   }
-  const root = existsSync(join(dir, 'train.list')) ? dir : join(dir, 'LA');
-  if (!existsSync(join(root, 'train.list'))) throw new UsageError(`--data: '${dir}' has no train.list (the LA layout)`);
+  const root = layoutRoot(dir, 'LA', 'train.list', '--data');
   return laData(root, { labeled: c.labeled, patch: c.size as [number, number, number], valCases: c.valCases });
 }
 
-/** Volumes of split `split` (val or test) of an ACDC or LA folder, decoded. */
+/**
+ * The folder of a dataset layout: `dir` itself when it holds `file`, else `dir/<sub>` when that does (a
+ * folder holding ACDC/ or LA/, such as ../shared/data); an error naming both paths when neither does.
+ */
+export function layoutRoot(dir: string, sub: string, file: string, what: string): string {
+  for (const root of [dir, join(dir, sub)]) if (existsSync(join(root, file))) return root;
+  throw new UsageError(`${what}: neither '${join(dir, file)}' nor '${join(dir, sub, file)}' exists (the ${sub} layout)`);
+}
+
+/**
+ * Volumes of split `split` (val or test) of an ACDC or LA folder, decoded. The layout is found by the
+ * split's own list file (a test folder may hold only test.list and data/). LA has one held-out list,
+ * test.list; `val` on an LA folder without it takes the volumes training validated on (the last 2 of
+ * train.list, as laData).
+ */
 export async function splitVolumes(dir: string, kind: 'UNet2D' | 'VNet3D', split: 'val' | 'test'): Promise<Volume[]> {
+  if (!existsSync(dir)) throw new UsageError(`--data: '${dir}' does not exist`);
   const acdc = kind === 'UNet2D';
-  const root = existsSync(join(dir, acdc ? 'train_slices.list' : 'train.list')) ? dir : join(dir, acdc ? 'ACDC' : 'LA');
-  const list = join(root, acdc ? `${split}.list` : 'test.list');
-  if (!existsSync(list)) throw new Error(`--split ${split}: '${list}' does not exist`);
+  const what = `--split ${split}`;
+  let root: string;
+  let ids: string[];
+  if (acdc) {
+    root = layoutRoot(dir, 'ACDC', `${split}.list`, what);
+    ids = readList(join(root, `${split}.list`));
+  } else if (split === 'val' && ![dir, join(dir, 'LA')].some((r) => existsSync(join(r, 'test.list'))) && [dir, join(dir, 'LA')].some((r) => existsSync(join(r, 'train.list')))) {
+    root = layoutRoot(dir, 'LA', 'train.list', what);
+    ids = readList(join(root, 'train.list')).slice(-2);
+  } else {
+    root = layoutRoot(dir, 'LA', 'test.list', what);
+    ids = readList(join(root, 'test.list'));
+  }
   const out: Volume[] = [];
-  for (const id of readList(list)) {
-    const s = await readH5(acdc ? acdcVolumePath(root, id) : laVolumePath(root, id), { numClasses: acdc ? 4 : 2 });
-    out.push({ id, image: s.image, label: s.label! });
+  try {
+    for (const id of ids) {
+      const s = await readH5(acdc ? acdcVolumePath(root, id) : laVolumePath(root, id), { numClasses: acdc ? 4 : 2 });
+      out.push({ id, image: s.image, label: s.label! });
+    }
+  } catch (err) {
+    for (const v of out) dispose([v.image, v.label]);
+    throw err;
   }
   return out;
 }
