@@ -8,13 +8,15 @@
  * - head: BatchNorm3d(16) -> ReLU -> Conv3d 1x1 16 -> 8, then three dynamic 1x1 layers 8 -> 8 -> 8 -> 2
  *   (ReLU between), one set of weights per sample, run as one grouped convolution over the batch.
  * The dynamic parameters are laid out weights first (64, 64, 16) then biases (8, 8, 2), as DoDNet-style
- * heads do. Ordinary tensor ops: autograd covers everything.
+ * heads do. The task-independent part (both BatchNorms, the pooling, the pre-head conv) runs once per
+ * forward of the backbone (encode); only the task code varies between the heads asked of it (decode).
+ * Ordinary tensor ops: autograd covers everything.
  */
 import { tensor, zeros } from '../../create.js';
 import { cat, conv } from '../../functional.js';
 import type { StateDict } from '../../named.js';
 import { noGrad } from '../../runtime.js';
-import { tidy } from '../../scope.js';
+import { dispose, tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
 import { uniformParam as uniform } from './layers.js';
 
@@ -77,6 +79,19 @@ export class BatchNorm {
   }
 }
 
+/** The head's task-independent inputs of a batch ({@link DynamicHead.encode}). */
+export interface HeadInputs {
+  /** BN -> ReLU -> GAP of the bottleneck: (B, 256, 1, 1, 1). */
+  pooled: Tensor;
+  /** BN -> ReLU -> 1x1 conv of the last decoder feature: (B, 8, ...spatial). */
+  pre: Tensor;
+}
+
+/** Rows [from, from + n) of encoded inputs (views). */
+export function headRows(inputs: HeadInputs, from: number, n: number): HeadInputs {
+  return { pooled: inputs.pooled.narrow(0, from, n), pre: inputs.pre.narrow(0, from, n) };
+}
+
 export class DynamicHead {
   readonly params: StateDict = {};
   readonly buffers: StateDict = {};
@@ -118,30 +133,57 @@ export class DynamicHead {
     return Object.values(this.params);
   }
 
-  /** The per-sample dynamic parameters (B, 162) from the bottleneck (B, 256, d, h, w) and task ids. */
-  controller(bottleneck: Tensor, taskIds: number[], training: boolean): Tensor {
-    const B = bottleneck.shape[0];
+  private checkTasks(taskIds: number[], B: number): void {
     if (taskIds.length !== B) throw new Error(`DynamicHead: ${taskIds.length} task ids for a batch of ${B}`);
     taskIds.forEach((t) => {
       if (!Number.isInteger(t) || t < 0 || t > this.tasks) throw new Error(`DynamicHead: task id ${t} is outside [0, ${this.tasks}] (${this.tasks} = the synthetic task)`);
     });
+  }
+
+  /**
+   * The task-independent part of the head, once per forward of the backbone: the pooled controller input
+   * BN -> ReLU -> GAP of the bottleneck (B, 256, 1, 1, 1) and the pre-head BN -> ReLU -> 1x1 conv of the
+   * last decoder feature (B, 8, ...spatial). In training mode each BatchNorm's running statistics advance
+   * once here, whatever the number of tasks asked of {@link DynamicHead.decode} afterwards (as in the
+   * reference model, where the controller runs once per forward).
+   */
+  encode(bottleneck: Tensor, feature: Tensor, training: boolean): HeadInputs {
+    if (bottleneck.shape[0] !== feature.shape[0]) throw new Error(`DynamicHead: a bottleneck of ${bottleneck.shape[0]} samples and a feature of ${feature.shape[0]}`);
+    const pooled = tidy(() => this.bnBottleneck.forward(bottleneck, training).relu().mean([2, 3, 4], true));
+    const pre = tidy(() => conv(this.bnFeature.forward(feature, training).relu(), this.params['pre.conv.weight'], { bias: this.params['pre.conv.bias'] }));
+    return { pooled, pre };
+  }
+
+  /** Background / foreground logits (B, 2, ...spatial) of encoded samples, each under its task id. */
+  decode(inputs: HeadInputs, taskIds: number[]): Tensor {
+    return tidy(() => this.dynamic(inputs.pre, this.taskParameters(inputs.pooled, taskIds)));
+  }
+
+  /** The per-sample dynamic parameters (B, 162) from the bottleneck (B, 256, d, h, w) and task ids. */
+  controller(bottleneck: Tensor, taskIds: number[], training: boolean): Tensor {
+    this.checkTasks(taskIds, bottleneck.shape[0]);
+    return tidy(() => this.taskParameters(this.bnBottleneck.forward(bottleneck, training).relu().mean([2, 3, 4], true), taskIds));
+  }
+
+  // (B, 162) from the pooled controller input (B, 256, 1, 1, 1) and a one-hot code of each task id
+  private taskParameters(pooled: Tensor, taskIds: number[]): Tensor {
+    const B = pooled.shape[0];
+    this.checkTasks(taskIds, B);
     const T = this.tasks + 1;
     return tidy(() => {
-      const pooled = this.bnBottleneck.forward(bottleneck, training).relu().mean([2, 3, 4], true); // (B, 256, 1, 1, 1)
       const code = tensor(
         taskIds.flatMap((t) => Array.from({ length: T }, (_, j) => (j === t ? 1 : 0))),
-        { shape: [B, T, 1, 1, 1], dtype: bottleneck.dtype as 'float32', device: bottleneck.device as 'cpu' },
+        { shape: [B, T, 1, 1, 1], dtype: pooled.dtype as 'float32', device: pooled.device as 'cpu' },
       );
       const params = conv(cat([pooled, code], 1), this.params['controller.conv.weight'], { bias: this.params['controller.conv.bias'] });
       return params.reshape([B, DYNAMIC_PARAMS]);
     });
   }
 
-  /** Background / foreground logits (B, 2, D, H, W) of the last decoder feature (B, 16, D, H, W) under `params`. */
-  head(feature: Tensor, params: Tensor, training: boolean): Tensor {
-    const [B, , ...sp] = feature.shape;
+  // the three dynamic 1x1 layers on the pre-head output (B, 8, ...spatial), one grouped conv each
+  private dynamic(pre: Tensor, params: Tensor): Tensor {
+    const [B, , ...sp] = pre.shape;
     return tidy(() => {
-      const pre = conv(this.bnFeature.forward(feature, training).relu(), this.params['pre.conv.weight'], { bias: this.params['pre.conv.bias'] });
       let x = pre.reshape([1, B * 8, ...sp]);
       const weightCount = DYNAMIC_LAYERS.reduce((n, l) => n + l.cin * l.cout, 0);
       let wAt = 0;
@@ -158,9 +200,15 @@ export class DynamicHead {
     });
   }
 
-  /** Logits of each sample for its task: controller, then head. */
+  /** Logits of each sample for its task: encode, then decode (one task list per forward of the backbone). */
   forward(bottleneck: Tensor, feature: Tensor, taskIds: number[], training: boolean): Tensor {
-    return tidy(() => this.head(feature, this.controller(bottleneck, taskIds, training), training));
+    this.checkTasks(taskIds, bottleneck.shape[0]);
+    const inputs = this.encode(bottleneck, feature, training);
+    try {
+      return this.decode(inputs, taskIds);
+    } finally {
+      dispose([inputs.pooled, inputs.pre]);
+    }
   }
 
   dispose(): void {

@@ -9,6 +9,9 @@
  *   x_u (1 - M') (a labeled cube of ratio r ~ U(0.3, 0.6) pasted into an unlabeled image) the synthetic
  *   task's foreground s must agree (soft Dice) with the element-wise max over the T task heads'
  *   foregrounds (detached) and, inside the cube, with the labeled ground truth (label-shaped mask).
+ * The head's task-independent part (controller BatchNorm + pooling, pre-head BatchNorm + conv) runs once
+ * per step on the whole batch, so its running statistics advance once per forward of the backbone; only
+ * the task code varies between the heads a step asks for.
  * Validation runs each volume under its task with the LA sliding-window protocol (slidingWindowWith).
  * best.ckpt / final.ckpt hold the backbone and, as named tensors, the head (loadVerSemi reads them).
  */
@@ -32,7 +35,7 @@ import { boxMask, randomBox } from './bcp.js';
 import { Bag, makeNetwork, makeOptimizer, optimizeStep, type MethodRuntime } from './common.js';
 import { softDice } from './icl.js';
 import { prefixed } from './layers.js';
-import { DynamicHead } from './versemi-modules.js';
+import { DynamicHead, headRows, type HeadInputs } from './versemi-modules.js';
 
 
 /** A (B, 1, ...spatial) float mask of one cube per sample: side floor(ratio_i * side), uniform position. */
@@ -65,14 +68,12 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
   const sup = (logits: Tensor, y: Tensor) =>
     tidy(() => crossEntropy(logits, y).add(diceLoss(logits, y, { ...c.dice, includeBackground: false, softmax: true })));
 
-  // Stage 1's terms on the labeled samples (features rows [0, L) for x, [L, L + K) for the CutMix of a / b).
-  function labeledTerms(f: { bottleneck: Tensor; last: Tensor }, y: Tensor, tasks: number[], M: Tensor, training: boolean) {
+  // Stage 1's terms on the labeled samples (encoded rows [0, L) for x, [L, L + K) for the CutMix of a / b).
+  function labeledTerms(enc: HeadInputs, y: Tensor, tasks: number[], M: Tensor) {
     return tidy(() => {
-      const rows = (from: number, n: number) => ({ b: f.bottleneck.narrow(0, from, n), l: f.last.narrow(0, from, n) });
-      const own = rows(0, L);
-      const lSup = sup(head.forward(own.b, own.l, tasks, training), y);
+      const lSup = sup(head.decode(headRows(enc, 0, L), tasks), y);
       if (K === 0) return { sup: lSup, synth: lSup.mul(0) };
-      const mix = rows(L, K);
+      const mix = headRows(enc, L, K);
       const My = M.squeeze(1).gt(0.5);
       const ya = y.narrow(0, 0, K);
       const yb = y.narrow(0, K, K);
@@ -83,9 +84,9 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
       const sameTask = tensor(ta.map((t, i) => t === tb[i]), { shape: [K, ...My.shape.slice(1).map(() => 1)], device: My.device as 'cpu' });
       const targetA = where(sameTask, yMix, where(My, ya, 0));
       const targetB = where(sameTask, yMix, where(My, 0, yb));
-      const lSynth = sup(head.forward(mix.b, mix.l, new Array<number>(K).fill(T), training), yMix);
-      const lA = sup(head.forward(mix.b, mix.l, ta, training), targetA);
-      const lB = sup(head.forward(mix.b, mix.l, tb, training), targetB);
+      const lSynth = sup(head.decode(mix, new Array<number>(K).fill(T)), yMix);
+      const lA = sup(head.decode(mix, ta), targetA);
+      const lB = sup(head.decode(mix, tb), targetB);
       return { sup: lSup, synth: lSynth.add(lA.add(lB).div(2)) };
     });
   }
@@ -124,18 +125,20 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
           net.train();
           const f = await backboneFeatures(net, bag.add(cat(parts, 0)));
           f.all.forEach((t) => bag.add(t));
-          const lab = labeledTerms(f, y, tasks, M, true);
+          // the head's task-independent part once for the whole batch: its BatchNorms advance once a step
+          const enc = head.encode(f.bottleneck, f.last, true);
+          bag.add(enc.pooled);
+          bag.add(enc.pre);
+          const lab = labeledTerms(enc, y, tasks, M);
           bag.add(lab.sup);
           bag.add(lab.synth);
           let total = bag.add(lab.sup.add(lab.synth));
           const logged: Record<string, number> = { sup: Number(lab.sup.item()), synth: Number(lab.synth.item()) };
           if (U > 0 && Mu) {
             const [cons, cube] = tidy(() => {
-              const rows = L + K;
-              const b = f.bottleneck.narrow(0, rows, U);
-              const l = f.last.narrow(0, rows, U);
-              const s = foreground(head.forward(b, l, new Array<number>(U).fill(T), true));
-              const heads = Array.from({ length: T }, (_, k) => foreground(head.forward(b, l, new Array<number>(U).fill(k), true)).detach());
+              const mixed = headRows(enc, L + K, U);
+              const s = foreground(head.decode(mixed, new Array<number>(U).fill(T)));
+              const heads = Array.from({ length: T }, (_, k) => foreground(head.decode(mixed, new Array<number>(U).fill(k))).detach());
               const pmax = heads.reduce((m, p) => m.maximum(p));
               const yl = stack(Array.from({ length: U }, (_, j) => y.narrow(0, j % L, 1).squeeze(0)), 0).unsqueeze(1).to(s.dtype as 'float32');
               return [softDice(s, pmax), softDice(s.mul(Mu as Tensor), yl.mul(Mu as Tensor))];
