@@ -9,8 +9,10 @@ import { Command, CommanderError } from 'commander';
 
 import { registerEvaluate } from './cli/evaluate.js';
 import { intOption, SilentExit, UsageError } from './cli/options.js';
+import { registerPlan } from './cli/planned.js';
 import { registerPredict } from './cli/predict.js';
 import { progressReporter } from './cli/progress.js';
+import { registerReport } from './cli/report.js';
 import { registerTrain } from './cli/train.js';
 import { runDemo } from './demo/demo.js';
 import { packageRoot } from './native.js';
@@ -59,9 +61,11 @@ export function buildProgram(): Command {
       }
     });
 
+  registerPlan(program);
   registerTrain(program);
   registerEvaluate(program);
   registerPredict(program);
+  registerReport(program);
 
   program
     .command('info')

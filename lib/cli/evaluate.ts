@@ -1,13 +1,8 @@
 /** `semiseg evaluate`: the paper's table (Dice, Jaccard, 95HD, ASD per class and mean over volumes) of a checkpoint. */
-import { writeFileSync } from 'node:fs';
-
 import type { Command } from 'commander';
 
 import type { MetricsTable } from '../metrics.js';
-import { dispose } from '../scope.js';
-import { networkFromCheckpoint } from '../segmenter.js';
-import { evaluateVolumes } from '../trainers/validate.js';
-import { splitVolumes } from './datasets.js';
+import { evaluateCheckpoint } from './evaluation.js';
 import { UsageError } from './options.js';
 
 export function formatTable(table: MetricsTable, names: Record<number, string>): string {
@@ -27,35 +22,29 @@ export function registerEvaluate(program: Command): void {
     .command('evaluate')
     .description("the paper's metrics of a checkpoint on a split, printed and written as JSON and CSV")
     .requiredOption('--checkpoint <file>', 'a semiseg checkpoint (best.ckpt, final.ckpt)')
-    .requiredOption('--data <dir>', 'dataset folder (ACDC or LA layout)')
+    .requiredOption('--data <dir>', "dataset folder (ACDC or LA layout), or 'synthetic' (the generated volumes the run validated on)")
     .option('--split <name>', 'val or test', 'test')
     .option('--out <prefix>', 'write <prefix>.json and <prefix>.csv (default <checkpoint>.<split>)')
     .option('--json', 'print the result as JSON')
-    .action(async (opts: { checkpoint: string; data: string; split: string; out?: string; json?: boolean }) => {
+    .option('--overlays <dir>', 'also write one picture per case, <dir>/<case>.png (image | reference | prediction on a few slices)')
+    .action(async (opts: { checkpoint: string; data: string; split: string; out?: string; json?: boolean; overlays?: string }) => {
       if (opts.split !== 'val' && opts.split !== 'test') throw new UsageError(`--split: expected val or test, got '${opts.split}'`);
-      const { net, info, settings } = await networkFromCheckpoint(opts.checkpoint);
-      try {
-        const volumes = await splitVolumes(opts.data, info.kind, opts.split);
-        try {
-          const table = await evaluateVolumes(net, volumes, settings, (id, done, total) => {
-            if (!opts.json) process.stderr.write(`\revaluating ${done}/${total} (${id})\x1b[K`);
-          });
-          if (!opts.json) process.stderr.write('\n');
-          const prefix = opts.out ?? `${opts.checkpoint}.${opts.split}`;
-          const summary = { checkpoint: opts.checkpoint, split: opts.split, ...table.summary() };
-          writeFileSync(`${prefix}.json`, JSON.stringify(summary, null, 2));
-          writeFileSync(`${prefix}.csv`, table.toCSV());
-          if (opts.json) console.log(JSON.stringify(summary));
-          else {
-            const names: Record<number, string> = info.kind === 'UNet2D' ? { 1: 'RV', 2: 'Myo', 3: 'LV' } : { 1: 'LA' };
-            console.log(formatTable(table, names));
-            console.log(`written: ${prefix}.json, ${prefix}.csv`);
-          }
-        } finally {
-          for (const v of volumes) dispose([v.image, v.label]);
-        }
-      } finally {
-        net.dispose();
+      const { table, summary, info, prefix } = await evaluateCheckpoint({
+        checkpoint: opts.checkpoint,
+        data: opts.data,
+        split: opts.split,
+        out: opts.out,
+        overlays: opts.overlays,
+        onVolume: (id, done, total) => {
+          if (!opts.json) process.stderr.write(`\revaluating ${done}/${total} (${id})\x1b[K`);
+        },
+      });
+      if (!opts.json) process.stderr.write('\n');
+      if (opts.json) console.log(JSON.stringify(summary));
+      else {
+        const names: Record<number, string> = info.kind === 'UNet2D' ? { 1: 'RV', 2: 'Myo', 3: 'LV' } : { 1: 'LA' };
+        console.log(formatTable(table, names));
+        console.log(`written: ${prefix}.json, ${prefix}.csv${opts.overlays ? `, ${opts.overlays}/` : ''}`);
       }
     });
 }

@@ -12,6 +12,7 @@ import { trainData } from './datasets.js';
 import { launch } from './launch.js';
 import { intOption, SilentExit, UsageError } from './options.js';
 import { progressReporter } from './progress.js';
+import { dashboardFor, listenOption, type Listen } from './report.js';
 
 function sizeOption(value: string): number[] {
   const parts = value.split(/[x,]/).map((s) => Number(s.trim()));
@@ -65,6 +66,7 @@ interface TrainOpts {
   masterPort?: number;
   syncBn?: boolean;
   distTimeout?: number;
+  dashboard?: Listen | boolean;
 }
 
 export function configFrom(opts: TrainOpts): TrainConfig {
@@ -117,6 +119,7 @@ export function registerTrain(program: Command): void {
     .option('--master-port <port>', 'data-parallel: the rendezvous port on node 0 (default MASTER_PORT or a free one)', intOption(1, 65535))
     .option('--sync-bn', 'data-parallel: BatchNorm with the statistics of the whole group batch')
     .option('--dist-timeout <s>', 'data-parallel: seconds to wait for another rank before failing (default 1800)', intOption(1))
+    .option('--dashboard [port]', 'serve a live dashboard of this run while it trains (port or host:port; default any free port on 127.0.0.1)', listenOption)
     .action(async (opts: TrainOpts, cmd: Command) => {
       let config = configFrom(opts);
       const launching = (opts.nproc ?? 1) > 1 || opts.nnodes > 1;
@@ -146,6 +149,8 @@ export function registerTrain(program: Command): void {
       const quiet = distributed && rendezvous.rank !== 0;
       const report: (e: TrainEvent) => void = quiet ? () => undefined : progressReporter(mode);
       let group: ProcessGroup | undefined;
+      const out = opts.out ?? join('runs', config.recipe);
+      const dashboard = quiet ? null : await dashboardFor(opts.dashboard, [out]);
       try {
         if (distributed) {
           // On GPUs each rank takes its own device (cuda -> cuda:<local rank>) and CUDA tensors go over NCCL when built in.
@@ -159,7 +164,7 @@ export function registerTrain(program: Command): void {
         }
         await train(config, {
           data,
-          out: opts.out ?? join('runs', config.recipe),
+          out,
           resume: Boolean(opts.resume),
           signal: controller.signal,
           onEvent: report,
@@ -170,6 +175,7 @@ export function registerTrain(program: Command): void {
         process.removeListener('SIGINT', onSignal);
         group?.shutdown();
         data.dispose();
+        await dashboard?.close();
       }
     });
 }

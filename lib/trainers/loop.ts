@@ -24,7 +24,8 @@ import type { Tensor } from '../tensor.js';
 import { constant, lrAt, poly, step as stepSchedule, type Schedule } from '../train/schedule.js';
 import type { Batch, Item } from '../data/loader.js';
 import { BatchSource, freeItems } from './batches.js';
-import type { TrainData } from './data.js';
+import type { TrainData, Volume } from './data.js';
+import { writeValidationOverlays } from '../report/overlays.js';
 import { bcp } from './methods/bcp.js';
 import { coda } from './methods/coda.js';
 import { action } from './methods/action.js';
@@ -68,6 +69,12 @@ export interface TrainOptions {
   syncBatchNorm?: boolean;
   /** With `group`: gradient bucket size in MiB (default 25). */
   bucketMB?: number;
+  /**
+   * Pictures of the latest validation: this many slices of the first validation volume (image,
+   * reference, prediction) written to `<out>/overlays/` at each validation, for the dashboard (default 3;
+   * 0 writes none). Methods with their own validation (VerSemi) write none.
+   */
+  overlays?: number;
 }
 
 export interface TrainResult {
@@ -282,7 +289,19 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
           const mine = group && sharded ? volumes.filter((_, i) => i % group.worldSize === group.rank) : volumes;
           // (no signal on several ranks: a rank must not stop alone mid-validation; stops are agreed per iteration)
           const signal = group ? undefined : o.signal;
-          let v = method.validate ? await method.validate(volumes, settings, signal) : await validateDice(main, mine, settings, signal);
+          // the first volume's prediction, kept for the overlay pictures (rank 0 validates volume 0)
+          const shown: { volume?: Volume; prediction?: Tensor } = {};
+          const keepFirst = isMain && (o.overlays ?? 3) > 0 ? (volume: Volume, prediction: Tensor, i: number) => {
+            if (i === 0) Object.assign(shown, { volume, prediction: prediction.clone() });
+          } : undefined;
+          let v: ValidationResult;
+          try {
+            v = method.validate ? await method.validate(volumes, settings, signal) : await validateDice(main, mine, settings, signal, keepFirst);
+            if (shown.volume && shown.prediction)
+              writeValidationOverlays(join(out, 'overlays'), shown.volume, shown.prediction, config.network === 'UNet2D', o.overlays ?? 3, { stage: stage.name, iteration: it, dice: v.dice });
+          } finally {
+            shown.prediction?.dispose();
+          }
           if (group && sharded) v = await groupMean(group, v, mine.length);
           const prev = state.bests[stage.name];
           const improved = !prev || v.dice > prev.dice;

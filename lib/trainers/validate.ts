@@ -47,12 +47,19 @@ export interface ValidationResult {
   perClass: number[];
 }
 
+/**
+ * Called with each volume's predicted label map before it is freed (overlay pictures); the map is only
+ * valid during the call.
+ */
+export type PredictionHook = (volume: Volume, prediction: Tensor, index: number) => void;
+
 /** Dice only (cheap): what the training loop tracks. */
-export async function validateDice(net: Network, volumes: Volume[], s: InferenceSettings, signal?: AbortSignal): Promise<ValidationResult> {
+export async function validateDice(net: Network, volumes: Volume[], s: InferenceSettings, signal?: AbortSignal, onPrediction?: PredictionHook): Promise<ValidationResult> {
   const sums = new Array<number>(s.classes - 1).fill(0);
-  for (const v of volumes) {
+  for (const [i, v] of volumes.entries()) {
     const pred = await predictVolume(net, v.image, s, signal);
     try {
+      onPrediction?.(v, pred, i);
       for (let c = 1; c < s.classes; c++) {
         const [p, g] = tidy(() => [pred.eq(c), v.label.eq(c)]);
         sums[c - 1] += binaryMetrics(p, g, {}, false).dice;
@@ -73,6 +80,7 @@ export async function evaluateVolumes(
   s: InferenceSettings,
   onVolume?: (id: string, done: number, total: number) => void,
   signal?: AbortSignal,
+  onPrediction?: PredictionHook,
 ): Promise<MetricsTable> {
   const table = new MetricsTable();
   const classes = Array.from({ length: s.classes - 1 }, (_, i) => i + 1);
@@ -80,6 +88,7 @@ export async function evaluateVolumes(
     const pred = await predictVolume(net, v.image, s, signal);
     try {
       table.add(v.id, await perClassMetrics(pred, v.label, { classes }));
+      onPrediction?.(v, pred, i);
     } finally {
       pred.dispose();
     }
