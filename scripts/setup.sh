@@ -11,7 +11,7 @@ quiet=0
 say() { echo "semiseg setup: $*"; }
 
 TORCH_SPEC="${SEMISEG_TORCH_SPEC:-torch==2.13.0+cpu}"
-PY_PACKAGES=(numpy scipy h5py safetensors scikit-image nibabel clang-format)
+PY_PACKAGES=(numpy scipy h5py safetensors scikit-image nibabel clang-format pydicom imagecodecs)
 
 # pip options: this machine image keeps wheels in local indexes; pointing --index-url at the first one
 # skips retries of an unreachable default index. Elsewhere pip's own configuration is used.
@@ -19,7 +19,7 @@ pip_opts=()
 local_index=$(python3 -m pip config list 2>/dev/null | sed -n "s/.*index-url='\(file:[^' ]*\).*/\1/p" | head -n 1)
 [ -n "$local_index" ] && pip_opts+=(--index-url "$local_index")
 
-if [ ! -x .venv/bin/python3 ] || ! .venv/bin/python3 -c "import torch, numpy, scipy, h5py, safetensors, skimage, nibabel" 2>/dev/null; then
+if [ ! -x .venv/bin/python3 ] || ! .venv/bin/python3 -c "import torch, numpy, scipy, h5py, safetensors, skimage, nibabel, pydicom, imagecodecs" 2>/dev/null; then
   say "creating .venv with $TORCH_SPEC ${PY_PACKAGES[*]} (no network needed on this machine image)"
   python3 -m venv .venv
   .venv/bin/python3 -m pip install -q "${pip_opts[@]}" "$TORCH_SPEC" "${PY_PACKAGES[@]}"
