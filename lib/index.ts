@@ -60,6 +60,32 @@ export * as trainers from './trainers/index.js';
 export { ProcessGroup, distributedInfo, rendezvousFromEnv, type Rendezvous, type ConnectOptions } from './dist.js';
 export { readH5, type Sample, type ReadH5Options } from './data/hdf5.js';
 export { readNifti, parseNifti, writeNiftiLabels, encodeNiftiLabels, type NiftiImage } from './data/nifti.js';
+export { type SpatialImage } from './data/image.js';
+export {
+  readDicomSeries,
+  parseDicomSeries,
+  listDicomSeries,
+  DICOM_TRANSFER_SYNTAXES,
+  type DicomImage,
+  type DicomFile,
+  type DicomSeriesMeta,
+  type DicomSliceRef,
+  type DicomSeriesInfo,
+  type DicomReadOptions,
+} from './data/dicom.js';
+export {
+  encodeDicomSeg,
+  writeDicomSeg,
+  decodeDicomSeg,
+  readDicomSeg,
+  newDicomUid,
+  SEG_SOP_CLASS_UID,
+  type DicomSegOptions,
+  type SegmentDescription,
+  type CodedConcept,
+  type DecodedDicomSeg,
+} from './data/dicom-seg.js';
+export { niftiReference } from './data/nifti-header.js';
 export { Segmenter, networkFromCheckpoint } from './segmenter.js';
 export { type InferenceSettings } from './trainers/validate.js';
 export { readNnUnetDataset, type NnUnetCase, type NnUnetDataset } from './data/nnunet.js';
