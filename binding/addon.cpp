@@ -40,6 +40,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerTrainApi(env, exports);
   registerIoApi(env, exports);
   registerInferApi(env, exports);
+  registerPreprocessApi(env, exports);
   registerDistApi(env, exports);
   return exports;
 }

@@ -63,6 +63,7 @@ export interface NativeOptimizerHandle {
   zeroGrad(): void;
   step(): void;
   stepAsync(): Promise<void>;
+  unscaleGrads(scale: number): boolean;
   attachGradSync(group: NativeGroupHandle, bucketBytes: number): void;
   detachGradSync(): void;
   lr(group: number): number;
@@ -201,9 +202,30 @@ export interface Native {
   slidingWindow(
     net: NativeNetworkHandle,
     image: NativeTensorHandle,
-    options: { patch: number[]; strides: number[]; batch: number; gaussian: boolean },
+    options: { patch: number[]; strides: number[]; batch: number; gaussian: boolean; precision?: string; fold?: boolean },
     token?: { cancel(): void },
   ): Promise<NativeTensorHandle>;
+  sliceLabels(net: NativeNetworkHandle, volume: NativeTensorHandle, batch: number, precision: string, fold: boolean, token?: { cancel(): void }): Promise<NativeTensorHandle>;
+  resolvePrecision(precision: string, device: string, fn?: string): 'float32' | 'bfloat16' | 'float16';
+  cpuFeatures(): { features: string[]; nativeBf16: boolean };
+
+  preprocess(
+    image: NativeTensorHandle,
+    label: NativeTensorHandle | undefined,
+    options: {
+      crop: boolean;
+      channels: { scheme: string; lo: number; hi: number; mean: number; std: number }[];
+      size?: number[];
+      spacing?: number[];
+      targetSpacing?: number[];
+      keepAxis?: number;
+      imageMode: string;
+      labelMode: string;
+      classes: number;
+    },
+  ): Promise<{ image: NativeTensorHandle; label?: NativeTensorHandle; cropStart: number[]; cropShape: number[] }>;
+  resample(x: NativeTensorHandle, size: number[], mode: string): Promise<NativeTensorHandle>;
+  resampleLabels(labels: NativeTensorHandle, size: number[], mode: string, classes: number): Promise<NativeTensorHandle>;
 }
 
 /** The package root (holds build/ and prebuilds/), from dist/lib/native.js. */

@@ -1,4 +1,5 @@
 /** `semiseg train`: a recipe on a dataset, with progress, checkpoints and resume. */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
@@ -8,7 +9,12 @@ import { distributedInfo, ProcessGroup, rendezvousFromEnv } from '../dist.js';
 import { cuda, getNumThreads, setNumThreads } from '../runtime.js';
 import { train, type TrainEvent } from '../trainers/loop.js';
 import { recipeNames, resolveConfig, RECIPES, type TrainConfig } from '../trainers/recipes.js';
+import { PRECISION_HELP } from './precision.js';
+import { readImageDataset } from '../data/folders.js';
+import type { TrainData } from '../trainers/data.js';
+import { plannedData, plannedSplit, type PlannedDataOptions } from '../trainers/planned-data.js';
 import { trainData } from './datasets.js';
+import { isImageDataset, methodRecipe, planDataset, plannedConfig, readRunPlan, writeRunPlan } from './planned.js';
 import { launch } from './launch.js';
 import { intOption, SilentExit, UsageError } from './options.js';
 import { progressReporter } from './progress.js';
@@ -42,8 +48,12 @@ function setOption(value: string, previous: Record<string, unknown> = {}): Recor
 }
 
 interface TrainOpts {
-  recipe: string;
+  recipe?: string;
+  method?: string;
   data: string;
+  labeledList?: string;
+  val?: number;
+  valList?: string;
   labeled?: number;
   iterations?: number;
   pretrainIterations?: number;
@@ -55,6 +65,7 @@ interface TrainOpts {
   valCases?: number;
   seed?: number;
   device?: string;
+  precision?: string;
   out?: string;
   resume?: boolean;
   json?: boolean;
@@ -69,10 +80,20 @@ interface TrainOpts {
   dashboard?: Listen | boolean;
 }
 
-export function configFrom(opts: TrainOpts): TrainConfig {
-  if (!RECIPES[opts.recipe]) throw new UsageError(`--recipe: unknown recipe '${opts.recipe}' (one of ${recipeNames().join(', ')})`);
-  const base = RECIPES[opts.recipe];
-  const o: Partial<TrainConfig> = { ...(opts.set as Partial<TrainConfig>) };
+/** The recipe of `--recipe`, or of `--method` on an ACDC / LA folder or synthetic data. */
+function recipeOf(opts: TrainOpts): string {
+  if (opts.recipe) return opts.recipe;
+  if (!opts.method) throw new UsageError('give --recipe <name> or --method <name>');
+  const threeD = opts.data === 'synthetic' ? false : !existsSync(join(opts.data, 'train_slices.list')) && !existsSync(join(opts.data, 'ACDC'));
+  return methodRecipe(opts.method, threeD ? 'VNet3D' : 'UNet2D');
+}
+
+/** The configuration of the command line's options; `extra` (a plan's settings) goes under them. */
+export function configFrom(opts: TrainOpts, extra: Partial<TrainConfig> = {}): TrainConfig {
+  if (opts.recipe === undefined) opts = { ...opts, recipe: recipeOf(opts) };
+  if (!RECIPES[opts.recipe!]) throw new UsageError(`--recipe: unknown recipe '${opts.recipe}' (one of ${recipeNames().join(', ')})`);
+  const base = RECIPES[opts.recipe!];
+  const o: Partial<TrainConfig> = { ...extra, ...(opts.set as Partial<TrainConfig>) };
   if (opts.labeled !== undefined) o.labeled = opts.labeled;
   if (opts.iterations !== undefined) o.iterations = opts.iterations;
   if (opts.pretrainIterations !== undefined) o.pretrainIterations = opts.pretrainIterations;
@@ -84,20 +105,100 @@ export function configFrom(opts: TrainOpts): TrainConfig {
   if (opts.valCases !== undefined) o.valCases = opts.valCases;
   if (opts.seed !== undefined) o.seed = opts.seed;
   if (opts.device !== undefined) o.device = opts.device;
+  if (opts.precision !== undefined) o.precision = opts.precision as TrainConfig['precision'];
   try {
-    return resolveConfig(opts.recipe, o);
+    return resolveConfig(opts.recipe!, o);
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/^resolveConfig\(\): (argument )?/, 'option '));
   }
+}
+
+function runFolder(opts: TrainOpts, config: TrainConfig): string {
+  return opts.out ?? join('runs', config.recipe);
+}
+
+/** Whether this process is a data-parallel rank other than 0 (it stays quiet and writes nothing). */
+function quietRank(): boolean {
+  const r = rendezvousFromEnv();
+  return r !== null && r.worldSize > 1 && r.rank !== 0;
+}
+
+function readIdList(path: string, option: string): string[] {
+  if (!existsSync(path)) throw new UsageError(`${option}: '${path}' does not exist`);
+  const ids = readFileSync(path, 'utf8')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith('#'));
+  if (ids.length === 0) throw new UsageError(`${option}: '${path}' names no case`);
+  return ids;
+}
+
+/** The split options of a NIfTI folder: --labeled / --labeled-list, --val / --val-list (default 20 %, at most 10). */
+function splitOptions(opts: TrainOpts, pool: number): PlannedDataOptions {
+  const valList = opts.valList ? readIdList(opts.valList, '--val-list') : undefined;
+  const val = valList ? undefined : (opts.val ?? Math.min(10, Math.max(1, Math.floor(pool * 0.2))));
+  return { labeled: opts.labeled, labeledList: opts.labeledList ? readIdList(opts.labeledList, '--labeled-list') : undefined, val, valList };
+}
+
+/**
+ * A run on a Decathlon / nnU-Net folder: its plan (plan.json of the run folder when resuming, else a new
+ * fingerprint, with `--set plan.<key>=...` and `--size` applied), then the recipe's configuration with the
+ * plan's classes, network, sizes and batch.
+ */
+async function plannedRunConfig(opts: TrainOpts): Promise<TrainConfig> {
+  const set = { ...(opts.set ?? {}) };
+  const planOverrides = (set.plan ?? {}) as Record<string, unknown>;
+  delete set.plan;
+  const ds = readImageDataset(opts.data);
+  const saved = opts.resume && opts.out ? readRunPlan(opts.out) : null;
+  const tty = process.stderr.isTTY && !opts.json && !quietRank();
+  const plan =
+    saved ??
+    (
+      await planDataset(opts.data, {
+        overrides: planOverrides,
+        size: opts.size,
+        device: opts.device,
+        onCase: tty ? (d, t) => process.stderr.write(`\rfingerprint: ${d}/${t} cases${d === t ? '\n' : ''}`) : undefined,
+      })
+    ).plan;
+  const split = plannedSplit(ds, splitOptions(opts, ds.labeled.length));
+  const recipe = opts.recipe ?? methodRecipe(opts.method ?? '', plan.network);
+  if (!RECIPES[recipe]) throw new UsageError(`--recipe: unknown recipe '${recipe}' (one of ${recipeNames().join(', ')})`);
+  return configFrom({ ...opts, recipe, set, size: undefined, labeled: undefined }, plannedConfig(recipe, plan, split.labeled.length, {}));
+}
+
+/** The preprocessed training data of a planned run; rank 0 writes plan.json into the run folder first. */
+async function plannedRunData(opts: TrainOpts, config: TrainConfig, quiet: boolean): Promise<TrainData> {
+  const ds = readImageDataset(opts.data);
+  const out = runFolder(opts, config);
+  if (!quiet) {
+    mkdirSync(out, { recursive: true });
+    await writeRunPlan(out, config.plan!);
+  }
+  const tty = process.stderr.isTTY && !opts.json && !quiet;
+  const lines = !process.stderr.isTTY && !opts.json && !quiet;
+  return plannedData(ds, config.plan!, {
+    ...splitOptions(opts, ds.labeled.length),
+    cacheDir: join(out, 'preprocessed'),
+    onCase: (d, t) => {
+      if (tty) process.stderr.write(`\rpreprocessing: ${d}/${t} cases${d === t ? '\n' : ''}`);
+      else if (lines && (d === t || d % 50 === 0)) process.stderr.write(`preprocessing: ${d}/${t} cases\n`);
+    },
+  });
 }
 
 export function registerTrain(program: Command): void {
   program
     .command('train')
     .description('train a published method (a recipe) on a dataset; checkpoints and log.jsonl go to --out')
-    .requiredOption('--recipe <name>', `one of ${recipeNames().join(', ')}`)
-    .requiredOption('--data <dir>', "dataset folder (ACDC or LA layout), or 'synthetic'; versemi: a comma-separated list, one task each")
-    .option('--labeled <n>', 'labeled patients (ACDC) or volumes (LA)', intOption(1))
+    .option('--recipe <name>', `one of ${recipeNames().join(', ')}`)
+    .option('--method <name>', "supervised, mt, bcp, coda, icl, action or versemi: the method's published recipe for the data's dimensionality (instead of --recipe)")
+    .requiredOption('--data <dir>', "dataset folder (Decathlon or nnU-Net NIfTI layout, ACDC or LA HDF5 layout), or 'synthetic'; versemi: a comma-separated list, one task each")
+    .option('--labeled <n>', 'labeled patients (ACDC), volumes (LA) or cases (NIfTI folders: the first n by name)', intOption(1))
+    .option('--labeled-list <file>', 'NIfTI folders: the labeled case ids, one per line')
+    .option('--val <n>', 'NIfTI folders: hold out the last n labeled cases for validation (default: 20 % of them, at most 10)', intOption(0))
+    .option('--val-list <file>', 'NIfTI folders: the validation case ids, one per line')
     .option('--iterations <n>', 'training iterations (BCP: self-training)', intOption(1))
     .option('--pretrain-iterations <n>', 'BCP pre-training iterations', intOption(0))
     .option('--batch-size <n>', 'batch size', intOption(1))
@@ -108,6 +209,7 @@ export function registerTrain(program: Command): void {
     .option('--val-cases <n>', 'validate on the first n volumes only', intOption(1))
     .option('--seed <n>', 'random seed', intOption(0))
     .option('--device <d>', 'cpu, cuda or cuda:N')
+    .option('--precision <p>', PRECISION_HELP + ' (mixed precision: weights and optimizer state stay float32)')
     .option('--set <key=value>', 'override any recipe setting (repeatable), e.g. --set emaAlpha=0.999 or --set action.queries=64', setOption)
     .option('--out <dir>', 'output folder (default runs/<recipe>)')
     .option('--resume', 'continue from <out>/last.ckpt')
@@ -121,8 +223,9 @@ export function registerTrain(program: Command): void {
     .option('--dist-timeout <s>', 'data-parallel: seconds to wait for another rank before failing (default 1800)', intOption(1))
     .option('--dashboard [port]', 'serve a live dashboard of this run while it trains (port or host:port; default any free port on 127.0.0.1)', listenOption)
     .action(async (opts: TrainOpts, cmd: Command) => {
-      let config = configFrom(opts);
       const launching = (opts.nproc ?? 1) > 1 || opts.nnodes > 1;
+      const planned = opts.data !== 'synthetic' && isImageDataset(opts.data);
+      let config = planned && launching ? (null as unknown as TrainConfig) : planned ? await plannedRunConfig(opts) : configFrom(opts);
       if (launching && process.env.RANK !== undefined && process.env.LOCAL_WORLD_SIZE !== undefined)
         throw new UsageError('--nproc inside a worker: the launcher already started this process as a rank');
       if (launching) {
@@ -138,7 +241,7 @@ export function registerTrain(program: Command): void {
       const perNode = Number(process.env.LOCAL_WORLD_SIZE ?? 0);
       if (distributed && perNode > 1 && cmd.parent?.opts().threads === undefined)
         setNumThreads(Math.max(1, Math.floor(Math.min(availableParallelism(), getNumThreads() * perNode) / perNode)));
-      const data = trainData(opts.data, config);
+      const data = planned ? await plannedRunData(opts, config, quietRank()) : trainData(opts.data, config);
       if (config.method === 'versemi') config = { ...config, tasks: data.tasks ?? 1 }; // one task per --data folder
       const controller = new AbortController();
       const onSignal = () => controller.abort();
@@ -149,7 +252,7 @@ export function registerTrain(program: Command): void {
       const quiet = distributed && rendezvous.rank !== 0;
       const report: (e: TrainEvent) => void = quiet ? () => undefined : progressReporter(mode);
       let group: ProcessGroup | undefined;
-      const out = opts.out ?? join('runs', config.recipe);
+      const out = runFolder(opts, config);
       const dashboard = quiet ? null : await dashboardFor(opts.dashboard, [out]);
       try {
         if (distributed) {

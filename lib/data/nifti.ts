@@ -16,8 +16,9 @@ import { tidy } from '../scope.js';
 import { Tensor, tensorArg } from '../tensor.js';
 import { checkPath } from '../validate.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import type { SpatialImage } from './image.js';
 
-export interface NiftiImage {
+export interface NiftiImage extends SpatialImage {
   /** float32 (scaled) for intensity images, int64 for integer data without scaling */
   data: Tensor;
   /** voxel sizes pixdim[1..n] */

@@ -128,7 +128,7 @@ function scheduleOf(c: TrainConfig, stage: Stage): Schedule {
 }
 
 export function inferenceSettings(c: TrainConfig): InferenceSettings {
-  return { size: c.size, classes: c.classes, largestComponent: c.network === 'VNet3D' && c.method === 'bcp' };
+  return { size: c.size, classes: c.classes, largestComponent: c.network === 'VNet3D' && c.method === 'bcp', precision: c.precision, ...(c.plan && c.network === 'VNet3D' ? { strides: c.plan.strides } : {}) };
 }
 
 /** Settings that must agree between a checkpoint and the run resuming from it. */
@@ -164,7 +164,9 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   const others = Object.fromEntries(Object.entries(method.networks).filter(([k]) => k !== method.main));
   const lastPath = join(out, 'last.ckpt');
   const bestPath = (s: Stage) => join(out, s.name === 'train' ? 'best.ckpt' : `best-${s.name}.ckpt`);
-  const settings = inferenceSettings(config);
+  // Co-DA's coda.inference = 'mean': validation averages the probabilities of both networks
+  const ensemble = Object.values(method.inferenceNetworks?.() ?? {});
+  const settings: InferenceSettings = ensemble.length > 0 ? { ...inferenceSettings(config), ensemble } : inferenceSettings(config);
   let state: ResumeState = { config, stage: 0, iteration: 0, bests: {}, validations: [], methodState: {}, firstLoss: NaN };
   let lastLoss = NaN;
   const cache = new Map<number, Promise<Item>>();
@@ -309,7 +311,14 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
           if (improved) {
             const path = bestPath(stage);
             if (isMain)
-              await saveCheckpoint(path, { network: main, tensors: method.inferenceTensors?.(), iteration: it, extra: { config, stage: stage.name, dice: v.dice, perClass: v.perClass } });
+              await saveCheckpoint(path, {
+                network: main,
+                networks: method.inferenceNetworks?.(),
+                tensors: method.inferenceTensors?.(),
+                optimizer: stage.bestKeepsOptimizer ? method.optimizer() : undefined,
+                iteration: it,
+                extra: { config, stage: stage.name, dice: v.dice, perClass: v.perClass },
+              });
             state.bests[stage.name] = { stage: stage.name, iteration: it, dice: v.dice, path };
             emit({ type: 'checkpoint', kind: 'best', path, stage: stage.name, iteration: it });
           }
@@ -323,7 +332,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
     const finalPath = join(out, 'final.ckpt');
     const lastStage = stages[stages.length - 1];
     if (isMain)
-      await saveCheckpoint(finalPath, { network: main, tensors: method.inferenceTensors?.(), iteration: lastStage.iterations, extra: { config, stage: lastStage.name } });
+      await saveCheckpoint(finalPath, { network: main, networks: method.inferenceNetworks?.(), tensors: method.inferenceTensors?.(), iteration: lastStage.iterations, extra: { config, stage: lastStage.name } });
     emit({ type: 'checkpoint', kind: 'final', path: finalPath, stage: lastStage.name, iteration: lastStage.iterations });
     const best = state.bests.train ?? state.bests[lastStage.name] ?? null;
     const seconds = (Date.now() - started) / 1000;

@@ -2,7 +2,9 @@
  * The published recipes (spec 1.3, 2, 3, 7) as complete option sets: every hyper-parameter of a method
  * is a field here, each recipe sets the spec's values, and `resolveConfig` lets any one be overridden.
  */
+import type { Plan } from '../plan/plan.js';
 import { checkKnownKeys, checkObject, rangeError } from '../validate.js';
+import { checkPrecision, resolvePrecision, type Precision } from '../precision.js';
 
 export const METHODS = ['supervised', 'meanTeacher', 'bcp', 'coda', 'icl', 'versemi', 'action'] as const;
 export type Method = (typeof METHODS)[number];
@@ -10,8 +12,10 @@ export type Method = (typeof METHODS)[number];
 export interface TrainConfig {
   recipe: string;
   method: Method;
-  /** 'acdc' | 'la' | 'synthetic-2d' | 'synthetic-3d': which reader and validation protocol. */
-  dataset: 'acdc' | 'la' | 'synthetic-2d' | 'synthetic-3d';
+  /** 'acdc' | 'la' | 'synthetic-2d' | 'synthetic-3d' | 'nifti' (a planned Decathlon / nnU-Net folder): which reader and validation protocol. */
+  dataset: 'acdc' | 'la' | 'synthetic-2d' | 'synthetic-3d' | 'nifti';
+  /** The dataset's plan (spacing, normalisation, sizes) for 'nifti' data; null for the papers' HDF5 layouts. */
+  plan: Plan | null;
   network: 'UNet2D' | 'VNet3D';
   classes: number;
   /** ACDC: labeled patients; LA: labeled volumes; synthetic: labeled items. */
@@ -42,6 +46,12 @@ export interface TrainConfig {
   device: string;
   /** Networks in channels-last memory layout (a speed setting: the 2-D U-Net is ~14 % faster on CPU). */
   channelsLast: boolean;
+  /**
+   * Precision of the forwards (mixed precision; weights, optimizer state and loss sums stay float32):
+   * 'float32' (default), 'bfloat16', 'float16' (CUDA, with loss scaling) or 'auto' (bfloat16 where the
+   * device runs it natively). resolveConfig replaces 'auto' by what it chose.
+   */
+  precision: Precision;
   /** Dice variant of the supervised loss and of BCP's region-weighted loss. */
   dice: { squared: boolean; perSample: boolean; smooth: number; includeBackground: boolean };
   // ---- Mean Teacher ----
@@ -67,10 +77,21 @@ export interface TrainConfig {
   boxRatio: number;
   /** BCP 3-D: foreground pseudo-label threshold on p1. */
   threshold: number;
+  bcp: {
+    /**
+     * Self-training starts from the best pre-training checkpoint with its SGD state (momentum buffers), as
+     * the official ACDC code's load_net_opt; false: a fresh optimizer, as its LA code (weights only).
+     */
+    keepOptimizer: boolean;
+  };
   // ---- Co-DA ----
   /** Co-DA: momentum of the marginal and expectation EMAs. */
   marginalMomentum: number;
   alignEps: number;
+  coda: {
+    /** Inference (validation, evaluate, predict, Segmenter): network 1 alone, or the mean of both networks' probabilities (spec 3.7). */
+    inference: 'net1' | 'mean';
+  };
   // ---- VerSemi ----
   /** VerSemi: the number of real tasks (datasets); the synthetic CutMix task is one more. */
   tasks: number;
@@ -117,6 +138,7 @@ const base = {
   validateEvery: 200,
   seed: 1337,
   device: 'cpu',
+  precision: 'float32' as Precision,
   emaAlpha: 0.99,
   emaScope: 'parameters' as const,
   teacherMode: 'train' as const,
@@ -129,8 +151,10 @@ const base = {
   largestComponent: true,
   boxRatio: 2 / 3,
   threshold: 0.5,
+  bcp: { keepOptimizer: false },
   marginalMomentum: 0.99,
   alignEps: 1e-6,
+  coda: { inference: 'net1' as 'net1' | 'mean' },
   iclConsistency: 50,
   action: {
     globalIterations: 30000,
@@ -150,6 +174,7 @@ const base = {
     representationScale: 1,
   },
   valCases: undefined as number | undefined,
+  plan: null as Plan | null,
 };
 
 const acdc = {
@@ -192,6 +217,7 @@ export const RECIPES: Record<string, Omit<TrainConfig, 'recipe'>> = {
     schedule: 'constant',
     pretrainIterations: 10000,
     emaScope: 'all',
+    bcp: { keepOptimizer: true },
     dice: { squared: true, perSample: false, smooth: 1e-10, includeBackground: true },
   },
   'coda-acdc': { ...acdc, method: 'coda', consistency: 1 },
@@ -243,6 +269,8 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
     ...o,
     dice: { ...r.dice, ...((o.dice as object | undefined) ?? {}) },
     action: { ...r.action, ...((o.action as object | undefined) ?? {}) },
+    bcp: { ...r.bcp, ...((o.bcp as object | undefined) ?? {}) },
+    coda: { ...r.coda, ...((o.coda as object | undefined) ?? {}) },
     recipe,
   } as TrainConfig;
   const positive = ['iterations', 'batchSize', 'labeledBatch', 'validateEvery', 'labeled', 'stepEvery'] as const;
@@ -254,6 +282,8 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
     throw rangeError(fn, 'labeledBatch', 'an even number, half of batchSize, for bcp', c.labeledBatch);
   if (!(c.lr > 0)) throw rangeError(fn, 'lr', 'a number > 0', c.lr);
   if (!(c.alpha >= 0 && c.alpha <= 1)) throw rangeError(fn, 'alpha', 'a number in [0, 1]', c.alpha);
+  if (typeof c.bcp.keepOptimizer !== 'boolean') throw rangeError(fn, 'bcp.keepOptimizer', 'true or false', c.bcp.keepOptimizer);
+  if (c.coda.inference !== 'net1' && c.coda.inference !== 'mean') throw rangeError(fn, 'coda.inference', "'net1' or 'mean'", c.coda.inference);
   if (c.method === 'action') {
     const a = c.action;
     for (const k of ['globalIterations', 'localIterations'] as const) if (!Number.isInteger(a[k]) || a[k] < 0) throw rangeError(fn, `action.${k}`, 'an integer >= 0', a[k]);
@@ -266,6 +296,7 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
   if (c.optimizer !== 'sgd' && c.optimizer !== 'adam') throw rangeError(fn, 'optimizer', "'sgd' or 'adam'", c.optimizer);
   if (c.method === 'icl' && c.network !== 'UNet2D') throw rangeError(fn, 'network', "'UNet2D' for icl (its modules attach to the 2-D U-Net decoder)", c.network);
   if (!(c.boxRatio > 0 && c.boxRatio < 1)) throw rangeError(fn, 'boxRatio', 'a number in (0, 1)', c.boxRatio);
+  c.precision = resolvePrecision(checkPrecision(fn, c.precision), c.device, fn);
   const dims = c.network === 'UNet2D' ? 2 : 3;
   if (c.size.length !== dims || c.size.some((v) => !Number.isInteger(v) || v < 16)) throw rangeError(fn, 'size', `${dims} integers >= 16`, c.size);
   return c;

@@ -1,0 +1,227 @@
+/**
+ * Training data from a Decathlon / nnU-Net folder and its plan: every case is decoded and preprocessed
+ * once (native crop, normalisation, resampling) before training starts and kept in memory (and, with
+ * `cacheDir`, on disk as safetensors keyed by the plan, so a resumed or repeated run decodes nothing).
+ *
+ * 3-D plans train on whole preprocessed volumes with the LA recipe's augmentation (rot90 + flip + random
+ * crop) plus nnU-Net's foreground oversampling; 2-D plans train on the slices along the plan's slice axis
+ * with the ACDC recipe's augmentation and resize. Validation volumes are held out of the labeled pool.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { randint, randomCrop, laAugment, acdcAugment, type Random } from '../data/augment.js';
+import { readCase, type ImageCase, type ImageDataset } from '../data/folders.js';
+import { preprocessWithPlan } from '../data/preprocess.js';
+import { pad } from '../functional.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import type { Plan } from '../plan/plan.js';
+import { dispose, tidy } from '../scope.js';
+import type { Tensor } from '../tensor.js';
+import type { TrainData, Volume } from './data.js';
+
+export interface PlannedDataOptions {
+  /** Labeled cases: the first N of the labeled pool (sorted ids) after the validation cases are held out. */
+  labeled?: number;
+  /** Or exactly these case ids. */
+  labeledList?: string[];
+  /** Validation cases: the last N of the labeled pool (default 0: validate on nothing). */
+  val?: number;
+  /** Or exactly these case ids. */
+  valList?: string[];
+  /** Keep preprocessed cases in this folder (safetensors, one sub-folder per plan). */
+  cacheDir?: string;
+  /** Progress of the preprocessing: a case done. */
+  onCase?: (done: number, total: number, id: string) => void;
+}
+
+export interface PlannedSplit {
+  labeled: ImageCase[];
+  unlabeled: ImageCase[];
+  val: ImageCase[];
+}
+
+/** Which cases are labeled, unlabeled and held out for validation (errors name the option at fault). */
+export function plannedSplit(ds: ImageDataset, o: PlannedDataOptions): PlannedSplit {
+  const pool = ds.labeled;
+  const byId = new Map(pool.map((c) => [c.id, c]));
+  const pick = (ids: string[], what: string) =>
+    ids.map((id) => {
+      const c = byId.get(id);
+      if (!c) throw new Error(`${what}: case '${id}' is not a labeled case of '${ds.root}' (labelsTr/ has ${pool.length}: ${pool.slice(0, 3).map((p) => p.id).join(', ')}, ...)`);
+      return c;
+    });
+  const val = o.valList ? pick(o.valList, '--val-list') : pool.slice(pool.length - (o.val ?? 0));
+  if ((o.val ?? 0) > 0 && o.val! >= pool.length) throw new Error(`--val ${o.val}: the folder has ${pool.length} labeled cases; at least one must remain for training`);
+  const valIds = new Set(val.map((c) => c.id));
+  const rest = pool.filter((c) => !valIds.has(c.id));
+  let labeled: ImageCase[];
+  if (o.labeledList) {
+    labeled = pick(o.labeledList, '--labeled-list');
+    const clash = labeled.find((c) => valIds.has(c.id));
+    if (clash) throw new Error(`--labeled-list: case '${clash.id}' is also a validation case`);
+  } else {
+    const n = o.labeled ?? rest.length;
+    if (n > rest.length)
+      throw new Error(`--labeled ${n}: '${ds.root}' has ${rest.length} labeled cases${val.length ? ` after holding out ${val.length} for validation` : ''}`);
+    labeled = rest.slice(0, n);
+  }
+  if (labeled.length === 0) throw new Error('--labeled: at least one labeled case is needed');
+  const labeledIds = new Set(labeled.map((c) => c.id));
+  const unlabeled = [...rest.filter((c) => !labeledIds.has(c.id)).map((c) => ({ id: c.id, images: c.images })), ...ds.unlabeled];
+  return { labeled, unlabeled, val };
+}
+
+/** A short key of everything preprocessing depends on. */
+function planKey(plan: Plan): string {
+  const { normalization, spacing, crop, imageInterpolation, labelInterpolation, network, sliceAxis } = plan;
+  return createHash('sha256')
+    .update(JSON.stringify({ normalization, spacing, crop, imageInterpolation, labelInterpolation, network, sliceAxis }))
+    .digest('hex')
+    .slice(0, 12);
+}
+
+interface Prepared {
+  id: string;
+  /** (...spatial) float32, one channel */
+  image: Tensor;
+  label?: Tensor;
+}
+
+async function prepare(ds: ImageDataset, c: ImageCase, plan: Plan, withLabel: boolean, cache?: string): Promise<Prepared> {
+  const file = cache ? join(cache, `${c.id}${withLabel ? '' : '.image'}.safetensors`) : '';
+  if (cache && existsSync(file)) {
+    const f = await readSafetensors(file);
+    return { id: c.id, image: f.tensors.image, label: f.tensors.label };
+  }
+  const cs = await readCase(ds, c, withLabel);
+  try {
+    const p = await preprocessWithPlan(cs.data, cs.label, cs.spacing, plan);
+    const image = tidy(() => p.image.squeeze(0));
+    p.image.dispose();
+    if (cache) await writeSafetensors(file, p.label ? { image, label: p.label } : { image }, { case: c.id });
+    return { id: c.id, image, label: p.label };
+  } finally {
+    dispose([cs.data, cs.label]);
+  }
+}
+
+/** The 3-D augmentation of a plan: the LA recipe's rot90 + flip, then a random or foreground-centred crop. */
+export function plannedAugment3d(image: Tensor, label: Tensor, rand: Random, patch: [number, number, number], foreground: number): [Tensor, Tensor] {
+  if (!(foreground > 0)) return laAugment(image, label, rand, patch); // exactly the LA recipe's draws
+  return tidy(() => {
+    const k = randint(rand, 0, 4);
+    const axis = randint(rand, 0, 2);
+    const [im, lb] = [image, label].map((t) => t.rot90(k, [t.rank - 3, t.rank - 2]).flip(t.rank - 3 + axis));
+    if (rand() >= foreground) return randomCrop(im, lb, patch, rand);
+    const mask = lb.gt(0).to('uint8').contiguous().data() as Uint8Array;
+    let count = 0;
+    for (let i = 0; i < mask.length; i++) count += mask[i];
+    if (count === 0) return randomCrop(im, lb, patch, rand);
+    let target = randint(rand, 0, count);
+    let flat = 0;
+    for (; flat < mask.length; flat++) if (mask[flat] && target-- === 0) break;
+    const shape = lb.shape.slice(-3);
+    const centre = [Math.floor(flat / (shape[1] * shape[2])), Math.floor(flat / shape[2]) % shape[1], flat % shape[2]];
+    // UA-MT's padding rule when a side is too small, then the crop around the centre, clamped inside
+    const needsPad = shape.some((s, d) => s <= patch[d]);
+    const pads = shape.map((s, d) => (needsPad ? Math.max(Math.floor((patch[d] - s) / 2) + 3, 0) : 0));
+    const padding = [pads[2], pads[2], pads[1], pads[1], pads[0], pads[0]];
+    const starts = shape.map((s, d) => Math.min(Math.max(0, centre[d] + pads[d] - Math.floor(patch[d] / 2)), s + 2 * pads[d] - patch[d]));
+    const crop = (t: Tensor) => {
+      let out = needsPad ? pad(t, padding, 0) : t;
+      starts.forEach((s0, d) => (out = out.narrow(t.rank - 3 + d, s0, patch[d])));
+      return out.contiguous();
+    };
+    return [crop(im), crop(lb)] as [Tensor, Tensor];
+  });
+}
+
+/** Moves the slice axis of a (I, J, K) volume first: (slices, H, W), the ACDC volume layout. */
+export function slicesFirst(t: Tensor, axis: number): Tensor {
+  return tidy(() => t.permute([axis, ...[0, 1, 2].filter((k) => k !== axis)]).contiguous());
+}
+
+/**
+ * Training data of a planned dataset. Decodes and preprocesses every case before it returns (the labeled,
+ * the unlabeled and the validation ones), reporting each through `onCase`.
+ */
+export async function plannedData(ds: ImageDataset, plan: Plan, o: PlannedDataOptions = {}): Promise<TrainData> {
+  if (ds.channels.length > 1)
+    throw new Error(`'${ds.root}' has ${ds.channels.length} channels (${ds.channels.join(', ')}); training on several channels is not supported yet (inference and planning are)`);
+  const split = plannedSplit(ds, o);
+  const cache = o.cacheDir ? join(o.cacheDir, planKey(plan)) : undefined;
+  if (cache) mkdirSync(cache, { recursive: true });
+  const total = split.labeled.length + split.unlabeled.length + split.val.length;
+  let done = 0;
+  const all: Prepared[] = [];
+  const run = async (cases: ImageCase[], withLabel: boolean) => {
+    const out: Prepared[] = [];
+    for (const c of cases) {
+      const p = await prepare(ds, c, plan, withLabel, cache);
+      out.push(p);
+      all.push(p);
+      o.onCase?.(++done, total, c.id);
+    }
+    return out;
+  };
+  try {
+    const labeled = await run(split.labeled, true);
+    const unlabeled = await run(split.unlabeled, false);
+    const val = await run(split.val, true);
+    const twoD = plan.network === 'UNet2D';
+    const classes = plan.classes.length;
+    const validation: Volume[] = val.map((v) => ({
+      id: v.id,
+      image: twoD ? slicesFirst(v.image, plan.sliceAxis) : v.image,
+      label: twoD ? slicesFirst(v.label!, plan.sliceAxis) : v.label!,
+    }));
+    if (twoD) validation.forEach((v, i) => dispose([val[i].image, val[i].label]));
+    const free = () => {
+      dispose(all.flatMap((p) => [p.image, p.label]));
+      dispose(validation.flatMap((v) => [v.image, v.label]));
+    };
+    if (!twoD) {
+      const items = [...labeled, ...unlabeled];
+      const patch = plan.size as [number, number, number];
+      return {
+        name: ds.name,
+        spatialDims: 3,
+        classes,
+        labeled: labeled.length,
+        unlabeled: unlabeled.length,
+        load: async (i) => ({ image: items[i].image.clone(), label: i < labeled.length ? items[i].label!.clone() : undefined }),
+        augment: (image, label, rand) => plannedAugment3d(image, label, rand, patch, plan.foregroundOversampling),
+        validation: async () => validation,
+        dispose: free,
+      };
+    }
+    // 2-D: one item per slice along the slice axis
+    const slices: { volume: Prepared; k: number }[] = [];
+    for (const v of labeled) for (let k = 0; k < v.image.shape[plan.sliceAxis]; k++) slices.push({ volume: v, k });
+    const labeledSlices = slices.length;
+    for (const v of unlabeled) for (let k = 0; k < v.image.shape[plan.sliceAxis]; k++) slices.push({ volume: v, k });
+    const size = plan.size as [number, number];
+    return {
+      name: ds.name,
+      spatialDims: 2,
+      classes,
+      labeled: labeledSlices,
+      unlabeled: slices.length - labeledSlices,
+      load: async (i) => {
+        const { volume, k } = slices[i];
+        return tidy(() => ({
+          image: volume.image.narrow(plan.sliceAxis, k, 1).squeeze(plan.sliceAxis).contiguous(),
+          label: i < labeledSlices ? volume.label!.narrow(plan.sliceAxis, k, 1).squeeze(plan.sliceAxis).contiguous() : undefined,
+        }));
+      },
+      augment: (image, label, rand) => acdcAugment(image, label, rand, size),
+      validation: async () => validation,
+      dispose: free,
+    };
+  } catch (err) {
+    dispose(all.flatMap((p) => [p.image, p.label]));
+    throw err;
+  }
+}
