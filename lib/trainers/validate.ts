@@ -10,6 +10,7 @@ import type { Network } from '../nets/network.js';
 import { dispose, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
 import type { Volume } from './data.js';
+import { meanSliceLabels, meanWindowProbabilities } from './ensemble.js';
 
 export interface InferenceSettings {
   /** 2-D: the slice size the network was trained at; 3-D: the patch. */
@@ -18,6 +19,11 @@ export interface InferenceSettings {
   strides?: number[];
   largestComponent?: boolean;
   classes: number;
+  /**
+   * Further networks whose class probabilities are averaged with the network's before the labels are
+   * taken (Co-DA's coda.inference = 'mean', spec 3.7); float32.
+   */
+  ensemble?: Network[];
 }
 
 /** The sliding-window strides of `s`: its own, or the LA protocol's 18, 18, 4 (at most the patch). */
@@ -27,8 +33,10 @@ export function windowStrides(s: InferenceSettings): number[] {
 
 /** Label map of one volume. */
 export async function predictVolume(net: Network, image: Tensor, s: InferenceSettings, signal?: AbortSignal): Promise<Tensor> {
+  const nets = [net, ...(s.ensemble ?? [])];
+  if (net.kind === 'UNet2D' && nets.length > 1) return meanSliceLabels(nets, image, s.size, signal);
   if (net.kind === 'UNet2D') return sliceInference(net, image, { size: s.size as [number, number], signal });
-  const probs = await slidingWindowInference(net, image, { patch: s.size, strides: windowStrides(s), signal });
+  const probs = nets.length > 1 ? await meanWindowProbabilities(nets, image, { patch: s.size, strides: windowStrides(s), signal }) : await slidingWindowInference(net, image, { patch: s.size, strides: windowStrides(s), signal });
   try {
     return tidy(() => {
       const labels = s.classes === 2 ? probabilitiesToLabels(probs) : probs.argmax(0);

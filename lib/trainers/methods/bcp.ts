@@ -2,7 +2,8 @@
  * BCP (spec 2). Pre-training: the labeled half split in a and b, a outside a zero box and b inside, with
  * the mixed labels (all weight 1). Self-training from the best pre-trained weights: teacher pseudo-labels
  * (largest connected component per class), both mixes of the fused bidirectional copy-paste, the fused
- * region-weighted CE + Dice on each, an SGD step and the EMA (fixed decay) of the teacher.
+ * region-weighted CE + Dice on each, an SGD step and the EMA (fixed decay) of the teacher. With
+ * bcp.keepOptimizer (the ACDC recipe) self-training also starts from pre-training's SGD state.
  */
 import { ones } from '../../create.js';
 import { cat, pad } from '../../functional.js';
@@ -77,6 +78,8 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
         name: 'pretrain',
         iterations: c.pretrainIterations,
         labeledOnly: true,
+        // self-training takes over the optimizer state of the best pre-training checkpoint (ACDC recipe)
+        bestKeepsOptimizer: c.bcp.keepOptimizer,
         begin: async () => undefined,
         async step(batch, it) {
           const bag = new Bag();
@@ -102,7 +105,9 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
         async begin(resuming, bestOfPrevious) {
           optimizer = sgd(student, c);
           if (resuming) return;
-          if (bestOfPrevious) await loadCheckpoint(bestOfPrevious, { network: student, restoreRng: false });
+          // bcp.keepOptimizer (the official ACDC code's load_net_opt): the pre-training SGD state too, so the
+          // momentum buffers carry over; otherwise (its LA code) the weights only and a fresh optimizer
+          if (bestOfPrevious) await loadCheckpoint(bestOfPrevious, { network: student, optimizer: c.bcp.keepOptimizer ? optimizer : undefined, restoreRng: false });
           const weights = student.stateDict();
           teacher.loadStateDict(weights);
           dispose(weights);

@@ -97,6 +97,9 @@ export function coda(c: TrainConfig, inChannels: number): MethodRuntime {
   return {
     networks: { net1, net2 },
     main: 'net1',
+    // coda.inference = 'mean' (spec 3.7): validation and inference average both networks' probabilities,
+    // and best / final hold net2 too; 'net1' (default): network 1 alone
+    inferenceNetworks: c.coda.inference === 'mean' ? () => ({ net2 }) : undefined,
     optimizer: () => optimizer,
     stages: [
       {

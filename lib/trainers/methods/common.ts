@@ -22,6 +22,8 @@ export interface Stage {
   iterations: number;
   /** Batches of labeled items only (labeledBatch of them). */
   labeledOnly: boolean;
+  /** Best checkpoints of this stage also hold the optimizer state (the next stage takes it over: BCP's bcp.keepOptimizer). */
+  bestKeepsOptimizer?: boolean;
   /** Called when the stage starts; `resuming`: weights come from a checkpoint next. */
   begin(resuming: boolean, bestOfPrevious: string | null): Promise<void>;
   step(batch: Batch, it: number): Promise<StepResult>;
@@ -37,6 +39,11 @@ export interface MethodRuntime {
   tensors?(): StateDict;
   /** Tensors the model needs for inference besides `main` (VerSemi's head): saved in best / final too. */
   inferenceTensors?(): StateDict;
+  /**
+   * Networks whose class probabilities inference averages with `main`'s (Co-DA's coda.inference = 'mean'),
+   * by name: saved in best / final too, and validation averages them.
+   */
+  inferenceNetworks?(): Record<string, Network>;
   /** Called with the training data before the first stage (VerSemi reads the items' tasks). */
   attach?(data: TrainData): void;
   /** Validation when `main`'s forward alone is not the model (VerSemi); default validateDice(main). */
