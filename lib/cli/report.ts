@@ -62,6 +62,7 @@ interface CompareOpts {
   batchSize?: number;
   labeledBatch?: number;
   size?: number[];
+  lr?: string;
   validateEvery?: number;
   valCases?: number;
   device?: string;
@@ -119,6 +120,7 @@ export function registerReport(program: Command): void {
     .option('--batch-size <n>', 'batch size', intOption(1))
     .option('--labeled-batch <n>', 'labeled items per batch', intOption(1))
     .option('--size <s>', 'slice size or patch, e.g. 128 or 112x112x80', sizeOption)
+    .option('--lr <x>', 'base learning rate')
     .option('--validate-every <n>', 'iterations between validations', intOption(1))
     .option('--val-cases <n>', 'validate (choose the best checkpoint) on the first n volumes only', intOption(1))
     .option('--device <d>', 'cpu, cuda or cuda:N')
@@ -146,6 +148,7 @@ export function registerReport(program: Command): void {
         opts.pretrainIterations !== undefined ? `pre-training ${opts.pretrainIterations}` : null,
         opts.size ? `size ${opts.size.join('x')}` : null,
         opts.batchSize !== undefined ? `batch ${opts.batchSize}` : null,
+        opts.lr !== undefined ? `lr ${opts.lr}` : null,
         opts.labeledBatch !== undefined ? `labeled batch ${opts.labeledBatch}` : null,
         opts.validateEvery !== undefined ? `validate every ${opts.validateEvery}` : null,
         opts.valCases !== undefined ? `${opts.valCases} validation cases` : null,

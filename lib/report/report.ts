@@ -38,6 +38,8 @@ export interface RunSummary {
   recipe: string;
   method: string;
   dataset?: string;
+  /** The data the run trained on, as the log names it ('acdc', 'la', 'synthetic-2d', ...). */
+  data?: string;
   labeled?: number;
   seed?: number;
   device?: string;
@@ -145,6 +147,7 @@ export async function summarizeRun(dir: string, split?: string): Promise<RunSumm
     name: log.name,
     recipe: String(start?.recipe ?? ''),
     method: String(start?.method ?? ''),
+    data: typeof start?.data === 'string' ? start.data : undefined,
     iterations: Object.fromEntries(((start?.stages as { name: string; iterations: number }[] | undefined) ?? []).map((s) => [s.name, s.iterations])),
     seconds: done ? num(done.seconds) : lastIt ? num(lastIt.elapsedSeconds) : undefined,
     split: null,
@@ -193,8 +196,9 @@ export async function summarizeRun(dir: string, split?: string): Promise<RunSumm
 
 function shareOf(run: RunSummary): string | undefined {
   if (run.labeled === undefined || Number.isNaN(run.labeled)) return undefined;
-  const total = run.dataset === 'acdc' ? 70 : run.dataset === 'la' ? 80 : undefined;
-  const unit = run.dataset === 'acdc' ? 'patients' : run.dataset === 'la' ? 'volumes' : 'items';
+  const data = run.data ?? run.dataset;
+  const total = data === 'acdc' ? 70 : data === 'la' ? 80 : undefined;
+  const unit = data === 'acdc' ? 'patients' : data === 'la' ? 'volumes' : 'items';
   return total ? `${run.labeled} ${unit} (${((100 * run.labeled) / total).toFixed(0)} %)` : `${run.labeled} ${unit}`;
 }
 

@@ -41,7 +41,7 @@ import type { Optimizer } from '../train/optimizer.js';
 import { validateDice, type InferenceSettings, type ValidationResult } from './validate.js';
 
 export type TrainEvent =
-  | { type: 'start'; recipe: string; method: string; stages: { name: string; iterations: number }[]; resumedAt?: { stage: string; iteration: number } }
+  | { type: 'start'; recipe: string; method: string; data: string; stages: { name: string; iterations: number }[]; resumedAt?: { stage: string; iteration: number } }
   | { type: 'stage'; stage: string; iterations: number }
   | { type: 'iteration'; stage: string; iteration: number; iterations: number; loss: number; parts: Record<string, number>; lr: number; elapsedSeconds: number; etaSeconds: number }
   | { type: 'validation'; stage: string; iteration: number; dice: number; perClass: number[]; bestDice: number; improved: boolean }
@@ -203,6 +203,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       type: 'start',
       recipe: config.recipe,
       method: config.method,
+      data: data.name,
       stages: stages.map((s) => ({ name: s.name, iterations: s.iterations })),
       resumedAt: o.resume ? { stage: stages[state.stage].name, iteration: state.iteration } : undefined,
     });

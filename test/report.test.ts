@@ -1,0 +1,168 @@
+// semiseg compare and semiseg report: compare trains two recipes under one (tiny) budget, evaluates each
+// best checkpoint and writes the report; its table holds exactly what `semiseg evaluate` computes for the
+// same checkpoints; the report (one file) renders in headless Chromium with the network disabled, with
+// no console errors, every chart drawn and the overlays decoded; partial run folders still give a report.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { decode } from 'fast-png';
+import type { Browser } from 'playwright-core';
+
+import { formatCell, METRICS, type TableRow } from '../lib/report/report.js';
+import { chartState, chromiumPath, decodedImages, launchChromium, screenshotDir, watchErrors } from './helpers/browser.js';
+import { repoRoot } from './helpers/reference.js';
+
+const cli = join(repoRoot, 'dist/lib/cli.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, '--threads', '1', ...args], { encoding: 'utf8' });
+const root = mkdtempSync(join(tmpdir(), 'semiseg-report-'));
+const out = join(root, 'compare');
+const recipes = ['supervised-acdc', 'mt-acdc'];
+let compare: ReturnType<typeof run>;
+let browser: Browser | null = null;
+
+test.before(async () => {
+  // 40 iterations of 32x32 synthetic slices each: seconds, and Dice well above 0
+  compare = run('compare', '--recipes', recipes.join(','), '--data', 'synthetic', '--iterations', '40', '--size', '32', '--validate-every', '20', '--labeled', '8', '--batch-size', '4', '--labeled-batch', '2', '--lr', '0.1', '--out', out);
+  if (chromiumPath) browser = await launchChromium();
+});
+
+test.after.always(async () => {
+  await browser?.close();
+});
+
+const browserTest = chromiumPath ? test.serial : test.serial.skip;
+
+interface Embedded {
+  table: TableRow[];
+  boxes: { label: string; values: number[] }[] | null;
+  runs: { name: string }[];
+}
+
+function embedded(html: string): Embedded {
+  const m = /<script type="application\/json" id="semiseg-data">(.*?)<\/script>/s.exec(html);
+  if (!m) throw new Error('no embedded data');
+  return JSON.parse(m[1]) as Embedded;
+}
+
+test.serial("compare: its table's numbers are semiseg evaluate's for the same checkpoints", (t) => {
+  t.is(compare.status, 0, compare.stderr);
+  t.regex(compare.stdout, /semiseg compare: supervised-acdc, mt-acdc x 1 seed on synthetic; budget: labeled 8, iterations 40, size 32, batch 4, lr 0\.1, labeled batch 2, validate every 20; evaluation on the val split/);
+  const html = readFileSync(join(out, 'report.html'), 'utf8');
+  const data = embedded(html);
+  t.deepEqual(data.table.map((r) => r.recipe), recipes);
+  for (const [i, recipe] of recipes.entries()) {
+    const dir = join(out, `${recipe}-seed1337`);
+    // a separate `semiseg evaluate` of the same checkpoint
+    const r = run('evaluate', '--checkpoint', join(dir, 'best.ckpt'), '--data', 'synthetic', '--split', 'val', '--json', '--out', join(root, `again-${recipe}`));
+    t.is(r.status, 0, r.stderr);
+    const summary = JSON.parse(r.stdout) as { classes: Record<string, Record<string, number>>; mean: Record<string, number>; cases: number };
+    const row = data.table[i];
+    t.is(row.runs, 1);
+    t.is(row.cases, summary.cases);
+    t.true(summary.mean.dice > 0.2, `${recipe} learned something (Dice ${summary.mean.dice})`);
+    for (const m of METRICS) {
+      t.is(row.cells.mean[m][0], summary.mean[m], `${recipe} mean ${m}`);
+      for (const c of ['1', '2', '3']) t.is(row.cells[c][m][0], summary.classes[c][m], `${recipe} class ${c} ${m}`);
+      // and the page prints them
+      const cell = new RegExp(`data-metric="${m}" data-class="mean">([^<]*)<`, 'g');
+      const printed = [...html.matchAll(cell)].map((x) => x[1]);
+      t.is(printed[i], formatCell(m, row.cells.mean[m]));
+    }
+    t.true(row.cells.mean.dice[1] >= 0, 'a std over cases');
+    t.regex(compare.stdout, new RegExp(`val Dice ${(100 * summary.mean.dice).toFixed(2)} % over ${summary.cases} cases`));
+  }
+  t.is(data.boxes?.length, 2);
+  t.deepEqual(
+    data.boxes!.map((b) => b.values.length),
+    [2, 2],
+  );
+});
+
+test.serial('evaluate --overlays: one decodable picture per case (image | reference | prediction rows)', (t) => {
+  const dir = join(out, 'supervised-acdc-seed1337', 'best.ckpt.val.overlays');
+  const files = readdirSync(dir).sort();
+  t.deepEqual(files, ['synthetic_val_0.png', 'synthetic_val_1.png']);
+  for (const f of files) {
+    const png = decode(readFileSync(join(dir, f)));
+    t.is(png.width, 3 * 32 + 2 * 2);
+    t.true([32, 66, 100].includes(png.height), `rows of 32 pixels with 2-pixel gaps, got ${png.height}`);
+    t.is(png.channels, 3);
+  }
+});
+
+browserTest('report: one file that renders with the network disabled, every chart drawn, overlays decoded', async (t) => {
+  const context = await browser!.newContext({ offline: true, viewport: { width: 1400, height: 900 } });
+  t.teardown(() => context.close());
+  const requests: string[] = [];
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith('file:')) return route.continue();
+    requests.push(url);
+    return route.abort();
+  });
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await page.goto(pathToFileURL(join(out, 'report.html')).href);
+  await page.waitForFunction(() => (globalThis as unknown as { document: { body: { dataset: { ready?: string } } } }).document.body.dataset.ready === '1');
+  t.deepEqual(requests, [], 'nothing fetched from the network');
+  const charts = await chartState(page);
+  t.deepEqual(Object.keys(charts).sort(), ['boxplot', 'dice', 'loss', 'lr', 'parts', 'time']);
+  t.is(charts.loss.datasets, 2);
+  t.is(charts.dice.datasets, 2 * 4);
+  t.is(charts.boxplot.datasets, 1);
+  t.is(charts.boxplot.points, 2, 'one box per method');
+  for (const [id, c] of Object.entries(charts)) t.true(c.drawn, `chart ${id} drew nothing`);
+  const images = await decodedImages(page);
+  t.is(images.length, 2 * 3, 'best, median and worst case of each method');
+  for (const im of images) t.is(im.width, 100);
+  t.is(await page.locator('#comparison tbody tr').count(), 2);
+  t.regex(await page.locator('#comparison tbody tr').first().innerText(), /Supervised \(labeled only\)\s+supervised-acdc\s+8 items\s+1/);
+  t.deepEqual(errors, []);
+  const shot = join(screenshotDir(), 'report.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  t.log(`screenshot: ${shot}`);
+});
+
+browserTest('report: missing, empty and truncated run folders still give a page (with what is there)', async (t) => {
+  const empty = join(root, 'empty');
+  const truncated = join(root, 'truncated');
+  mkdirSync(empty, { recursive: true });
+  mkdirSync(truncated, { recursive: true });
+  writeFileSync(join(empty, 'log.jsonl'), '');
+  const text = readFileSync(join(out, 'mt-acdc-seed1337', 'log.jsonl'), 'utf8');
+  writeFileSync(join(truncated, 'log.jsonl'), text.slice(0, Math.floor(text.length / 2)));
+  const file = join(root, 'partial.html');
+  const r = run('report', join(root, 'missing'), empty, truncated, '-o', file);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stderr, /report: '.*missing' does not exist \(shown as an empty run\)/);
+  t.regex(r.stdout, /written: .*partial\.html \(3 runs, 0 evaluated recipes\)/);
+  const page = await browser!.newPage();
+  t.teardown(() => page.close());
+  const errors = watchErrors(page);
+  await page.goto(pathToFileURL(file).href);
+  await page.waitForFunction(() => (globalThis as unknown as { document: { body: { dataset: { ready?: string } } } }).document.body.dataset.ready === '1');
+  t.is(await page.locator('#runs-body tr').count(), 3);
+  t.true((await chartState(page)).loss.drawn, 'the truncated run has its first half of the curve');
+  t.regex(await page.locator('main').innerText(), /No evaluated runs/);
+  t.deepEqual(errors, []);
+});
+
+for (const [args, message] of [
+  [['compare', '--recipes', 'supervised-acdc,nope', '--data', 'synthetic'], /--recipes: unknown recipe 'nope' \(one of supervised-acdc/],
+  [['compare', '--recipes', 'supervised-acdc', '--data', '/no/such/dir'], /--data: '\/no\/such\/dir' does not exist/],
+  [['compare', '--recipes', 'supervised-acdc', '--data', 'synthetic', '--split', 'train'], /--split: expected val or test, got 'train'/],
+  [['compare', '--recipes', 'supervised-acdc', '--data', 'synthetic', '--seeds', '0'], /argument '0' is invalid. expected an integer between 1 and 100/],
+  [['report', 'x', '--split', 'train'], /--split: expected val or test, got 'train'/],
+  [['dashboard', 'x', '--port', '70000'], /argument '70000' is invalid. expected an integer between 0 and 65535/],
+] as [string[], RegExp][]) {
+  test(`bad arguments: ${args.join(' ')}`, (t) => {
+    const r = run(...args);
+    t.is(r.status, 2);
+    t.regex(r.stderr, message);
+    t.is(r.stderr.trim().split('\n').length <= 2, true, r.stderr);
+  });
+}
