@@ -4,6 +4,8 @@
  */
 import { loadCheckpoint, readCheckpointInfo, type CheckpointInfo } from './io/checkpoint.js';
 import type { SpatialImage } from './data/image.js';
+import { preprocessWithPlan, restoreLabels, type Preprocessed } from './data/preprocess.js';
+import { preprocessingOf, type Plan } from './plan/plan.js';
 import { nets } from './nets/index.js';
 import { checkPrecision, resolvePrecision, type Precision, type ResolvedPrecision } from './precision.js';
 import { checkObject } from './validate.js';
@@ -14,7 +16,7 @@ import type { TrainConfig } from './trainers/recipes.js';
 import { predictVolume, type InferenceSettings } from './trainers/validate.js';
 
 /** The network of a checkpoint, and how to run inference with it (from the recipe it was trained with). */
-export async function networkFromCheckpoint(path: string): Promise<{ net: Network; info: CheckpointInfo; settings: InferenceSettings }> {
+export async function networkFromCheckpoint(path: string): Promise<{ net: Network; info: CheckpointInfo; settings: InferenceSettings; preprocessing: Plan | null }> {
   const info = await readCheckpointInfo(path);
   if ((info.extra?.config as Partial<TrainConfig> | undefined)?.method === 'versemi')
     throw new Error(`'${path}' is a VerSemi model: its backbone needs the task head and a task id; load it with trainers.loadVerSemi()`);
@@ -34,7 +36,16 @@ export async function networkFromCheckpoint(path: string): Promise<{ net: Networ
     size: c.size ?? (info.kind === 'UNet2D' ? [256, 256] : [112, 112, 80]),
     classes,
     largestComponent: info.kind === 'VNet3D' && c.method === 'bcp',
+    ...(c.plan && info.kind === 'VNet3D' ? { strides: c.plan.strides } : {}),
   };
+  let preprocessing: Plan | null;
+  try {
+    preprocessing = preprocessingOf(c);
+  } catch (err) {
+    net.dispose();
+    partner?.dispose();
+    throw new Error(`'${path}': ${(err as Error).message}`);
+  }
   if (partner) {
     settings.ensemble = [partner];
     // the network owns the ones its settings average with it: every caller's net.dispose() frees them too
@@ -44,7 +55,7 @@ export async function networkFromCheckpoint(path: string): Promise<{ net: Networ
       partner.dispose();
     };
   }
-  return { net, info, settings };
+  return { net, info, settings, preprocessing };
 }
 
 /** Segments whole volumes with a trained checkpoint (slice-wise for a 2-D U-Net, sliding window for a 3-D V-Net). */
@@ -56,6 +67,11 @@ export class Segmenter {
     readonly info: CheckpointInfo,
     /** Patch or slice size, classes, post-processing. */
     readonly settings: InferenceSettings,
+    /**
+     * What images are turned into before the network sees them (normalisation, spacing, crop): the
+     * checkpoint's plan, or for the published recipes the normalisation their data had; null: none.
+     */
+    readonly preprocessing: Plan | null,
   ) {}
 
   /**
@@ -66,7 +82,7 @@ export class Segmenter {
   static async load(checkpoint: string, options?: { precision?: Precision }): Promise<Segmenter> {
     const o = checkObject('Segmenter.load', 'options', options);
     const requested = o.precision === undefined ? 'float32' : checkPrecision('Segmenter.load', o.precision);
-    const { net, info, settings } = await networkFromCheckpoint(checkpoint);
+    const { net, info, settings, preprocessing } = await networkFromCheckpoint(checkpoint);
     try {
       settings.precision = resolvePrecision(requested, net.device, 'Segmenter.load');
     } catch (err) {
@@ -74,7 +90,7 @@ export class Segmenter {
       throw err;
     }
     net.eval();
-    return new Segmenter(net, info, settings);
+    return new Segmenter(net, info, settings, preprocessing);
   }
 
   /** The precision the forwards run in (what 'auto' chose). */
@@ -94,21 +110,47 @@ export class Segmenter {
 
   /**
    * Label map (int64) of a 3-D image (NIfTI, DICOM series, ...) on its own grid (nibabel axis order),
-   * ready for writeNiftiLabels / encodeNiftiLabels or a DICOM SEG. A 2-D network runs on the slices
-   * along the last axis.
+   * ready for writeNiftiLabels / encodeNiftiLabels or a DICOM SEG. The checkpoint's preprocessing is
+   * applied first (normalisation; for a planned dataset also the crop and the resampling to its spacing,
+   * undone on the labels), so raw scanner intensities give the labels the network was trained to give.
+   * A 2-D network runs on the slices along the plan's slice axis (the last axis without a plan). Images
+   * of several channels are (C, I, J, K).
    */
   async segmentImage(image: SpatialImage, signal?: AbortSignal): Promise<Tensor> {
-    if (image.data.rank !== 3) throw new RangeError(`Segmenter.segmentImage(): the image has ${image.data.rank} dimensions; a 3-D image is needed`);
-    const slices = this.network.kind === 'UNet2D';
-    const volume = tidy(() => (slices ? image.data.permute([2, 0, 1]).contiguous().to('float32') : image.data.to('float32')));
+    const fn = 'Segmenter.segmentImage';
+    const plan = this.preprocessing;
+    const channels = plan?.channels.length ?? 1;
+    const rank = image.data.rank;
+    if (rank !== 3 && !(rank === 4 && image.data.shape[0] === channels))
+      throw new RangeError(`${fn}(): the image has shape ${image.data.shape.join('x')}; a 3-D image${channels > 1 ? ` with ${channels} channels first` : ''} is needed`);
+    if (channels > 1 && rank === 3) throw new RangeError(`${fn}(): the model takes ${channels} channels (${plan!.channels.join(', ')}); the image has one`);
+    const twoD = this.network.kind === 'UNet2D';
+    const axis = plan?.network === 'UNet2D' ? plan.sliceAxis : 2;
+    const order = [axis, ...[0, 1, 2].filter((k) => k !== axis)];
+    const inverse = order.map((_, k) => order.indexOf(k));
+    const input = tidy(() => (rank === 3 ? image.data.unsqueeze(0) : image.data).to('float32'));
+    let pre: Preprocessed | undefined;
+    let volume: Tensor | undefined;
     let pred: Tensor | undefined;
     try {
+      pre = plan
+        ? await preprocessWithPlan(input, undefined, image.spacing, plan)
+        : { image: input.clone(), cropStart: [0, 0, 0], cropShape: input.shape.slice(1), inputShape: input.shape.slice(1) };
+      const p = pre;
+      volume = tidy(() => {
+        const v = channels === 1 ? p.image.squeeze(0) : p.image;
+        return twoD ? v.permute(order).contiguous() : v;
+      });
       pred = await this.segment(volume, signal);
-      const p = pred;
-      return slices ? tidy(() => p.permute([1, 2, 0]).contiguous()) : p;
+      const labels = pred;
+      if (twoD) pred = tidy(() => labels.permute(inverse).contiguous());
+      if (twoD) labels.dispose();
+      return await restoreLabels(pred, pre);
     } finally {
-      volume.dispose();
-      if (slices && pred) pred.dispose();
+      input.dispose();
+      pre?.image.dispose();
+      volume?.dispose();
+      pred?.dispose();
     }
   }
 

@@ -7,10 +7,10 @@ import { readH5 } from '../data/hdf5.js';
 import { readNifti, writeNiftiLabels, type NiftiImage } from '../data/nifti.js';
 import { dispose, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
-import { predictVolume } from '../trainers/validate.js';
-import { networkFromCheckpoint } from '../segmenter.js';
+import { Segmenter } from '../segmenter.js';
 import { UsageError } from './options.js';
 import { overlayPng } from './png.js';
+import { PRECISION_HELP, precisionOption } from './precision.js';
 
 /** A NIfTI-1 header for data without one (HDF5 input): identity affine, unit spacing. */
 function blankReference(data: Tensor, path: string): NiftiImage {
@@ -40,24 +40,32 @@ export function registerPredict(program: Command): void {
     .requiredOption('--checkpoint <file>', 'a semiseg checkpoint')
     .requiredOption('-o, --output <file>', 'label map to write (.nii.gz)')
     .option('--png <file>', 'also write an overlay picture of a few slices')
-    .action(async (input: string, opts: { checkpoint: string; output: string; png?: string }) => {
+    .option('--precision <p>', PRECISION_HELP, 'float32')
+    .action(async (input: string, opts: { checkpoint: string; output: string; png?: string; precision: string }) => {
       if (!/\.nii(\.gz)?$/.test(opts.output)) throw new UsageError(`--output: '${opts.output}' must end in .nii or .nii.gz`);
-      const { net, info, settings } = await networkFromCheckpoint(opts.checkpoint);
+      let seg: Segmenter;
+      try {
+        seg = await Segmenter.load(opts.checkpoint, { precision: precisionOption(opts.precision, 'cpu').requested });
+      } catch (err) {
+        throw err instanceof RangeError ? new UsageError((err as Error).message) : err;
+      }
       const image = await readInput(input);
       const owned: Tensor[] = [image.data];
       try {
         if (image.data.rank !== 3) throw new UsageError(`predict: '${input}' has ${image.data.rank} dimensions; a 3-D image is needed`);
-        // 2-D networks run slice by slice along the last NIfTI axis (the first axis of HDF5 volumes).
+        // A NIfTI goes through the checkpoint's preprocessing (normalisation, spacing) and comes back on its
+        // own grid; an .h5 volume is in the dataset layout, already normalised (slices first for 2-D networks).
         const nifti = !input.endsWith('.h5');
-        const volume = owned[owned.push(tidy(() => (info.kind === 'UNet2D' && nifti ? image.data.permute([2, 0, 1]).contiguous() : image.data.to('float32')))) - 1];
-        const pred = owned[owned.push(await predictVolume(net, volume, settings)) - 1];
-        const labels = owned[owned.push(tidy(() => (info.kind === 'UNet2D' && nifti ? pred.permute([1, 2, 0]).contiguous() : pred))) - 1];
+        const labels = owned[owned.push(nifti ? await seg.segmentImage(image) : await seg.segment(tidy(() => image.data.to('float32')))) - 1];
+        const volume = image.data;
+        const pred = labels;
+        const info = { kind: nifti ? 'VNet3D' : seg.network.kind }; // overlays: NIfTI slices along the last axis
         await writeNiftiLabels(opts.output, labels, image);
         console.log(`written: ${opts.output} (${labels.shape.join('x')}, classes ${[...new Set(Array.from(labels.data() as BigInt64Array, Number))].sort().join(', ')})`);
         if (opts.png) {
-          const n = volume.shape[0];
-          const picks = [...new Set([0.3, 0.45, 0.6, 0.75].map((f) => Math.min(n - 1, Math.floor(f * n))))];
           const axis = info.kind === 'UNet2D' ? 0 : 2;
+          const n = volume.shape[axis];
+          const picks = [...new Set([0.3, 0.45, 0.6, 0.75].map((f) => Math.min(n - 1, Math.floor(f * n))))];
           const slices = picks.map((k) =>
             tidy(() => ({
               image: volume.narrow(axis, k, 1).squeeze(axis).contiguous().to('float32').data() as Float32Array,
@@ -70,7 +78,7 @@ export function registerPredict(program: Command): void {
         }
       } finally {
         dispose(owned);
-        net.dispose();
+        seg.dispose();
       }
     });
 }
