@@ -8,6 +8,7 @@
 #include "network.h"
 #include "tensor/runtime.h"
 #include "tensor_handle.h"
+#include "train/grad_scaler.h"
 #include "train/optimizer.h"
 #include "train/step.h"
 
@@ -23,6 +24,7 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
                            InstanceMethod<&OptimizerHandle::zeroGrad>("zeroGrad"),
                            InstanceMethod<&OptimizerHandle::step>("step"),
                            InstanceMethod<&OptimizerHandle::stepAsync>("stepAsync"),
+                           InstanceMethod<&OptimizerHandle::unscaleGrads>("unscaleGrads"),
                            InstanceMethod<&OptimizerHandle::attachGradSync>("attachGradSync"),
                            InstanceMethod<&OptimizerHandle::detachGradSync>("detachGradSync"),
                            InstanceMethod<&OptimizerHandle::lr>("lr"),
@@ -93,6 +95,14 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
             return true;
           },
           [](Napi::Env env, bool&) { return env.Undefined(); }, [b = busy] { --*b; });
+    });
+  }
+  // unscaleGrads(scale) -> whether every gradient is finite (train/grad_scaler.h)
+  Napi::Value unscaleGrads(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      checkNoPendingJobs(info.Env(), "unscaleGrads");
+      const double scale = info[0].ToNumber().DoubleValue();
+      return Napi::Boolean::New(info.Env(), train::unscaleGradients(get(info.Env()).parameters(), scale));
     });
   }
   // attachGradSync(group, bucketBytes)

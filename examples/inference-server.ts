@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 
 import { Command } from 'commander';
 
-import { encodeNiftiLabels, liveTensors, parseNifti, Segmenter, setMaxConcurrentJobs, type NiftiImage, type Tensor } from '../lib/index.js';
+import { encodeNiftiLabels, liveTensors, parseNifti, Segmenter, setMaxConcurrentJobs, type NiftiImage, type Precision, type Tensor } from '../lib/index.js';
 
 export interface InferenceServerOptions {
   /** A semiseg checkpoint (best.ckpt, final.ckpt). */
@@ -28,6 +28,8 @@ export interface InferenceServerOptions {
   maxQueue?: number;
   /** Time limit of a request, upload and inference together, in ms (default 120 s). */
   timeoutMs?: number;
+  /** Precision of the forwards (default 'auto': bfloat16 where the CPU or GPU runs it natively, else float32). */
+  precision?: Precision;
 }
 
 export interface InferenceServer {
@@ -141,7 +143,7 @@ export async function startInferenceServer(options: InferenceServerOptions, port
   const concurrency = options.concurrency ?? 1;
   const queue = new JobQueue(concurrency, options.maxQueue ?? 8);
   setMaxConcurrentJobs(Math.max(1, concurrency));
-  const segmenter = await Segmenter.load(options.checkpoint);
+  const segmenter = await Segmenter.load(options.checkpoint, { precision: options.precision ?? 'auto' });
 
   async function segment(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const controller = new AbortController();
@@ -188,7 +190,7 @@ export async function startInferenceServer(options: InferenceServerOptions, port
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/health' && req.method === 'GET') {
-      sendJson(res, 200, { status: 'ok', model: segmenter.info.kind, classes: segmenter.settings.classes, ...queue.stats, liveTensors: liveTensors() });
+      sendJson(res, 200, { status: 'ok', model: segmenter.info.kind, classes: segmenter.settings.classes, precision: segmenter.precision, ...queue.stats, liveTensors: liveTensors() });
     } else if (url.pathname === '/segment') {
       if (req.method !== 'POST') sendJson(res, 405, { error: `use POST for /segment, not ${req.method}` }, { allow: 'POST' });
       else void segment(req, res);
@@ -221,6 +223,7 @@ async function main(): Promise<void> {
     .option('--max-queue <n>', 'waiting requests allowed', '8')
     .option('--max-body-mb <n>', 'largest upload in MiB', '256')
     .option('--timeout-s <n>', 'time limit of a request', '120')
+    .option('--precision <p>', 'float32, bfloat16, float16 (CUDA) or auto', 'auto')
     .parse();
   const o = program.opts();
   const s = await startInferenceServer(
@@ -230,12 +233,13 @@ async function main(): Promise<void> {
       maxQueue: Number(o.maxQueue),
       maxBodyBytes: Number(o.maxBodyMb) * 1024 * 1024,
       timeoutMs: Number(o.timeoutS) * 1000,
+      precision: o.precision as Precision,
     },
     Number(o.port),
     o.host,
   );
   const a = s.server.address() as AddressInfo;
-  console.log(`semiseg inference server (${s.segmenter.info.kind}) on http://${a.address}:${a.port}: POST /segment, GET /health`);
+  console.log(`semiseg inference server (${s.segmenter.info.kind}, ${s.segmenter.precision}) on http://${a.address}:${a.port}: POST /segment, GET /health`);
   const stop = () => void s.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -33,6 +33,7 @@ export { tidy, keep, dispose } from './scope.js';
 export { manualSeed, setNumThreads, getNumThreads, isGradEnabled, noGrad, liveTensors, externalMemory, buildInfo, cuda, setMaxConcurrentJobs, maxConcurrentJobs, pendingJobs } from './runtime.js';
 export { DTYPES, type DType, type Device } from './dtype.js';
 export { nets, UNet2D, VNet3D, Network, type UNet2DOptions, type VNet3DOptions, type ForwardOptions, type FeatureOutput } from './nets/index.js';
+export { VerSemi, networkTask, setNetworkTask, type VerSemiOptions } from './nets/versemi.js';
 export { crossEntropy, diceLoss, ceDiceLoss, softmaxMse, type DiceOptions, type DiceLossOptions } from './losses.js';
 export * as ops from './ops.js';
 export { Optimizer, SGD, Adam, type SGDOptions, type AdamOptions, type ParamGroup } from './train/optimizer.js';
@@ -55,7 +56,7 @@ export {
   type MetricOptions,
   type EmptyPolicy,
 } from './metrics.js';
-export { slidingWindowInference, slidingWindowWith, sliceInference, probabilitiesToLabels, type SlidingWindowOptions } from './infer.js';
+export { slidingWindowInference, slidingWindowWith, sliceInference, probabilitiesToLabels, type SlidingWindowOptions, type SliceInferenceOptions } from './infer.js';
 export * as trainers from './trainers/index.js';
 export { ProcessGroup, distributedInfo, rendezvousFromEnv, type Rendezvous, type ConnectOptions } from './dist.js';
 export { readH5, type Sample, type ReadH5Options } from './data/hdf5.js';
@@ -87,6 +88,7 @@ export {
 } from './data/dicom-seg.js';
 export { niftiReference } from './data/nifti-header.js';
 export { Segmenter, networkFromCheckpoint } from './segmenter.js';
+export { checkPrecision, resolvePrecision, cpuFeatures, PRECISIONS, type Precision, type ResolvedPrecision } from './precision.js';
 export { type InferenceSettings } from './trainers/validate.js';
 export { readNnUnetDataset, type NnUnetCase, type NnUnetDataset } from './data/nnunet.js';
 export { readList, acdcPatient, acdcSplit, laSplit, acdcSlicePath, acdcVolumePath, laVolumePath, type SplitLists } from './data/datasets.js';

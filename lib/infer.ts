@@ -4,7 +4,10 @@
  *   averaged over overlaps), windows batched natively; an optional Gaussian weighting is an extra.
  * - sliceInference: the ACDC protocol, each slice resized to 256 x 256 with scipy's zoom(order=0) rule,
  *   argmax(softmax), resized back, stacked.
- * Both run off the JS thread, in eval mode and without gradients, and stop when `signal` aborts.
+ * Both run off the JS thread in one native call (windows or slices batched per forward, accumulators
+ * allocated once), in eval mode and without gradients, with BatchNorm folded into the convolutions (a
+ * cached copy of the network), in the requested `precision` (see precision.ts), and stop when `signal`
+ * aborts.
  */
 import { callSite, startNative } from './call.js';
 import { zoomNearest } from './data/augment.js';
@@ -16,6 +19,7 @@ import { Tensor, tensorArg, wrap } from './tensor.js';
 import { checkBool, checkInt, checkIntList, checkObject, typeError } from './validate.js';
 import { ones, zeros } from './create.js';
 import { pad, stack } from './functional.js';
+import { checkPrecision, resolvePrecision, type Precision } from './precision.js';
 
 export interface SlidingWindowOptions {
   patch?: number[];
@@ -23,6 +27,23 @@ export interface SlidingWindowOptions {
   /** Windows per forward pass (default 4). */
   batch?: number;
   gaussian?: boolean;
+  /** Precision of the forwards (default 'float32'); probabilities are accumulated in float32. */
+  precision?: Precision;
+  /** Run the network as a cached copy with BatchNorm folded into the convolutions (default true). */
+  foldBatchNorm?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Options of {@link sliceInference}. */
+export interface SliceInferenceOptions {
+  /** The slice size the network was trained at (default 256 x 256). */
+  size?: [number, number];
+  /** Slices per forward pass (default 8). */
+  batch?: number;
+  /** Precision of the forwards (default 'float32'). */
+  precision?: Precision;
+  /** Run the network as a cached copy with BatchNorm folded into the convolutions (default true). */
+  foldBatchNorm?: boolean;
   signal?: AbortSignal;
 }
 
@@ -54,6 +75,8 @@ export async function slidingWindowInference(network: Network, image: Tensor, op
   if (patch.length !== d || strides.length !== d) throw new RangeError(`${fn}(): 'patch' and 'strides' need ${d} entries for a ${net.kind}`);
   const batch = o.batch === undefined ? 4 : checkInt(fn, 'batch', o.batch, 1, 1024);
   const gaussian = o.gaussian === undefined ? false : checkBool(fn, 'gaussian', o.gaussian);
+  const precision = o.precision === undefined ? 'float32' : resolvePrecision(checkPrecision(fn, o.precision), net.device, fn);
+  const fold = o.foldBatchNorm === undefined ? true : checkBool(fn, 'foldBatchNorm', o.foldBatchNorm);
   const signal = o.signal as AbortSignal | undefined;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw typeError(fn, 'signal', 'an AbortSignal', signal);
   signal?.throwIfAborted();
@@ -62,7 +85,7 @@ export async function slidingWindowInference(network: Network, image: Tensor, op
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return await inEval(net, async () =>
-      wrap(await startNative(() => noGrad(() => native.slidingWindow(net.handle(fn), img, { patch, strides, batch, gaussian }, token)), callSite(slidingWindowInference))),
+      wrap(await startNative(() => noGrad(() => native.slidingWindow(net.handle(fn), img, { patch, strides, batch, gaussian, precision, fold }, token)), callSite(slidingWindowInference))),
     );
   } catch (err) {
     if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(`${fn}(): aborted`);
@@ -82,30 +105,40 @@ export function probabilitiesToLabels(probabilities: Tensor, options?: { thresho
 }
 
 /** The ACDC protocol on a (slices, H, W) volume: labels (slices, H, W), int64. */
-export async function sliceInference(network: Network, volume: Tensor, options?: { size?: [number, number]; signal?: AbortSignal }): Promise<Tensor> {
+export async function sliceInference(network: Network, volume: Tensor, options?: SliceInferenceOptions): Promise<Tensor> {
   const fn = 'sliceInference';
   const net = checkNetwork(fn, network);
   tensorArg(fn, 'volume', volume);
   if (volume.rank !== 3) throw new RangeError(`${fn}(): argument 'volume' must be 3-D (slices, H, W), got shape [${volume.shape.join(', ')}]`);
   const o = checkObject(fn, 'options', options);
   const size = (o.size === undefined ? [256, 256] : checkIntList(fn, 'size', o.size, 1)) as [number, number];
+  const batch = o.batch === undefined ? 8 : checkInt(fn, 'batch', o.batch, 1, 1024);
+  const precision = o.precision === undefined ? 'float32' : resolvePrecision(checkPrecision(fn, o.precision), net.device, fn);
+  const fold = o.foldBatchNorm === undefined ? true : checkBool(fn, 'foldBatchNorm', o.foldBatchNorm);
   const signal = o.signal as AbortSignal | undefined;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw typeError(fn, 'signal', 'an AbortSignal', signal);
+  signal?.throwIfAborted();
   const [, h, w] = volume.shape;
-  return inEval(net, async () => {
-    const slices: Tensor[] = [];
-    try {
-      for (let s = 0; s < volume.shape[0]; s++) {
-        signal?.throwIfAborted();
-        const input = tidy(() => zoomNearest(volume.narrow(0, s, 1), size).unsqueeze(0).to('float32'));
-        const logits = await noGrad(() => net.forward(input));
-        slices.push(tidy(() => zoomNearest(logits.softmax(1).argmax(1), [h, w]).squeeze(0)));
-        dispose([input, logits]);
-      }
-      return stack(slices, 0);
-    } finally {
-      dispose(slices);
-    }
-  });
+  // the whole volume resized at once (the rule is per slice, on the last two axes), one native call for
+  // every slice's forward and argmax, then resized back
+  const input = tidy(() => zoomNearest(volume, size).to('float32'));
+  const token = new native.CancelToken();
+  const onAbort = () => token.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let labels: Tensor | undefined;
+  try {
+    labels = await inEval(net, async () =>
+      wrap(await startNative(() => noGrad(() => native.sliceLabels(net.handle(fn), tensorArg(fn, 'volume', input), batch, precision, fold, token)), callSite(sliceInference))),
+    );
+    const l = labels;
+    return tidy(() => zoomNearest(l, [h, w]));
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(`${fn}(): aborted`);
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    dispose([input, labels]);
+  }
 }
 
 /**

@@ -63,9 +63,14 @@ export function externalMemory(): number {
   return native.externalMemory();
 }
 
-/** What the addon was built against, and which addon file was loaded (a source build or a prebuild). */
-export function buildInfo(): BuildInfo & { addonFile: string; addonKind: 'source build' | 'prebuild' } {
-  return { ...native.buildInfo(), addonFile: addonChoice.file, addonKind: addonChoice.kind };
+/**
+ * What the addon was built against, which addon file was loaded (a source build or a prebuild), and the
+ * CPU features that matter for speed and precision (`cpuFeatures`; `nativeBf16`: what precision 'auto'
+ * picks bfloat16 on).
+ */
+export function buildInfo(): BuildInfo & { addonFile: string; addonKind: 'source build' | 'prebuild'; cpuFeatures: string[]; nativeBf16: boolean } {
+  const cpu = native.cpuFeatures();
+  return { ...native.buildInfo(), addonFile: addonChoice.file, addonKind: addonChoice.kind, cpuFeatures: cpu.features, nativeBf16: cpu.nativeBf16 };
 }
 
 export const cuda = {

@@ -259,7 +259,7 @@ test('fused ops name the bad argument', (t) => {
     });
     t.throws(() => ops.regionWeightedCeDice(logits, randint([2, 6, 5], 0, 3)), { message: /argument 'target' must have shape \[2, 6, 6\], got \[2, 6, 5\]/ });
     t.throws(() => ops.regionWeightedCeDice(logits, lbl, { weights: zeros([2, 6]) }), { message: /argument 'weights' must have shape \[2, 6, 6\]/ });
-    t.throws(() => ops.regionWeightedCeDice(logits.to('int32'), lbl), { message: /argument 'input' must be float32 or float64/ });
+    t.throws(() => ops.regionWeightedCeDice(logits.to('int32'), lbl), { message: /argument 'input' must be float32, float64, float16 or bfloat16, got Int/ });
     t.throws(() => ops.regionWeightedCeDice(randn([2, 3, 6]), randint([2, 6], 0, 3)), { message: /argument 'input' must be \(N, C, H, W\) or \(N, C, D, H, W\), got shape \[2, 3, 6\]/ });
     t.throws(() => ops.regionWeightedCeDice(logits, lbl, { dice: 'cubic' as 'linear' }), { message: /argument 'dice' must be one of/ });
     t.throws(() => ops.regionWeightedCeDice(logits, lbl, { smooth: -1 }), { message: /argument 'smooth' must be a number >= 0/ });

@@ -27,6 +27,8 @@ at::Tensor slidingWindow(nets::Network& net, const at::Tensor& image, const Slid
   TORCH_CHECK(image.dim() == d || image.dim() == d + 1, "slidingWindow(): 'image' must be ", d, "-D or ", d + 1,
               "-D (channels first), got shape ", image.sizes());
   c10::NoGradGuard noGrad;
+  const std::shared_ptr<nets::Network> folded = o.fold ? net.inferenceNetwork() : nullptr;
+  nets::Network& model = folded ? *folded : net;
   at::Tensor x = (image.dim() == d ? image.unsqueeze(0) : image).to(net.device(), net.dtype());
   // zero padding up to the patch, (pad // 2, pad - pad // 2) per axis
   std::vector<int64_t> pad(2 * d, 0), lo(d, 0), size(d);
@@ -72,8 +74,12 @@ at::Tensor slidingWindow(nets::Network& net, const at::Tensor& image, const Slid
     std::vector<int64_t> ones(o.patch);
     weight = at::ones(ones, padded.options());
   }
-  at::Tensor score;
+  // accumulators allocated once, in the network's dtype
+  std::vector<int64_t> scoreShape{net.outChannels()};
+  scoreShape.insert(scoreShape.end(), full.begin(), full.end());
+  at::Tensor score = at::zeros(scoreShape, padded.options());
   at::Tensor count = at::zeros(full, padded.options());
+  nets::AutocastScope autocast(model.device().type(), o.autocast);
   for (size_t first = 0; first < starts.size(); first += o.batch) {
     TORCH_CHECK(!(cancel && cancel->load()), "slidingWindow(): cancelled");
     const size_t last = std::min(starts.size(), first + static_cast<size_t>(o.batch));
@@ -83,20 +89,20 @@ at::Tensor slidingWindow(nets::Network& net, const at::Tensor& image, const Slid
       for (int64_t k = 0; k < d; ++k) win = win.narrow(1 + k, starts[w][k], o.patch[k]);
       windows.push_back(win);
     }
-    at::Tensor probs = at::softmax(net.forward(at::stack(windows, 0)), 1);
-    if (!score.defined()) {
-      std::vector<int64_t> shape{probs.size(1)};
-      shape.insert(shape.end(), full.begin(), full.end());
-      score = at::zeros(shape, probs.options());
-    }
+    at::Tensor probs = at::softmax(model.forward(at::stack(windows, 0)), 1, padded.scalar_type());
     for (size_t w = first; w < last; ++w) {
       at::Tensor s = score, c = count;
       for (int64_t k = 0; k < d; ++k) {
         s = s.narrow(1 + k, starts[w][k], o.patch[k]);
         c = c.narrow(k, starts[w][k], o.patch[k]);
       }
-      s.add_(probs[static_cast<int64_t>(w - first)] * weight);
-      c.add_(weight);
+      if (o.gaussian) {
+        s.add_(probs[static_cast<int64_t>(w - first)] * weight);
+        c.add_(weight);
+      } else {
+        s.add_(probs[static_cast<int64_t>(w - first)]);
+        c.add_(1);
+      }
     }
   }
   at::Tensor out = score / count.unsqueeze(0);

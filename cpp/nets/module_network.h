@@ -2,6 +2,7 @@
 // (Derived adds kind(), sizes and optionsJson()). Included only by the network .cpp files (torch::nn).
 #pragma once
 
+#include "nets/fold_bn.h"
 #include "nets/network.h"
 
 #include <torch/nn/module.h>
@@ -24,7 +25,10 @@ class ModuleNetwork : public Network {
     checkInput(x, "forwardFeatures");
     return module_->forwardFeatures(prepareInput(x));
   }
-  void setTraining(bool on) override { module_->train(on); }
+  void setTraining(bool on) override {
+    if (on) dropInferenceNetwork();
+    module_->train(on);
+  }
   bool isTraining() const override { return module_->is_training(); }
   NamedTensors namedParameters() const override { return flatten(module_->named_parameters(true)); }
   NamedTensors namedBuffers() const override { return flatten(module_->named_buffers(true)); }
@@ -55,6 +59,7 @@ class ModuleNetwork : public Network {
   int64_t outChannels() const override { return options_.outChannels; }
 
  protected:
+  int64_t foldBatchNormInPlace() override { return foldBatchNorm(*module_); }
   static NamedTensors flatten(const torch::OrderedDict<std::string, at::Tensor>& dict) {
     NamedTensors out;
     out.reserve(dict.size());

@@ -7,6 +7,7 @@
 #include <c10/core/ScalarType.h>
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -73,8 +74,22 @@ class Network {
   // Input checks shared by every network: rank, channels, dtype, device, sizes.
   void checkInput(const at::Tensor& x, const char* fn) const;
 
+  // Inference (nets/fold_bn.cpp): an eval-mode copy with every BatchNorm folded into the convolution
+  // before it, channels-last for 2-D networks, built on first use and rebuilt when a weight, buffer,
+  // device, dtype or layout of this network changed (tensor version counters); null when this network
+  // is training or has nothing to fold. Thread-safe.
+  std::shared_ptr<Network> inferenceNetwork();
+  // Frees that copy (train() calls it).
+  void dropInferenceNetwork();
+
+ protected:
+  // Folds BatchNorm layers into the preceding convolutions of this (copy's) module tree; how many.
+  virtual int64_t foldBatchNormInPlace() { return 0; }
+
  private:
   bool channelsLast_ = false;
+  std::shared_ptr<struct InferenceCache> inference_;  // created on first use (fold_bn.cpp)
+  std::shared_ptr<std::mutex> inferenceMutex_ = std::make_shared<std::mutex>();
 };
 
 // Autocast (mixed precision) for the current thread while alive: float16 / bfloat16 on CUDA, bfloat16 on

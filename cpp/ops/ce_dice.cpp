@@ -58,7 +58,7 @@ at::Tensor regionWeightedCeDiceComposite(const at::Tensor& logits, const at::Ten
                                          double smooth, bool includeBackground) {
   auto [cs, ce] = opHandle<CeDiceStatsSig>("semiseg::_ce_dice_stats").call(logits, target, weights, squared, perSample);
   const CeDiceConfig c{squared, perSample, includeBackground, weights.has_value(), smooth};
-  return ceDiceLossFromStats(cs, ce, c).to(logits.scalar_type());
+  return ceDiceLossFromStats(cs, ce, c).to(ceDiceLossType(logits.scalar_type()));
 }
 }  // namespace
 

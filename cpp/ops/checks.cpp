@@ -18,9 +18,9 @@ void checkScores(const char* op, const char* name, const at::Tensor& t) {
   TORCH_CHECK(t.dim() == 4 || t.dim() == 5, op, "(): argument '", name,
               "' must be (N, C, H, W) or (N, C, D, H, W), got shape ", t.sizes());
   const auto dt = t.scalar_type();
-  const bool half = dt == at::kHalf || dt == at::kBFloat16;
-  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble || (half && t.is_cuda()), op, "(): argument '", name,
-              "' must be float32 or float64 (float16 and bfloat16 on CUDA), got ", dt, " on ", t.device());
+  // float16 / bfloat16 (mixed precision) are read in float32 and accumulated in float32
+  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble || dt == at::kHalf || dt == at::kBFloat16, op, "(): argument '",
+              name, "' must be float32, float64, float16 or bfloat16, got ", dt, " on ", t.device());
 }
 
 void checkLike(const char* op, const char* name, const at::Tensor& t, const char* refName, const at::Tensor& ref) {

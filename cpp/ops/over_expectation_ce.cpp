@@ -14,8 +14,10 @@
 namespace semiseg::ops {
 
 OeOutputs overExpectationFromStats(const at::Tensor& stats, const at::Tensor& classStats, at::ScalarType dtype) {
-  return {(stats[0] / at::clamp_min(stats[1], 1)).to(dtype), stats[1], classStats[0] / at::clamp_min(classStats[1], 1),
-          classStats[1]};
+  // float16 / bfloat16 logits (mixed precision) give a float32 loss, as the fused CE + Dice does
+  const at::ScalarType lossType = dtype == at::kHalf || dtype == at::kBFloat16 ? at::kFloat : dtype;
+  return {(stats[0] / at::clamp_min(stats[1], 1)).to(lossType), stats[1],
+          classStats[0] / at::clamp_min(classStats[1], 1), classStats[1]};
 }
 
 at::Tensor expectationsAcc(const at::Tensor& logits, const at::Tensor& expectations) {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { MetricsTable } from '../metrics.js';
 import { evaluateCheckpoint } from './evaluation.js';
 import { UsageError } from './options.js';
+import { PRECISION_HELP, precisionOption } from './precision.js';
 
 export function formatTable(table: MetricsTable, names: Record<number, string>): string {
   const s = table.summary();
@@ -26,8 +27,9 @@ export function registerEvaluate(program: Command): void {
     .option('--split <name>', 'val or test', 'test')
     .option('--out <prefix>', 'write <prefix>.json and <prefix>.csv (default <checkpoint>.<split>)')
     .option('--json', 'print the result as JSON')
+    .option('--precision <p>', PRECISION_HELP, 'float32')
     .option('--overlays <dir>', 'also write one picture per case, <dir>/<case>.png (image | reference | prediction on a few slices)')
-    .action(async (opts: { checkpoint: string; data: string; split: string; out?: string; json?: boolean; overlays?: string }) => {
+    .action(async (opts: { checkpoint: string; data: string; split: string; out?: string; json?: boolean; overlays?: string; precision: string }) => {
       if (opts.split !== 'val' && opts.split !== 'test') throw new UsageError(`--split: expected val or test, got '${opts.split}'`);
       const { table, summary, info, prefix } = await evaluateCheckpoint({
         checkpoint: opts.checkpoint,
@@ -35,6 +37,12 @@ export function registerEvaluate(program: Command): void {
         split: opts.split,
         out: opts.out,
         overlays: opts.overlays,
+        prepare: (net, settings) => {
+          const precision = precisionOption(opts.precision, net.device);
+          settings.precision = precision.chosen;
+          if (!opts.json && precision.requested === 'auto') process.stderr.write(`precision: ${precision.chosen} (auto)\n`);
+          return { precision: settings.precision };
+        },
         onVolume: (id, done, total) => {
           if (!opts.json) process.stderr.write(`\revaluating ${done}/${total} (${id})\x1b[K`);
         },

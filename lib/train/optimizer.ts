@@ -7,6 +7,7 @@ import { native, type NativeOptimizerHandle, type NativeTensorHandle } from '../
 import { Network } from '../nets/network.js';
 import { Tensor } from '../tensor.js';
 import type { ProcessGroup } from '../dist.js';
+import type { GradScaler } from './grad-scaler.js';
 import { checkBool, checkFinite, checkInt, checkObject, rangeError, typeError } from '../validate.js';
 
 export interface SGDOptions {
@@ -83,6 +84,8 @@ export class Optimizer {
   readonly native: NativeOptimizerHandle;
   /** The process group whose gradient all-reduce is attached (ProcessGroup.attach), if any. */
   group?: ProcessGroup;
+  /** Loss scaling for float16 training (the trainers' optimizeStep uses it when set). */
+  scaler?: GradScaler;
   readonly kind: 'sgd' | 'adam';
 
   private constructor(kind: 'sgd' | 'adam', params: unknown, options: unknown) {

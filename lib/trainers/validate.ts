@@ -11,6 +11,7 @@ import { dispose, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
 import type { Volume } from './data.js';
 import { meanSliceLabels, meanWindowProbabilities } from './ensemble.js';
+import type { Precision } from '../precision.js';
 
 export interface InferenceSettings {
   /** 2-D: the slice size the network was trained at; 3-D: the patch. */
@@ -24,6 +25,8 @@ export interface InferenceSettings {
    * taken (Co-DA's coda.inference = 'mean', spec 3.7); float32.
    */
   ensemble?: Network[];
+  /** Precision of the inference forwards (default 'float32'; see precision.ts). */
+  precision?: Precision;
 }
 
 /** The sliding-window strides of `s`: its own, or the LA protocol's 18, 18, 4 (at most the patch). */
@@ -33,10 +36,11 @@ export function windowStrides(s: InferenceSettings): number[] {
 
 /** Label map of one volume. */
 export async function predictVolume(net: Network, image: Tensor, s: InferenceSettings, signal?: AbortSignal): Promise<Tensor> {
+  const precision = s.precision ?? 'float32';
   const nets = [net, ...(s.ensemble ?? [])];
   if (net.kind === 'UNet2D' && nets.length > 1) return meanSliceLabels(nets, image, s.size, signal);
-  if (net.kind === 'UNet2D') return sliceInference(net, image, { size: s.size as [number, number], signal });
-  const probs = nets.length > 1 ? await meanWindowProbabilities(nets, image, { patch: s.size, strides: windowStrides(s), signal }) : await slidingWindowInference(net, image, { patch: s.size, strides: windowStrides(s), signal });
+  if (net.kind === 'UNet2D') return sliceInference(net, image, { size: s.size as [number, number], precision, signal });
+  const probs = nets.length > 1 ? await meanWindowProbabilities(nets, image, { patch: s.size, strides: windowStrides(s), signal }) : await slidingWindowInference(net, image, { patch: s.size, strides: windowStrides(s), precision, signal });
   try {
     return tidy(() => {
       const labels = s.classes === 2 ? probabilitiesToLabels(probs) : probs.argmax(0);

@@ -26,7 +26,7 @@ class CeDiceFunction : public torch::autograd::Function<CeDiceFunction> {
     ctx->saved_data["perSample"] = perSample;
     ctx->saved_data["smooth"] = smooth;
     ctx->saved_data["includeBackground"] = includeBackground;
-    return ceDiceLossFromStats(cs, ce, c).to(logits.scalar_type());
+    return ceDiceLossFromStats(cs, ce, c).to(ceDiceLossType(logits.scalar_type()));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {

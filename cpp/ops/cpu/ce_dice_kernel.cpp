@@ -19,7 +19,7 @@ std::tuple<at::Tensor, at::Tensor> ceDiceStats(const at::Tensor& logitsIn, const
   const int64_t G = perSample ? N : 1, width = G * 3 * C + 2;
   at::Tensor classStats = at::zeros({G, 3, C}, x.options().dtype(accType(x.scalar_type())));
   at::Tensor ceStats = at::zeros({2}, classStats.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "_ce_dice_stats", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_ce_dice_stats", [&] {
     using A = Acc<scalar_t>;
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* wp = w.defined() ? w.data_ptr<scalar_t>() : nullptr;
@@ -64,7 +64,7 @@ at::Tensor ceDiceBackward(const at::Tensor& logitsIn, const at::Tensor& targetIn
   const int64_t N = x.size(0), C = x.size(1), P = x.numel() / std::max<int64_t>(1, N * C);
   const at::Tensor coeffs = coeffsIn.to(at::kCPU, accType(x.scalar_type())).contiguous();
   at::Tensor grad = at::empty_like(x);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "_ce_dice_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_ce_dice_backward", [&] {
     using A = Acc<scalar_t>;
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* wp = w.defined() ? w.data_ptr<scalar_t>() : nullptr;

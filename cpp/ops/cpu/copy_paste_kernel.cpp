@@ -54,7 +54,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   at::Tensor mixIn = at::empty(imgShape, l.options()), mixOut = at::empty(imgShape, l.options());
   at::Tensor tIn = at::empty(lblShape, y.options()), tOut = at::empty(lblShape, y.options());
   at::Tensor wIn = at::empty(lblShape, l.options()), wOut = at::empty(lblShape, l.options());
-  AT_DISPATCH_FLOATING_TYPES(l.scalar_type(), "bidirectional_copy_paste", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, l.scalar_type(), "bidirectional_copy_paste", [&] {
     const scalar_t *lp = l.data_ptr<scalar_t>(), *up = u.data_ptr<scalar_t>();
     const int64_t *yp = y.data_ptr<int64_t>(), *pp = py.data_ptr<int64_t>();
     scalar_t *mi = mixIn.data_ptr<scalar_t>(), *mo = mixOut.data_ptr<scalar_t>();
@@ -92,7 +92,7 @@ std::tuple<at::Tensor, at::Tensor> copyPasteBackward(const at::Tensor& gradInArg
   auto shape = gi.sizes().vec();
   shape[0] = N;
   at::Tensor gl = at::empty(shape, gi.options()), gu = at::empty(shape, gi.options());
-  AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "bidirectional_copy_paste_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gi.scalar_type(), "bidirectional_copy_paste_backward", [&] {
     const scalar_t *gip = gi.data_ptr<scalar_t>(), *gop = go.data_ptr<scalar_t>();
     scalar_t *glp = gl.data_ptr<scalar_t>(), *gup = gu.data_ptr<scalar_t>();
     at::parallel_for(0, N * rows, std::max<int64_t>(1, 4096 / W), [&](int64_t b, int64_t e) {

@@ -37,7 +37,7 @@ at::Tensor marginalAlign(const at::Tensor& probsIn, const at::Tensor& ratio) {
   const at::Tensor p = probsIn.contiguous();
   at::Tensor q = at::empty_like(p);
   const int64_t N = p.size(0), C = p.size(1), P = p.numel() / std::max<int64_t>(1, N * C);
-  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "_marginal_align", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.scalar_type(), "_marginal_align", [&] {
     using A = Acc<scalar_t>;
     const scalar_t* pp = p.data_ptr<scalar_t>();
     scalar_t* qp = q.data_ptr<scalar_t>();
@@ -55,7 +55,7 @@ at::Tensor marginalAlignBackward(const at::Tensor& gradIn, const at::Tensor& pro
   const at::Tensor p = probsIn.contiguous(), g = gradIn.contiguous();
   at::Tensor out = at::empty_like(p);
   const int64_t N = p.size(0), C = p.size(1), P = p.numel() / std::max<int64_t>(1, N * C);
-  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "_marginal_align_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.scalar_type(), "_marginal_align_backward", [&] {
     using A = Acc<scalar_t>;
     const scalar_t *pp = p.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
@@ -84,7 +84,7 @@ std::tuple<at::Tensor, at::Tensor> classMarginalSums(const at::Tensor& probsIn,
   const int64_t N = p.size(0), C = p.size(1), P = p.numel() / std::max<int64_t>(1, N * C);
   at::Tensor sums = at::zeros({C}, p.options().dtype(accType(p.scalar_type())));
   at::Tensor count = at::zeros({}, sums.options());
-  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "_class_marginal_sums", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.scalar_type(), "_class_marginal_sums", [&] {
     using A = Acc<scalar_t>;
     const scalar_t* pp = p.data_ptr<scalar_t>();
     const bool* mp = mask.defined() ? mask.data_ptr<bool>() : nullptr;

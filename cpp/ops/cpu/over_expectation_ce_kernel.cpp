@@ -50,7 +50,7 @@ std::tuple<at::Tensor, at::Tensor> oeStats(const at::Tensor& logitsIn, const at:
   const auto acc = accType(x.scalar_type());
   const at::Tensor expect = expectIn.to(at::kCPU, acc).contiguous();
   at::Tensor stats = at::zeros({2}, x.options().dtype(acc)), classStats = at::zeros({2, C}, stats.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "_over_expectation_ce_stats", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_over_expectation_ce_stats", [&] {
     using A = Acc<scalar_t>;
     const scalar_t *xp = x.data_ptr<scalar_t>(), *qp = q.data_ptr<scalar_t>();
     const A* ep = expect.data_ptr<A>();
@@ -87,7 +87,7 @@ at::Tensor oeBackward(const at::Tensor& logitsIn, const at::Tensor& alignedIn, c
   const auto acc = accType(x.scalar_type());
   const at::Tensor expect = expectIn.to(at::kCPU, acc).contiguous();
   at::Tensor grad = at::empty_like(x);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "_over_expectation_ce_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "_over_expectation_ce_backward", [&] {
     using A = Acc<scalar_t>;
     const scalar_t *xp = x.data_ptr<scalar_t>(), *qp = q.data_ptr<scalar_t>();
     const A* ep = expect.data_ptr<A>();

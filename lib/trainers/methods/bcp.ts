@@ -18,6 +18,7 @@ import type { Optimizer } from '../../train/optimizer.js';
 import { prng } from '../../demo/synthetic.js';
 import type { TrainConfig } from '../recipes.js';
 import { Bag, makeNetwork, optimizeStep, setMode, sgd, type MethodRuntime } from './common.js';
+import { forwardOptions } from './precision.js';
 
 /** A box of floor(ratio * side) on every spatial side at a uniform position in [0, side - size). */
 export function randomBox(spatial: number[], ratio: number, rand: () => number): Box {
@@ -50,14 +51,17 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
   const loss = (logits: Tensor, target: Tensor, weights: Tensor) =>
     regionWeightedCeDice(logits, target, { weights, dice: c.dice.squared ? 'squared' : 'linear', perSample: c.dice.perSample, smooth: c.dice.smooth, includeBackground: c.dice.includeBackground });
   const boxFor = (x: Tensor, it: number, stage: number) => bcpBox(c, x.shape.slice(2), it, stage);
+  // mixed precision (c.precision): autocast forwards; the fused loss reads bfloat16 / float16 logits and
+  // sums in float32
+  const fwd = forwardOptions(c);
 
   // Teacher pseudo-labels of the unlabeled images, largest component kept per foreground class.
   async function pseudoLabels(u: Tensor): Promise<Tensor> {
     setMode(teacher, c.teacherMode);
-    const logits = await noGrad(() => teacher.forward(u));
+    const logits = await noGrad(() => teacher.forward(u, fwd));
     try {
       return tidy(() => {
-        const p = logits.softmax(1);
+        const p = logits.to('float32').softmax(1);
         const labels = dims === 2 ? p.argmax(1) : p.narrow(1, 1, 1).squeeze(1).ge(c.threshold).to('int64');
         if (!c.largestComponent) return labels;
         const classes = Array.from({ length: c.classes - 1 }, (_, i) => i + 1);
@@ -89,7 +93,7 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
             const m = bidirectionalCopyPaste(a, ya, b, yb, boxFor(a, it, 0), { alpha: 1, pairing: 'same' });
             Object.values(m).forEach((t) => bag.add(t));
             student.train();
-            const logits = bag.add(await student.forward(m.mixedOut));
+            const logits = bag.add(await student.forward(m.mixedOut, fwd));
             const l = bag.add(loss(logits, m.targetOut, m.weightOut));
             const value = await optimizeStep(optimizer, l, it);
             return { loss: value, parts: { mix: value } };
@@ -126,8 +130,8 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
             const m = bidirectionalCopyPaste(l, y, u, plab, boxFor(l, it, 1), { alpha: c.alpha, pairing: c.pairing });
             Object.values(m).forEach((t) => bag.add(t));
             student.train();
-            const outIn = bag.add(await student.forward(m.mixedIn));
-            const outOut = bag.add(await student.forward(m.mixedOut));
+            const outIn = bag.add(await student.forward(m.mixedIn, fwd));
+            const outOut = bag.add(await student.forward(m.mixedOut, fwd));
             const lin = bag.add(loss(outIn, m.targetIn, m.weightIn));
             const lout = bag.add(loss(outOut, m.targetOut, m.weightOut));
             const total = bag.add(lin.add(lout));

@@ -15,6 +15,7 @@ import type { Tensor } from '../../tensor.js';
 import type { ProcessGroup } from '../../dist.js';
 import type { TrainConfig } from '../recipes.js';
 import { Bag, makeNetwork, optimizeStep, rampup, sgd, type MethodRuntime } from './common.js';
+import { float32, forwardOptions } from './precision.js';
 
 interface Ema {
   labeled: number[] | null;
@@ -38,6 +39,7 @@ export function coda(c: TrainConfig, inChannels: number): MethodRuntime {
   const net2 = make(); // drawn after net1 from the same generator: a different initialisation
   const optimizer = sgd([{ params: net1 }, { params: net2 }], c);
   const L = c.labeledBatch;
+  const fwd = forwardOptions(c);
   const C = c.classes;
   const ema: [Ema, Ema] = [
     { labeled: null, unlabeled: null, expectation: null },
@@ -113,7 +115,8 @@ export function coda(c: TrainConfig, inChannels: number): MethodRuntime {
             const B = batch.images.shape[0];
             const y = bag.add(batch.labels.narrow(0, 0, L));
             nets2.forEach((n) => n.train());
-            const logits = [bag.add(await net1.forward(batch.images)), bag.add(await net2.forward(batch.images))];
+            // mixed precision (c.precision): autocast forwards, every loss on float32 logits
+            const logits = [float32(bag, bag.add(await net1.forward(batch.images, fwd))), float32(bag, bag.add(await net2.forward(batch.images, fwd)))];
             const sup = logits.map((lg) => bag.add(ceDiceLoss(bag.add(lg.narrow(0, 0, L)), y, c.dice)));
             const probs = noGrad(() => logits.map((lg) => bag.add(bag.add(lg.detach()).softmax(1))));
             const [pl1, pu1, pl2, pu2] = await marginals(probs, bag);

@@ -10,6 +10,7 @@ import { Adam, SGD, type Optimizer } from '../../train/optimizer.js';
 import type { TrainData, Volume } from '../data.js';
 import type { TrainConfig } from '../recipes.js';
 import type { InferenceSettings, ValidationResult } from '../validate.js';
+import { withLossScaling } from './precision.js';
 
 export interface StepResult {
   loss: number;
@@ -73,12 +74,12 @@ export function rampup(iteration: number, lambda: number, length: number): numbe
 }
 
 export function sgd(params: Network | { params: Network | Tensor[] }[], c: TrainConfig): Optimizer {
-  return SGD(params as Network, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov });
+  return withLossScaling(SGD(params as Network, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov }), c);
 }
 
 /** The recipe's optimizer: SGD (momentum, weight decay) or Adam (betas, weight decay). */
 export function makeOptimizer(params: Network | { params: Network | Tensor[] }[], c: TrainConfig): Optimizer {
-  if (c.optimizer === 'adam') return Adam(params as Network, { lr: c.lr, betas: c.betas, weightDecay: c.weightDecay });
+  if (c.optimizer === 'adam') return withLossScaling(Adam(params as Network, { lr: c.lr, betas: c.betas, weightDecay: c.weightDecay }), c);
   return sgd(params, c);
 }
 
@@ -104,6 +105,10 @@ export async function optimizeStep(optimizer: Optimizer, loss: Tensor, it: numbe
       throw new Error(`the loss is not finite on ${bad} of ${group.worldSize} rank(s) at iteration ${it} (this rank: ${value}); the weights were not updated`);
   } else {
     value = finiteLoss(loss, it);
+  }
+  if (optimizer.scaler) {
+    await optimizer.scaler.step(optimizer, loss);
+    return value;
   }
   optimizer.zeroGrad();
   await loss.backwardAsync();

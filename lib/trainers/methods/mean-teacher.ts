@@ -10,12 +10,14 @@ import { tidy } from '../../scope.js';
 import { emaUpdate } from '../../train/ema.js';
 import type { TrainConfig } from '../recipes.js';
 import { Bag, makeNetwork, optimizeStep, rampup, setMode, sgd, type MethodRuntime } from './common.js';
+import { float32, forwardOptions } from './precision.js';
 
 export function meanTeacher(c: TrainConfig, inChannels: number): MethodRuntime {
   const student = makeNetwork(c, inChannels);
   const teacher = student.clone();
   const optimizer = sgd(student, c);
   const L = c.labeledBatch;
+  const fwd = forwardOptions(c); // mixed precision (c.precision): autocast forwards, losses on float32 logits
   return {
     networks: { student, teacher },
     main: 'student',
@@ -34,9 +36,9 @@ export function meanTeacher(c: TrainConfig, inChannels: number): MethodRuntime {
             const noise = bag.add(tidy(() => randn(u.shape, { device: u.device }).mul(0.1).clamp(-0.2, 0.2)));
             const teacherIn = bag.add(u.add(noise));
             student.train();
-            const logits = bag.add(await student.forward(batch.images));
+            const logits = float32(bag, bag.add(await student.forward(batch.images, fwd)));
             setMode(teacher, c.teacherMode);
-            const teacherLogits = bag.add(await noGrad(() => teacher.forward(teacherIn)));
+            const teacherLogits = float32(bag, bag.add(await noGrad(() => teacher.forward(teacherIn, fwd))));
             const sup = bag.add(ceDiceLoss(bag.add(logits.narrow(0, 0, L)), bag.add(batch.labels.narrow(0, 0, L)), c.dice));
             const w = it - 1 < c.consistencyStart ? 0 : rampup(it - 1, c.consistency, c.rampup);
             const cons = bag.add(softmaxMse(bag.add(logits.narrow(0, L, B - L)), teacherLogits));
