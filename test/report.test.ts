@@ -119,8 +119,9 @@ browserTest('report: one file that renders with the network disabled, every char
   const images = await decodedImages(page);
   t.is(images.length, 2 * 3, 'best, median and worst case of each method');
   for (const im of images) t.is(im.width, 100);
-  t.is(await page.locator('#comparison tbody tr').count(), 2);
-  t.regex(await page.locator('#comparison tbody tr').first().innerText(), /Supervised \(labeled only\)\s+supervised-acdc\s+8 items\s+1/);
+  t.is(await page.locator('#comparison tbody tr').count(), 2 * 4, 'per method: RV, Myo, LV and the mean');
+  t.regex(await page.locator('#comparison tbody tr').first().innerText(), /^Supervised \(labeled only\)\s+supervised-acdc\s+8 items\s+1\s+RV\s+\d+\.\d\d ± \d+\.\d\d/);
+  t.regex(await page.locator('#comparison tbody tr').nth(3).innerText(), /^mean\s+\d+\.\d\d ± /);
   t.deepEqual(errors, []);
   const shot = join(screenshotDir(), 'report.png');
   await page.screenshot({ path: shot, fullPage: true });

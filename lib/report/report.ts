@@ -268,20 +268,25 @@ function tableHtml(rows: TableRow[], classNames: string[] | null): string {
   const cname = (c: string) => (c === 'mean' ? 'mean' : (classNames?.[Number(c) - 1] ?? `class ${c}`));
   const cols = [...classes, 'mean'];
   const heads = { dice: 'Dice %', jaccard: 'Jaccard %', hd95: '95HD (voxels)', asd: 'ASD (voxels)' };
-  const head1 = `<tr><th rowspan="2">method</th><th rowspan="2">recipe</th><th rowspan="2">labeled</th><th rowspan="2">runs</th>${METRICS.map((m) => `<th colspan="${cols.length}">${heads[m]}</th>`).join('')}<th rowspan="2">iterations</th><th rowspan="2">wall time</th></tr>`;
-  const head2 = `<tr>${METRICS.map(() => cols.map((c) => `<th>${escapeHtml(cname(c))}</th>`).join('')).join('')}</tr>`;
+  // the papers' layout: one block per method, a row per class and the mean, the four metrics as columns
+  const head = `<tr><th>method</th><th>recipe</th><th>labeled</th><th>runs</th><th>class</th>${METRICS.map((m) => `<th>${heads[m]}</th>`).join('')}<th>iterations</th><th>wall time</th></tr>`;
+  const span = `rowspan="${cols.length}"`;
   const body = rows
-    .map(
-      (r) =>
-        `<tr><td>${escapeHtml(r.label)}</td><td>${escapeHtml(r.recipe)}</td><td>${escapeHtml(r.share ?? '–')}</td><td>${r.runs}${r.runs > 1 ? ' seeds' : ''}</td>${METRICS.map((m) =>
-          cols.map((c) => `<td class="cell" data-metric="${m}" data-class="${c}">${r.cells[c] ? formatCell(m, r.cells[c][m]) : '–'}</td>`).join(''),
-        ).join('')}<td>${escapeHtml(r.iterations)}</td><td>${duration(r.seconds)}</td></tr>`,
+    .map((r) =>
+      cols
+        .map((c, k) => {
+          const lead = k === 0 ? `<td ${span}>${escapeHtml(r.label)}</td><td ${span}>${escapeHtml(r.recipe)}</td><td ${span}>${escapeHtml(r.share ?? '–')}</td><td ${span}>${r.runs}${r.runs > 1 ? ' seeds' : ''}</td>` : '';
+          const tail = k === 0 ? `<td ${span}>${escapeHtml(r.iterations)}</td><td ${span}>${duration(r.seconds)}</td>` : '';
+          const cells = METRICS.map((m) => `<td class="cell" data-metric="${m}" data-class="${c}">${r.cells[c] ? formatCell(m, r.cells[c][m]) : '–'}</td>`).join('');
+          return `<tr class="${c === 'mean' ? 'mean' : 'class'}${k === 0 ? ' first' : ''}">${lead}<td>${escapeHtml(cname(c))}</td>${cells}${tail}</tr>`;
+        })
+        .join('\n'),
     )
     .join('\n');
   const spread = rows.some((r) => r.spread === 'seeds')
     ? 'mean ± std over seeds (rows with several runs: the std of the runs\' means) or over cases (one run)'
     : 'mean ± std over cases';
-  return `<div class="table-wrap"><table id="comparison"><thead>${head1}${head2}</thead><tbody>${body}</tbody></table></div>
+  return `<div class="table-wrap"><table id="comparison"><thead>${head}</thead><tbody>${body}</tbody></table></div>
 <p class="note">Best checkpoint of each run, on the ${escapeHtml([...new Set(rows.map((r) => r.split))].join(' / '))} split (${rows[0].cases} cases); ${spread}. Dice and Jaccard in %, 95HD and ASD in voxels (lower is better). The same numbers as <code>semiseg evaluate</code>.</p>`;
 }
 
