@@ -9,7 +9,8 @@
   enhanced <folder> <out.dcm>      one Enhanced MR multi-frame file of the series, frames shuffled, per-frame positions
                                    and a per-frame rescale; prints JSON of the frames' rescale
   seg <file>                       JSON of a SEG as pydicom reads it (segments, per-frame references, pixel array)
-  nifti <file>                     JSON of a NIfTI file as nibabel reads it (sform, qform, codes, shape, data)
+  nifti <file> <out.i64>           JSON of a NIfTI file as nibabel reads it (sform, qform, codes, shape); its data
+                                   as int64 (C order) into <out.i64>
 """
 
 import base64
@@ -225,7 +226,7 @@ def seg(path):
     }))
 
 
-def nifti(path):
+def nifti(path, out):
     import nibabel as nib
 
     img = nib.load(path)
@@ -236,8 +237,8 @@ def nifti(path):
         'qform': img.get_qform().tolist(),
         'codes': [int(img.header['sform_code']), int(img.header['qform_code'])],
         'zooms': [float(z) for z in img.header.get_zooms()],
-        'data': base64.b64encode(np.ascontiguousarray(data).astype(np.int64).tobytes()).decode(),
     }))
+    np.ascontiguousarray(data).astype(np.int64).tofile(out)
 
 
 if __name__ == '__main__':

@@ -515,15 +515,24 @@ async function buildSeries(parsed: ParsedFile[], label: string, options: DicomRe
   else step = normal.map((x) => x * (first.spacingBetweenSlices ?? first.sliceThickness ?? 1));
   const gap = Math.hypot(...step);
   const tol = options.positionTolerance ?? Math.max(0.01, 0.01 * gap);
+  const name = (fr: Frame) => `'${fr.ref.source}'${fr.ref.frameNumber ? ` frame ${fr.ref.frameNumber}` : ''}`;
+  if (K > 2) {
+    const gaps = sorted.slice(1).map((_, m) => where[order[m + 1]] - where[order[m]]);
+    const median = [...gaps].sort((a, b) => a - b)[gaps.length >> 1];
+    let worst = 0;
+    gaps.forEach((g, m) => {
+      if (Math.abs(g - median) > Math.abs(gaps[worst] - median)) worst = m;
+    });
+    if (Math.abs(gaps[worst] - median) > tol)
+      throw new Error(
+        `${FN}(): inconsistent slice spacing: ${name(sorted[worst])} and ${name(sorted[worst + 1])} are ${gaps[worst].toFixed(3)} mm apart where the other slices are ${median.toFixed(3)} mm (gaps range from ${Math.min(...gaps).toFixed(3)} to ${Math.max(...gaps).toFixed(3)} mm; missing slices?)`,
+      );
+  }
   for (let k = 1; k < K - 1; k++) {
     const expected = p0.map((x, n) => x + k * step[n]);
     const off = Math.hypot(...sorted[k].ref.position.map((x, n) => x - expected[n]));
-    if (off > tol) {
-      const gaps = sorted.slice(1).map((fr, m) => where[order[m + 1]] - where[order[m]]);
-      throw new Error(
-        `${FN}(): inconsistent slice spacing: '${sorted[k].ref.source}' lies ${off.toFixed(3)} mm from where an even spacing of ${gap.toFixed(3)} mm puts slice ${k} (gaps between slices range from ${Math.min(...gaps).toFixed(3)} to ${Math.max(...gaps).toFixed(3)} mm; missing slices?)`,
-      );
-    }
+    if (off > tol)
+      throw new Error(`${FN}(): slice positions do not lie on one line: ${name(sorted[k])} is ${off.toFixed(3)} mm off the line through the first and last slices`);
   }
 
   await (sorted.some((fr) => CODEC_SYNTAXES[fr.file.transferSyntaxUID]) ? initCodecs() : Promise.resolve());
