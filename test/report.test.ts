@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { decode } from 'fast-png';
 import type { Browser } from 'playwright-core';
 
-import { formatCell, METRICS, type TableRow } from '../lib/report/report.js';
+import { formatCell, METRICS, parseEvaluationCsv, tableRows, type RunSummary, type TableRow } from '../lib/report/report.js';
 import { chartState, chromiumPath, decodedImages, launchChromium, screenshotDir, watchErrors } from './helpers/browser.js';
 import { repoRoot } from './helpers/reference.js';
 
@@ -150,6 +150,30 @@ browserTest('report: missing, empty and truncated run folders still give a page 
   t.true((await chartState(page)).loss.drawn, 'the truncated run has its first half of the curve');
   t.regex(await page.locator('main').innerText(), /No evaluated runs/);
   t.deepEqual(errors, []);
+});
+
+test('the table: mean ± std over cases for one run, over the seeds\' means for several runs of a recipe', (t) => {
+  const csv = (a: number, b: number) => `case,class,dice,jaccard,hd95,asd,assd\nc1,1,${a},0.5,2,1,1\nc2,1,${b},0.5,4,1,1\n`;
+  const runOf = (seed: number, a: number, b: number): RunSummary => {
+    const cases = parseEvaluationCsv(csv(a, b));
+    const m = (a + b) / 2;
+    const v = { dice: m, jaccard: 0.5, hd95: 3, asd: 1 };
+    return { dir: `/r${seed}`, name: `r${seed}`, recipe: 'bcp-acdc', method: 'bcp', data: 'acdc', labeled: 7, seed, iterations: { pretrain: 10, train: 20 }, seconds: 10 * seed, split: 'val', summary: { classes: { 1: v }, mean: v, cases: 2 }, cases, overlays: {}, events: [] };
+  };
+  const [one] = tableRows([runOf(1, 0.6, 0.8)]);
+  t.is(one.spread, 'cases');
+  t.is(one.cells.mean.dice[0], 0.7);
+  t.true(Math.abs(one.cells.mean.dice[1] - Math.sqrt(0.02)) < 1e-12, 'sample std of 0.6 and 0.8');
+  t.is(one.share, '7 patients (10 %)');
+  t.is(one.iterations, 'pretrain 10 + train 20');
+  const [three] = tableRows([runOf(1, 0.6, 0.8), runOf(2, 0.7, 0.9), runOf(3, 0.8, 1.0)]);
+  t.is(three.runs, 3);
+  t.is(three.spread, 'seeds');
+  t.true(Math.abs(three.cells.mean.dice[0] - 0.8) < 1e-12);
+  t.true(Math.abs(three.cells.mean.dice[1] - 0.1) < 1e-12, 'std of the seeds\' means 0.7, 0.8, 0.9');
+  t.is(three.seconds, 20);
+  t.is(formatCell('dice', three.cells.mean.dice), '80.00 ± 10.00');
+  t.is(formatCell('hd95', [NaN, 0]), '–');
 });
 
 for (const [args, message] of [

@@ -153,7 +153,7 @@ export function registerReport(program: Command): void {
         opts.validateEvery !== undefined ? `validate every ${opts.validateEvery}` : null,
         opts.valCases !== undefined ? `${opts.valCases} validation cases` : null,
       ].filter(Boolean);
-      console.log(`semiseg compare: ${recipes.join(', ')} x ${opts.seeds} seed${opts.seeds === 1 ? '' : 's'} on ${opts.data}; budget: ${budget.join(', ') || "each recipe's own"}; evaluation on the ${split} split; ${getNumThreads()} threads`);
+      console.log(`semiseg compare: ${recipes.join(', ')} x ${opts.seeds} seed${opts.seeds === 1 ? '' : 's'} on ${opts.data}; budget: ${budget.join(', ') || "each recipe's own"}; evaluation on the ${split} split; ${getNumThreads()} thread${getNumThreads() === 1 ? '' : 's'}`);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
       process.once('SIGINT', onSignal);

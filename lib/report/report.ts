@@ -342,7 +342,7 @@ export function reportHtml(runs: RunSummary[], o: { title?: string; notes?: stri
     boxes,
   };
   const cpu = cpus();
-  const hardware = `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; LibTorch ${buildInfo().torchVersion}; ${getNumThreads()} threads; training devices: ${[...new Set(runs.map((r) => r.device).filter(Boolean))].join(', ') || 'unknown'}`;
+  const hardware = `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; LibTorch ${buildInfo().torchVersion}; ${getNumThreads()} thread${getNumThreads() === 1 ? '' : 's'}; training devices: ${[...new Set(runs.map((r) => r.device).filter(Boolean))].join(', ') || 'unknown'}`;
   const title = o.title ?? 'semiseg report';
   const notes = [...(o.notes ?? []), `Written ${new Date().toISOString()} on ${hardware}.`];
   return `<!doctype html>
