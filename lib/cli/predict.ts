@@ -10,6 +10,8 @@ import type { Tensor } from '../tensor.js';
 import { Segmenter } from '../segmenter.js';
 import { UsageError } from './options.js';
 import { overlayPng } from './png.js';
+import { niftiReference } from '../data/nifti-header.js';
+import { isDicomInput, readDicomInput, segmentNames, writeSegOutput } from './predict-dicom.js';
 import { PRECISION_HELP, precisionOption } from './precision.js';
 
 /** A NIfTI-1 header for data without one (HDF5 input): identity affine, unit spacing. */
@@ -36,20 +38,29 @@ export function registerPredict(program: Command): void {
   program
     .command('predict')
     .description('segment one image with a checkpoint and write the label map on its grid')
-    .argument('<input>', 'image: .nii, .nii.gz (3-D) or .h5 (the dataset layout)')
+    .argument('<input>', 'image: .nii, .nii.gz (3-D), .h5 (the dataset layout), or a DICOM series (a folder, or a .dcm file)')
     .requiredOption('--checkpoint <file>', 'a semiseg checkpoint')
-    .requiredOption('-o, --output <file>', 'label map to write (.nii.gz)')
+    .requiredOption('-o, --output <file>', 'label map to write: .nii.gz, or .dcm (a DICOM SEG, for DICOM input)')
     .option('--png <file>', 'also write an overlay picture of a few slices')
+    .option('--series <uid>', 'DICOM input: the SeriesInstanceUID to read when the folder holds several')
+    .option('--segment-names <names>', 'DICOM SEG output: comma-separated names of labels 1, 2, ... (default Segment 1, ...)')
     .option('--precision <p>', PRECISION_HELP, 'float32')
     .action(async (input: string, opts: { checkpoint: string; output: string; png?: string; precision: string }) => {
-      if (!/\.nii(\.gz)?$/.test(opts.output)) throw new UsageError(`--output: '${opts.output}' must end in .nii or .nii.gz`);
+      if (!/\.(nii(\.gz)?|dcm)$/.test(opts.output)) throw new UsageError(`--output: '${opts.output}' must end in .nii or .nii.gz (a NIfTI label map) or .dcm (a DICOM SEG)`);
+      const dicomOpts = opts as typeof opts & { series?: string; segmentNames?: string };
+      const dicomIn = await isDicomInput(input);
+      if (opts.output.endsWith('.dcm') && !dicomIn)
+        throw new UsageError(`--output: a DICOM SEG (.dcm) references the DICOM series it segments, and '${input}' is not one (write .nii.gz instead)`);
+      if (!dicomIn && dicomOpts.series !== undefined) throw new UsageError(`--series: '${input}' is not a DICOM series`);
+      const names = segmentNames(dicomOpts.segmentNames);
       let seg: Segmenter;
       try {
         seg = await Segmenter.load(opts.checkpoint, { precision: precisionOption(opts.precision, 'cpu').requested });
       } catch (err) {
         throw err instanceof RangeError ? new UsageError((err as Error).message) : err;
       }
-      const image = await readInput(input);
+      const dicom = dicomIn ? await readDicomInput(input, dicomOpts.series) : undefined;
+      const image = dicom ? niftiReference(dicom, input) : await readInput(input);
       const owned: Tensor[] = [image.data];
       try {
         if (image.data.rank !== 3) throw new UsageError(`predict: '${input}' has ${image.data.rank} dimensions; a 3-D image is needed`);
@@ -60,7 +71,8 @@ export function registerPredict(program: Command): void {
         const volume = image.data;
         const pred = labels;
         const info = { kind: nifti ? 'VNet3D' : seg.network.kind }; // overlays: NIfTI slices along the last axis
-        await writeNiftiLabels(opts.output, labels, image);
+        if (dicom && opts.output.endsWith('.dcm')) await writeSegOutput(opts.output, labels, dicom, names);
+        else await writeNiftiLabels(opts.output, labels, image);
         console.log(`written: ${opts.output} (${labels.shape.join('x')}, classes ${[...new Set(Array.from(labels.data() as BigInt64Array, Number))].sort().join(', ')})`);
         if (opts.png) {
           const axis = info.kind === 'UNet2D' ? 0 : 2;
