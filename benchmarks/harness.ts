@@ -109,6 +109,20 @@ export interface BenchOptions {
   full: boolean;
   /** Case names to run (all when undefined). */
   cases?: string[];
+  /**
+   * Precisions of the inference and step cases (`--precisions`, default float32,auto): 'float32',
+   * 'bfloat16', 'float16', 'auto', and for inference 'unfolded' (float32 without BatchNorm folding). Rows
+   * other than float32 are named `<case>@<precision>`; their reference runs in the precision semiseg
+   * resolved (float32, or torch.autocast in bfloat16 / float16).
+   */
+  precisions: string[];
+}
+
+export const BENCH_PRECISIONS = ['float32', 'bfloat16', 'float16', 'auto', 'unfolded'] as const;
+
+/** The row name of `name` in precision `p`. */
+export function variantName(name: string, p: string): string {
+  return p === 'float32' ? name : `${name}@${p}`;
 }
 
 export function parseBenchArgs(argv = process.argv.slice(2)): BenchOptions & { flags: Set<string> } {
@@ -138,6 +152,11 @@ export function parseBenchArgs(argv = process.argv.slice(2)): BenchOptions & { f
     warmup: 3,
     full: argv.includes('--full'),
     cases,
+    precisions: (value('--precisions') ?? 'float32,auto').split(',').map((p) => {
+      const q = p.trim();
+      if (!(BENCH_PRECISIONS as readonly string[]).includes(q)) throw new Error(`--precisions: '${q}' is not one of ${BENCH_PRECISIONS.join(', ')}`);
+      return q;
+    }),
     flags: new Set(argv.filter((a) => a.startsWith('--'))),
   };
 }

@@ -6,9 +6,12 @@
  *   node dist/benchmarks/infer.js [--threads N] [--iterations N] [--cases a,b] [--full]   (also `npm run bench`)
  * CPU-sized shapes: LA 80x80x56 with 64x64x48 windows (12 windows), ACDC 8 slices of 216x256; --full: LA
  * 176x144x88 with 112x112x80 windows (45 windows), ACDC 10 slices of 216x256.
+ * `--precisions float32,auto,bfloat16,unfolded` (default float32,auto): one row per precision; the
+ * reference runs in float32, or under torch.autocast in the precision semiseg resolved to; 'unfolded' is
+ * float32 without BatchNorm folding (what folding gains).
  */
-import { manualSeed, nets, randn, setNumThreads, sliceInference, slidingWindowInference } from '../lib/index.js';
-import { Reference, isMain, machine, parseBenchArgs, referencePythonPath, runMain, stats, timeRuns, writeReport, type BenchOptions, type CaseResult } from './harness.js';
+import { manualSeed, nets, randn, resolvePrecision, setNumThreads, sliceInference, slidingWindowInference, type Precision } from '../lib/index.js';
+import { Reference, isMain, machine, parseBenchArgs, referencePythonPath, runMain, stats, timeRuns, variantName, writeReport, type BenchOptions, type CaseResult } from './harness.js';
 
 interface InferCase {
   shape: number[];
@@ -43,28 +46,34 @@ export async function runInference(o: BenchOptions, python = referencePythonPath
       const net = la ? nets.VNet3D({ hasDropout: false }) : nets.UNet2D();
       net.eval();
       const volume = randn(c.shape);
-      const run = la
-        ? async () => (await slidingWindowInference(net, volume, { patch: c.patch, strides: c.strides })).dispose()
-        : async () => (await sliceInference(net, volume, { size: c.size as [number, number] })).dispose();
-      const ours: number[] = [];
-      const theirs: number[] = [];
-      let refRss = 0;
       try {
-        for (let round = 0; round < 2; round++) {
-          ours.push(...(await timeRuns(run, half, o.warmup, () => undefined)));
-          const r = await ref.send<{ times: number[]; peak_rss_kb: number }>({ cmd: 'run', case: name, ...c, warmup: o.warmup, iterations: half });
-          theirs.push(...r.times);
-          refRss = r.peak_rss_kb;
+        for (const p of o.precisions) {
+          const foldBatchNorm = p !== 'unfolded';
+          const precision = p === 'unfolded' ? 'float32' : resolvePrecision(p as Precision, 'cpu');
+          const run = la
+            ? async () => (await slidingWindowInference(net, volume, { patch: c.patch, strides: c.strides, precision, foldBatchNorm })).dispose()
+            : async () => (await sliceInference(net, volume, { size: c.size as [number, number], precision, foldBatchNorm })).dispose();
+          const ours: number[] = [];
+          const theirs: number[] = [];
+          let refRss = 0;
+          const autocast = precision === 'float32' ? null : precision;
+          for (let round = 0; round < 2; round++) {
+            ours.push(...(await timeRuns(run, half, o.warmup, () => undefined)));
+            const r = await ref.send<{ times: number[]; peak_rss_kb: number }>({ cmd: 'run', case: name, ...c, autocast, warmup: o.warmup, iterations: half });
+            theirs.push(...r.times);
+            refRss = r.peak_rss_kb;
+          }
+          const s = stats(ours, process.resourceUsage().maxRSS);
+          const rs = stats(theirs, refRss);
+          const row = variantName(name, p);
+          results.push({ case: row, shape: c.shape, semiseg: s, reference: rs, ratio: s.median / rs.median });
+          const ms = (v: number) => (v * 1000).toFixed(1);
+          console.error(`${row} ${c.shape.join('x')} (${precision}): semiseg ${ms(s.median)} ms, reference ${ms(rs.median)} ms, ratio ${(s.median / rs.median).toFixed(2)}`);
         }
       } finally {
         volume.dispose();
         net.dispose();
       }
-      const s = stats(ours, process.resourceUsage().maxRSS);
-      const rs = stats(theirs, refRss);
-      results.push({ case: name, shape: c.shape, semiseg: s, reference: rs, ratio: s.median / rs.median });
-      const ms = (v: number) => (v * 1000).toFixed(1);
-      console.error(`${name} ${c.shape.join('x')}: semiseg ${ms(s.median)} ms, reference ${ms(rs.median)} ms, ratio ${(s.median / rs.median).toFixed(2)}`);
     }
     return { results, meta: { reference: refInfo } };
   } finally {

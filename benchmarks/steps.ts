@@ -7,9 +7,12 @@
  * Default (CPU-sized) shapes: bcp-acdc-step 8x1x128x128, bcp-la-step 4x1x64x64x48, coda-acdc-step
  * 8x1x128x128. --full uses the spec's shapes (batch 24 at 256x256; batch 8 at 112x112x80).
  * The batch is the labeled half followed by the unlabeled half, random images and labels.
+ * `--precisions float32,auto,bfloat16` (default float32,auto): one row per precision (the recipe's
+ * `precision`: mixed precision); the reference runs in float32 or, for a reduced precision, its step
+ * under torch.autocast in that dtype.
  */
-import { buildInfo, cuda, liveTensors, manualSeed, randint, randn, setNumThreads, trainers } from '../lib/index.js';
-import { Reference, isMain, machine, parseBenchArgs, referencePythonPath, runMain, stats, timeRuns, writeReport, type BenchOptions, type CaseResult } from './harness.js';
+import { buildInfo, cuda, liveTensors, manualSeed, randint, randn, setNumThreads, trainers, type Precision } from '../lib/index.js';
+import { Reference, isMain, machine, parseBenchArgs, referencePythonPath, runMain, stats, timeRuns, variantName, writeReport, type BenchOptions, type CaseResult } from './harness.js';
 
 interface StepCase {
   recipe: string;
@@ -32,9 +35,9 @@ export function stepCases(full: boolean): Record<string, StepCase> {
 }
 
 /** The semiseg side of a case: the recipe's method at the case's batch and size, its self-training stage, one batch. */
-async function makeCase(c: StepCase, device: 'cpu' | 'cuda') {
+async function makeCase(c: StepCase, device: 'cpu' | 'cuda', precision: Precision = 'float32') {
   const [B, , ...spatial] = c.shape;
-  const config = trainers.resolveConfig(c.recipe, { batchSize: B, labeledBatch: B / 2, size: spatial, device });
+  const config = trainers.resolveConfig(c.recipe, { batchSize: B, labeledBatch: B / 2, size: spatial, device, precision });
   manualSeed(0);
   const method = trainers.buildMethod(config);
   const stage = method.stages.find((s) => s.name === 'train');
@@ -47,6 +50,7 @@ async function makeCase(c: StepCase, device: 'cpu' | 'cuda') {
   };
   let it = 0;
   return {
+    precision: config.precision,
     step: async () => {
       await stage.step(batch, ++it);
     },
@@ -76,28 +80,33 @@ export async function runSteps(o: BenchOptions, python = referencePythonPath()):
     const before = liveTensors();
     const half = Math.ceil(o.iterations / 2);
     for (const name of selected) {
-      const { shape } = cases[name];
-      const run = await makeCase(cases[name], o.device);
-      const ours: number[] = [];
-      const theirs: number[] = [];
-      let refRss = 0;
-      try {
-        // alternate: half the iterations each, twice
-        for (let round = 0; round < 2; round++) {
-          ours.push(...(await timeRuns(run.step, half, o.warmup, sync)));
-          const r = await ref.send<{ times: number[]; peak_rss_kb: number; peak_cuda_bytes?: number }>({ cmd: 'run', case: name, shape, warmup: o.warmup, iterations: half });
-          theirs.push(...r.times);
-          refRss = r.peak_rss_kb;
-          if (r.peak_cuda_bytes !== undefined) refCudaPeak[name] = Math.max(refCudaPeak[name] ?? 0, r.peak_cuda_bytes);
+      for (const p of o.precisions) {
+        if (p === 'unfolded') continue; // an inference setting
+        const { shape } = cases[name];
+        const run = await makeCase(cases[name], o.device, p as Precision);
+        const row = variantName(name, p);
+        const autocast = run.precision === 'float32' ? null : run.precision;
+        const ours: number[] = [];
+        const theirs: number[] = [];
+        let refRss = 0;
+        try {
+          // alternate: half the iterations each, twice
+          for (let round = 0; round < 2; round++) {
+            ours.push(...(await timeRuns(run.step, half, o.warmup, sync)));
+            const r = await ref.send<{ times: number[]; peak_rss_kb: number; peak_cuda_bytes?: number }>({ cmd: 'run', case: name, shape, autocast, warmup: o.warmup, iterations: half });
+            theirs.push(...r.times);
+            refRss = r.peak_rss_kb;
+            if (r.peak_cuda_bytes !== undefined) refCudaPeak[row] = Math.max(refCudaPeak[row] ?? 0, r.peak_cuda_bytes);
+          }
+        } finally {
+          run.dispose();
         }
-      } finally {
-        run.dispose();
+        const s = stats(ours, process.resourceUsage().maxRSS);
+        const rs = stats(theirs, refRss);
+        results.push({ case: row, shape, semiseg: s, reference: rs, ratio: s.median / rs.median });
+        const ms = (v: number) => (v * 1000).toFixed(1);
+        console.error(`${row} ${shape.join('x')} (${run.precision}): semiseg ${ms(s.median)} ms, reference ${ms(rs.median)} ms, ratio ${(s.median / rs.median).toFixed(2)}`);
       }
-      const s = stats(ours, process.resourceUsage().maxRSS);
-      const rs = stats(theirs, refRss);
-      results.push({ case: name, shape, semiseg: s, reference: rs, ratio: s.median / rs.median });
-      const ms = (v: number) => (v * 1000).toFixed(1);
-      console.error(`${name} ${shape.join('x')}: semiseg ${ms(s.median)} ms, reference ${ms(rs.median)} ms, ratio ${(s.median / rs.median).toFixed(2)}`);
     }
     const leaked = liveTensors() - before;
     if (leaked !== 0) console.error(`note: ${leaked} tensor handles were left undisposed by the methods (not yet garbage-collected)`);

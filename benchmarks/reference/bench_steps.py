@@ -4,7 +4,7 @@ largest connected component, mixing by mask arithmetic, losses from elementwise 
 bench_ops.py:
 
   {"cmd": "setup", "threads": T, "device": "cpu" | "cuda"}
-  {"cmd": "run", "case": NAME, "shape": [B, 1, ...spatial], "warmup": W, "iterations": N}
+  {"cmd": "run", "case": NAME, "shape": [B, 1, ...spatial], "warmup": W, "iterations": N, "autocast": null | "bfloat16" | "float16"}
       -> {"times": [seconds...], "peak_rss_kb": K, "peak_cuda_bytes": M}
   {"cmd": "parity", "case": NAME, "shape": [...], "dir": D, "seed": S, "lr": LR, "box": {"start", "size"}, "w": W}
       -> {"loss": L}: one iteration from the weights and batch in D/init.pt ("student.*" or "net1.*" /
@@ -197,7 +197,7 @@ def make_coda(shape, init=None, w=1.0, lr=0.01):
         y = labels[:L]
         net1.train()
         net2.train()
-        logits = [net1(x), net2(x)]
+        logits = [net1(x).float(), net2(x).float()]  # float32 logits (a no-op in float32; under autocast the losses' input)
         sup = [0.5 * (F.cross_entropy(lg[:L], y) + ssl4mis_dice(torch.softmax(lg[:L], 1), y)) for lg in logits]
         # marginals, alignment, pseudo-labels and confidences under no-grad
         qs = []
@@ -252,15 +252,28 @@ def parity(c):
     return {"loss": loss}
 
 
-def _setup(case, shape):
-    key = (case, tuple(shape))
+def _autocast(fn, dtype):
+    """The step under torch.autocast(device, dtype): forwards and losses in reduced precision, float32
+    weights and optimizer (what a careful PyTorch user could do); dtype None: the step itself."""
+    if not dtype:
+        return fn
+
+    def run():
+        with torch.autocast(_device, dtype=getattr(torch, dtype)):
+            return fn()
+
+    return run
+
+
+def _setup(case, shape, autocast=None):
+    key = (case, tuple(shape), autocast)
     if key not in _cache:
         if case == "bcp-acdc-step":
-            _cache[key] = make_bcp("unet2d", shape)
+            _cache[key] = _autocast(make_bcp("unet2d", shape), autocast)
         elif case == "bcp-la-step":
-            _cache[key] = make_bcp("vnet3d", shape)
+            _cache[key] = _autocast(make_bcp("vnet3d", shape), autocast)
         elif case == "coda-acdc-step":
-            _cache[key] = make_coda(shape)
+            _cache[key] = _autocast(make_coda(shape), autocast)
         else:
             raise ValueError(case)
     return _cache[key]
@@ -278,7 +291,7 @@ def main():
             out = parity(c)
         else:
             reset = torch.cuda.reset_peak_memory_stats if _device == "cuda" else (lambda: None)
-            out = time_runs(_setup(c["case"], c["shape"]), c["warmup"], c["iterations"], sync=_sync, after_warmup=reset)
+            out = time_runs(_setup(c["case"], c["shape"], c.get("autocast")), c["warmup"], c["iterations"], sync=_sync, after_warmup=reset)
             if _device == "cuda":
                 out["peak_cuda_bytes"] = torch.cuda.max_memory_allocated()
         print(json.dumps(out), flush=True)
