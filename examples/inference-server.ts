@@ -1,13 +1,20 @@
 /**
  * A small segmentation service on node:http: it loads a checkpoint once and answers `POST /segment` with a
- * NIfTI body (.nii or .nii.gz) by returning the label map as .nii.gz on the input's grid.
+ * NIfTI body (.nii or .nii.gz) or a DICOM series (a zip archive or a multipart/form-data body of .dcm
+ * files, or one multi-frame .dcm) by returning the label map on the input's grid: a DICOM SEG referencing
+ * the series (application/dicom) or a NIfTI (.nii.gz, application/gzip), as the Accept header asks (by
+ * default a SEG for DICOM input, a NIfTI for NIfTI input). `?series=<uid>` picks one series of several.
  *
  *   node dist/examples/inference-server.js --checkpoint runs/bcp-acdc/best.ckpt [--port 8080]
  *   curl --data-binary @patient001_frame01.nii.gz http://localhost:8080/segment -o labels.nii.gz
+ *   curl -H 'content-type: application/zip' --data-binary @series.zip http://localhost:8080/segment -o seg.dcm
+ *   curl -F f1=@1.dcm -F f2=@2.dcm ... http://localhost:8080/segment -o seg.dcm
  *
- * Guards: a bounded queue of jobs (503 with Retry-After when full), a body size limit (413), a per-request
- * timeout (408 while uploading, 504 during inference, which is cancelled), 400 for bodies that are not a
- * 3-D NIfTI image. `GET /health` reports the model, the queue and the live tensor count.
+ * Guards: a bounded queue of jobs (503 with Retry-After when full), a body size limit (413, and a limit on
+ * what archives expand to), a per-request timeout (408 while uploading, 504 during inference, which is
+ * cancelled), 400 for bodies that are not a 3-D NIfTI image or a readable DICOM series (naming the file and
+ * what is wrong), 406 for an Accept header the service cannot answer. `GET /health` reports the model, the
+ * queue and the live tensor count.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +22,22 @@ import { pathToFileURL } from 'node:url';
 
 import { Command } from 'commander';
 
-import { encodeNiftiLabels, liveTensors, parseNifti, Segmenter, setMaxConcurrentJobs, type NiftiImage, type Precision, type Tensor } from '../lib/index.js';
+import {
+  encodeDicomSeg,
+  encodeNiftiLabels,
+  liveTensors,
+  niftiReference,
+  parseDicomSeries,
+  parseNifti,
+  Segmenter,
+  setMaxConcurrentJobs,
+  type DicomFile,
+  type DicomImage,
+  type NiftiImage,
+  type Precision,
+  type Tensor,
+} from '../lib/index.js';
+import { chooseReply, dicomFilesOf, UploadError, type Reply } from './dicom-upload.js';
 
 export interface InferenceServerOptions {
   /** A semiseg checkpoint (best.ckpt, final.ckpt). */
@@ -28,6 +50,10 @@ export interface InferenceServerOptions {
   maxQueue?: number;
   /** Time limit of a request, upload and inference together, in ms (default 120 s). */
   timeoutMs?: number;
+  /** Largest total size the files of a zip / multipart DICOM upload may expand to (default 4 x maxBodyBytes). */
+  maxExpandedBytes?: number;
+  /** DICOM SEG answers: the names of labels 1, 2, ... (default 'Segment n'). */
+  segmentNames?: string[];
   /** Precision of the forwards (default 'auto': bfloat16 where the CPU or GPU runs it natively, else float32). */
   precision?: Precision;
 }
@@ -125,6 +151,16 @@ function readBody(req: IncomingMessage, limit: number, signal: AbortSignal): Pro
   });
 }
 
+/** The volume of an uploaded DICOM series; its problems are 400s naming the file. */
+async function dicomSeries(files: DicomFile[], series: string | null): Promise<DicomImage> {
+  try {
+    return await parseDicomSeries(files, series ? { seriesInstanceUID: series } : {});
+  } catch (err) {
+    const m = (err as Error).message.replace(/^\w+\(\): /, '').replace('choose one by SeriesInstanceUID', 'choose one with ?series=<uid>');
+    throw new HttpError(400, m);
+  }
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy();
@@ -144,6 +180,12 @@ export async function startInferenceServer(options: InferenceServerOptions, port
   const queue = new JobQueue(concurrency, options.maxQueue ?? 8);
   setMaxConcurrentJobs(Math.max(1, concurrency));
   const segmenter = await Segmenter.load(options.checkpoint, { precision: options.precision ?? 'auto' });
+  const expandedLimit = options.maxExpandedBytes ?? 4 * limit;
+  const segments = options.segmentNames?.map((label) => ({ label }));
+  if (segments && segments.length < segmenter.settings.classes - 1) {
+    segmenter.dispose();
+    throw new RangeError(`startInferenceServer(): 'segmentNames' names ${segments.length} labels but the model has ${segmenter.settings.classes - 1} (classes 1..${segmenter.settings.classes - 1})`);
+  }
 
   async function segment(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const controller = new AbortController();
@@ -153,15 +195,29 @@ export async function startInferenceServer(options: InferenceServerOptions, port
       if (!res.writableFinished) controller.abort(new HttpError(499, 'client closed the connection'));
     });
     let image: NiftiImage | undefined;
+    let dicom: DicomImage | undefined;
     let labels: Tensor | undefined;
     try {
       if (queue.stats.waiting >= (options.maxQueue ?? 8)) throw new HttpError(503, 'busy: the job queue is full, try again later', { 'retry-after': '5' });
       const body = await readBody(req, limit, controller.signal);
-      if (body.length === 0) throw new HttpError(400, 'empty body: send a NIfTI image (.nii or .nii.gz)');
+      if (body.length === 0) throw new HttpError(400, 'empty body: send a NIfTI image (.nii or .nii.gz) or a DICOM series (a zip or multipart/form-data of .dcm files)');
+      let reply: Reply;
+      let files: DicomFile[] | null;
       try {
-        image = parseNifti(body, 'upload');
+        files = await dicomFilesOf(body, req.headers['content-type'], expandedLimit);
+        reply = chooseReply(req.headers.accept, files !== null);
       } catch (err) {
-        throw new HttpError(400, (err as Error).message.replace(/^readNifti\(\): /, ''));
+        throw err instanceof UploadError ? new HttpError(err.status, err.message) : err;
+      }
+      if (files) {
+        dicom = await dicomSeries(files, new URL(req.url ?? '/', 'http://localhost').searchParams.get('series'));
+        image = niftiReference(dicom, 'upload');
+      } else {
+        try {
+          image = parseNifti(body, 'upload');
+        } catch (err) {
+          throw new HttpError(400, (err as Error).message.replace(/^readNifti\(\): /, ''));
+        }
       }
       if (image.data.rank !== 3) throw new HttpError(400, `upload has ${image.data.rank} dimensions; a 3-D image is needed`);
       const release = await queue.acquire(controller.signal);
@@ -170,8 +226,9 @@ export async function startInferenceServer(options: InferenceServerOptions, port
       } finally {
         release();
       }
-      const out = encodeNiftiLabels(labels, image, { gzip: true });
-      res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': out.length, 'x-semiseg-shape': labels.shape.join('x') });
+      const seg = reply === 'seg' && dicom !== undefined;
+      const out = seg ? encodeDicomSeg(labels, dicom!, segments ? { segments } : {}) : encodeNiftiLabels(labels, image, { gzip: true });
+      res.writeHead(200, { 'content-type': seg ? 'application/dicom' : 'application/gzip', 'content-length': out.length, 'x-semiseg-shape': labels.shape.join('x'), vary: 'Accept' });
       res.end(out);
     } catch (err) {
       const e = controller.signal.aborted && controller.signal.reason instanceof HttpError && !(err instanceof HttpError) ? controller.signal.reason : err;
@@ -223,6 +280,8 @@ async function main(): Promise<void> {
     .option('--max-queue <n>', 'waiting requests allowed', '8')
     .option('--max-body-mb <n>', 'largest upload in MiB', '256')
     .option('--timeout-s <n>', 'time limit of a request', '120')
+    .option('--max-expanded-mb <n>', 'largest size a zip / multipart DICOM upload may expand to, in MiB (default 4 x --max-body-mb)')
+    .option('--segment-names <names>', 'DICOM SEG answers: comma-separated names of labels 1, 2, ...')
     .option('--precision <p>', 'float32, bfloat16, float16 (CUDA) or auto', 'auto')
     .parse();
   const o = program.opts();
@@ -233,6 +292,8 @@ async function main(): Promise<void> {
       maxQueue: Number(o.maxQueue),
       maxBodyBytes: Number(o.maxBodyMb) * 1024 * 1024,
       timeoutMs: Number(o.timeoutS) * 1000,
+      ...(o.maxExpandedMb !== undefined ? { maxExpandedBytes: Number(o.maxExpandedMb) * 1024 * 1024 } : {}),
+      ...(o.segmentNames !== undefined ? { segmentNames: String(o.segmentNames).split(',').map((s) => s.trim()) } : {}),
       precision: o.precision as Precision,
     },
     Number(o.port),
