@@ -36,28 +36,48 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('train supervised-only and BCP with the same budget on synthetic slices (or --data ACDC) and print both scores')
-    .option('--iterations <n>', 'iterations of each run', intOption(30, 1_000_000), 300)
-    .option('--size <n>', 'slice side in pixels (default 64, or 128 with --data)', intOption(32, 512))
+    .description('train supervised-only and BCP with the same budget on the bundled hippocampus MRI (or --data) and print both scores')
+    .option('--iterations <n>', 'iterations of each run (default 240; 300 on slices)', intOption(30, 1_000_000))
+    .option('--size <n>', 'patch side for NIfTI data (default 32), slice side otherwise (64 synthetic, 128 ACDC)', intOption(16, 512))
     .option('--seed <n>', 'random seed', intOption(0), 1337)
-    .option('--data <dir>', 'an ACDC folder instead of synthetic slices')
+    .option('--data <dir>', "a Decathlon / nnU-Net folder, an ACDC folder, or 'synthetic' (default: the bundled Decathlon hippocampus subset)")
+    .option('--labeled <n>', 'labeled cases (default 6 of the bundled 40; ACDC: patients, default 7)', intOption(1))
     .option('--out <dir>', 'output folder', 'runs/demo')
     .option('--json', 'print progress and the result as JSON lines')
-    .action(async (opts: { iterations: number; size?: number; seed: number; data?: string; out: string; json?: boolean }) => {
+    .action(async (opts: { iterations?: number; size?: number; seed: number; data?: string; labeled?: number; out: string; json?: boolean }) => {
       const json = Boolean(opts.json);
-      if (!json) console.log(`semiseg demo: supervised-only vs BCP, ${opts.iterations} iterations each on ${opts.data ?? 'synthetic slices'}, ${getNumThreads()} threads`);
+      const where = opts.data === 'synthetic' ? 'synthetic slices' : (opts.data ?? 'the bundled Decathlon hippocampus MRI (40 volumes, CC BY-SA 4.0)');
+      if (opts.size !== undefined && opts.size % 16 !== 0 && opts.data !== 'synthetic') throw new UsageError(`--size: ${opts.size} is not a multiple of 16 (the networks halve the resolution four times)`);
+      if (!json) console.log(`semiseg demo: supervised-only vs BCP, ${opts.iterations ?? 'the default'} iterations each on ${where}, ${getNumThreads()} threads`);
       const controller = new AbortController();
       process.once('SIGINT', () => controller.abort());
       const report = progressReporter(json ? 'json' : process.stdout.isTTY ? 'tty' : 'lines');
-      const result = await runDemo({ iterations: opts.iterations, size: opts.size, seed: opts.seed, data: opts.data, out: opts.out, signal: controller.signal, onEvent: (_, e) => report(e) });
+      const tty = process.stderr.isTTY && !json;
+      const result = await runDemo({
+        iterations: opts.iterations,
+        size: opts.size,
+        seed: opts.seed,
+        data: opts.data,
+        labeled: opts.labeled,
+        out: opts.out,
+        signal: controller.signal,
+        onEvent: (_, e) => report(e),
+        onCase: tty ? (d, t) => process.stderr.write(`\rpreprocessing: ${d}/${t} cases${d === t ? '\n' : ''}`) : undefined,
+      });
       if (json) {
         console.log(JSON.stringify({ event: 'result', ...result }));
         return;
       }
-      console.log('\nvalidation Dice %      RV     Myo      LV    mean   (best iteration, time)');
+      console.log(`\n${result.labeled} labeled, ${result.unlabeled} unlabeled training items, ${result.validation} validation volumes (held out)`);
+      console.log(`${'validation Dice %'.padEnd(18)} ${result.classes.map((c) => c.slice(0, 9).padStart(9)).join(' ')}      mean   (best iteration, time)`);
       for (const r of result.runs) {
-        const cells = [...r.perClass, r.dice].map((d) => (100 * d).toFixed(2).padStart(7)).join(' ');
+        const cells = [...r.perClass, r.dice].map((d) => (100 * d).toFixed(2).padStart(9)).join(' ');
         console.log(`${r.method.padEnd(18)} ${cells}   (${r.iteration}, ${r.seconds.toFixed(0)} s)`);
+      }
+      const [sup, bcp] = result.runs;
+      if (sup && bcp) {
+        const diff = [...bcp.perClass.map((d, i) => d - sup.perClass[i]), bcp.dice - sup.dice].map((d) => `${d >= 0 ? '+' : ''}${(100 * d).toFixed(2)}`.padStart(9)).join(' ');
+        console.log(`${'bcp - supervised'.padEnd(18)} ${diff}`);
       }
     });
 

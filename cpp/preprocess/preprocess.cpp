@@ -157,7 +157,8 @@ Result run(const at::Tensor& imageIn, const std::optional<at::Tensor>& labelIn, 
       TORCH_CHECK(o.spacing[k] > 0 && o.targetSpacing[k] > 0, "preprocess: voxel spacings must be > 0, got ",
                   o.spacing[k], " and ", o.targetSpacing[k], " on axis ", k);
       int64_t n = image.size(k + 1);
-      size.push_back(k == o.keepAxis ? n : std::max<int64_t>(1, std::llround(n * o.spacing[k] / o.targetSpacing[k])));
+      // round half to even, as numpy (and nnU-Net's shape computation) does
+      size.push_back(k == o.keepAxis ? n : std::max<int64_t>(1, static_cast<int64_t>(std::nearbyint(n * o.spacing[k] / o.targetSpacing[k]))));
     }
   }
   if (!size.empty()) {

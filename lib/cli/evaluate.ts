@@ -3,10 +3,10 @@ import type { Command } from 'commander';
 
 import type { MetricsTable } from '../metrics.js';
 import { evaluateCheckpoint } from './evaluation.js';
-import { UsageError } from './options.js';
+import { intOption, UsageError } from './options.js';
 import { PRECISION_HELP, precisionOption } from './precision.js';
 
-export function formatTable(table: MetricsTable, names: Record<number, string>): string {
+export function formatTable(table: MetricsTable, names: Record<number, string>, units = 'voxels'): string {
   const s = table.summary();
   const row = (label: string, m: Record<string, number>) =>
     `${label.padEnd(12)} ${(100 * m.dice).toFixed(2).padStart(7)} ${(100 * m.jaccard).toFixed(2).padStart(8)} ${m.hd95.toFixed(2).padStart(7)} ${m.asd.toFixed(2).padStart(7)}`;
@@ -14,7 +14,7 @@ export function formatTable(table: MetricsTable, names: Record<number, string>):
     `${'class'.padEnd(12)} ${'Dice %'.padStart(7)} ${'Jacc. %'.padStart(8)} ${'95HD'.padStart(7)} ${'ASD'.padStart(7)}`,
     ...Object.entries(s.classes).map(([c, m]) => row(names[Number(c)] ?? `class ${c}`, m)),
     row('mean', s.mean),
-    `(${s.cases} volumes; distances in voxels)`,
+    `(${s.cases} volumes; distances in ${units})`,
   ].join('\n');
 }
 
@@ -27,9 +27,10 @@ export function registerEvaluate(program: Command): void {
     .option('--split <name>', 'val or test', 'test')
     .option('--out <prefix>', 'write <prefix>.json and <prefix>.csv (default <checkpoint>.<split>)')
     .option('--json', 'print the result as JSON')
+    .option('--task <id>', 'VerSemi checkpoints: the task (dataset) to segment, 0..T (default 0)', intOption(0))
     .option('--precision <p>', PRECISION_HELP, 'float32')
     .option('--overlays <dir>', 'also write one picture per case, <dir>/<case>.png (image | reference | prediction on a few slices)')
-    .action(async (opts: { checkpoint: string; data: string; split: string; out?: string; json?: boolean; overlays?: string; precision: string }) => {
+    .action(async (opts: { checkpoint: string; data: string; split: string; out?: string; json?: boolean; task?: number; overlays?: string; precision: string }) => {
       if (opts.split !== 'val' && opts.split !== 'test') throw new UsageError(`--split: expected val or test, got '${opts.split}'`);
       const { table, summary, info, prefix } = await evaluateCheckpoint({
         checkpoint: opts.checkpoint,
@@ -37,6 +38,7 @@ export function registerEvaluate(program: Command): void {
         split: opts.split,
         out: opts.out,
         overlays: opts.overlays,
+        task: opts.task,
         prepare: (net, settings) => {
           const precision = precisionOption(opts.precision, net.device);
           settings.precision = precision.chosen;
@@ -50,8 +52,9 @@ export function registerEvaluate(program: Command): void {
       if (!opts.json) process.stderr.write('\n');
       if (opts.json) console.log(JSON.stringify(summary));
       else {
-        const names: Record<number, string> = info.kind === 'UNet2D' ? { 1: 'RV', 2: 'Myo', 3: 'LV' } : { 1: 'LA' };
-        console.log(formatTable(table, names));
+        const plan = (info.extra?.config as { plan?: { classes?: string[] } } | undefined)?.plan;
+        const names: Record<number, string> = plan?.classes ? { ...plan.classes } : info.kind === 'UNet2D' ? { 1: 'RV', 2: 'Myo', 3: 'LV' } : { 1: 'LA' };
+        console.log(formatTable(table, names, summary.units === 'mm' ? 'mm' : 'voxels'));
         console.log(`written: ${prefix}.json, ${prefix}.csv${opts.overlays ? `, ${opts.overlays}/` : ''}`);
       }
     });

@@ -18,6 +18,8 @@ import type { Network } from '../nets/network.js';
 import { evaluateVolumes, type InferenceSettings } from '../trainers/validate.js';
 import { splitVolumes, trainData } from './datasets.js';
 import { UsageError } from './options.js';
+import { isImageDataset } from '../data/folders.js';
+import { evaluatePlanned } from './planned-eval.js';
 
 /** Options of {@link evaluateCheckpoint}. */
 export interface EvaluateOptions {
@@ -29,6 +31,8 @@ export interface EvaluateOptions {
   out?: string;
   /** Write `<dir>/<case>.png` for every case. */
   overlays?: string;
+  /** VerSemi checkpoints: the task (dataset) to segment (default 0). */
+  task?: number;
   onVolume?: (id: string, done: number, total: number) => void;
   /**
    * Called with the loaded network and its inference settings before any volume (to change the
@@ -64,7 +68,22 @@ async function volumesFor(data: string, info: CheckpointInfo, split: 'val' | 'te
 
 /** Evaluates a checkpoint and writes its JSON, CSV (and overlay pictures). */
 export async function evaluateCheckpoint(o: EvaluateOptions): Promise<EvaluationResult> {
-  const { net, info, settings } = await networkFromCheckpoint(o.checkpoint);
+  if (o.data !== 'synthetic' && isImageDataset(o.data)) {
+    // a Decathlon / nnU-Net folder: every case in its own geometry, distances in mm
+    const { table, info, extra } = await evaluatePlanned(o);
+    const prefix = o.out ?? `${o.checkpoint}.${o.split}`;
+    const summary = { checkpoint: o.checkpoint, split: o.split, units: 'mm', ...extra, ...table.summary() };
+    writeAtomic(`${prefix}.json`, JSON.stringify(summary, null, 2));
+    writeAtomic(`${prefix}.csv`, table.toCSV());
+    return { table, summary, info, prefix };
+  }
+  let loaded: Awaited<ReturnType<typeof networkFromCheckpoint>>;
+  try {
+    loaded = await networkFromCheckpoint(o.checkpoint, { task: o.task });
+  } catch (err) {
+    throw err instanceof RangeError ? new UsageError(`--task: ${(err as Error).message}`) : err;
+  }
+  const { net, info, settings } = loaded;
   try {
     const extra = o.prepare?.(net, settings) ?? {};
     const { volumes, free } = await volumesFor(o.data, info, o.split);

@@ -113,6 +113,19 @@ export function configFrom(opts: TrainOpts, extra: Partial<TrainConfig> = {}): T
   }
 }
 
+/** A single --data folder that none of the layouts fits is one line saying what each layout needs. */
+function checkKnownLayout(data: string): void {
+  if (data === 'synthetic' || data.includes(',') || !existsSync(data)) return;
+  const markers = ['dataset.json', 'train_slices.list', 'train.list', 'ACDC', 'LA'];
+  if (markers.some((m) => existsSync(join(data, m)))) {
+    if (existsSync(join(data, 'dataset.json')) && !existsSync(join(data, 'imagesTr'))) throw new UsageError(`--data: '${data}' has dataset.json but no imagesTr/ folder (a Decathlon or nnU-Net folder holds dataset.json, imagesTr/ and labelsTr/)`);
+    return;
+  }
+  throw new UsageError(
+    `--data: '${data}' is not a Decathlon or nnU-Net dataset folder (dataset.json, imagesTr/, labelsTr/), nor ACDC (train_slices.list) or LA (train.list) data`,
+  );
+}
+
 function runFolder(opts: TrainOpts, config: TrainConfig): string {
   return opts.out ?? join('runs', config.recipe);
 }
@@ -165,20 +178,17 @@ async function plannedRunConfig(opts: TrainOpts): Promise<TrainConfig> {
   const split = plannedSplit(ds, splitOptions(opts, ds.labeled.length));
   const recipe = opts.recipe ?? methodRecipe(opts.method ?? '', plan.network);
   if (!RECIPES[recipe]) throw new UsageError(`--recipe: unknown recipe '${recipe}' (one of ${recipeNames().join(', ')})`);
-  return configFrom({ ...opts, recipe, set, size: undefined, labeled: undefined }, plannedConfig(recipe, plan, split.labeled.length, {}));
+  const withSplit = { ...plan, split: { labeled: split.labeled.map((c) => c.id), validation: split.val.map((c) => c.id) } };
+  return configFrom({ ...opts, recipe, set, size: undefined, labeled: undefined }, plannedConfig(recipe, withSplit, split.labeled.length, {}));
 }
 
 /** The preprocessed training data of a planned run; rank 0 writes plan.json into the run folder first. */
 async function plannedRunData(opts: TrainOpts, config: TrainConfig, quiet: boolean): Promise<TrainData> {
   const ds = readImageDataset(opts.data);
   const out = runFolder(opts, config);
-  if (!quiet) {
-    mkdirSync(out, { recursive: true });
-    await writeRunPlan(out, config.plan!);
-  }
   const tty = process.stderr.isTTY && !opts.json && !quiet;
   const lines = !process.stderr.isTTY && !opts.json && !quiet;
-  return plannedData(ds, config.plan!, {
+  const data = await plannedData(ds, config.plan!, {
     ...splitOptions(opts, ds.labeled.length),
     cacheDir: join(out, 'preprocessed'),
     onCase: (d, t) => {
@@ -186,6 +196,12 @@ async function plannedRunData(opts: TrainOpts, config: TrainConfig, quiet: boole
       else if (lines && (d === t || d % 50 === 0)) process.stderr.write(`preprocessing: ${d}/${t} cases\n`);
     },
   });
+  // written once every case has been read and preprocessed: a bad file leaves no plan behind
+  if (!quiet) {
+    mkdirSync(out, { recursive: true });
+    await writeRunPlan(out, config.plan!);
+  }
+  return data;
 }
 
 export function registerTrain(program: Command): void {
@@ -225,6 +241,7 @@ export function registerTrain(program: Command): void {
     .action(async (opts: TrainOpts, cmd: Command) => {
       const launching = (opts.nproc ?? 1) > 1 || opts.nnodes > 1;
       const planned = opts.data !== 'synthetic' && isImageDataset(opts.data);
+      if (!planned) checkKnownLayout(opts.data);
       let config = planned && launching ? (null as unknown as TrainConfig) : planned ? await plannedRunConfig(opts) : configFrom(opts);
       if (launching && process.env.RANK !== undefined && process.env.LOCAL_WORLD_SIZE !== undefined)
         throw new UsageError('--nproc inside a worker: the launcher already started this process as a rank');

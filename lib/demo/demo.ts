@@ -1,34 +1,49 @@
 /**
  * The demo job (`semiseg demo`, README's quick start): trains supervised-only and BCP with the same
- * budget on synthetic cardiac-like slices (or, with `data`, on an ACDC folder), then reports each one's
- * validation Dice per class. Minutes on a CPU.
+ * budget on real data, then reports each one's validation Dice per class and the difference. By default
+ * on the 40 Decathlon hippocampus MRI volumes bundled with the package (examples/data/Hippocampus,
+ * CC BY-SA 4.0): planned as any NIfTI folder, few labeled cases, the others' images unlabeled, held-out
+ * validation cases. `data` may also be another Decathlon / nnU-Net folder, an ACDC folder, or
+ * 'synthetic' (generated cardiac-like slices). Minutes on a CPU.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { isImageDataset, readImageDataset } from '../data/folders.js';
 import { readCheckpointInfo } from '../io/checkpoint.js';
+import { packageRoot } from '../native.js';
+import { fingerprintDataset } from '../plan/fingerprint.js';
+import { planFromFingerprint, type Plan } from '../plan/plan.js';
 import { acdcData, syntheticData, type TrainData } from '../trainers/data.js';
 import { train, type TrainEvent } from '../trainers/loop.js';
+import { plannedData } from '../trainers/planned-data.js';
 import { resolveConfig, type TrainConfig } from '../trainers/recipes.js';
 
+/** The bundled demo data: 40 Decathlon hippocampus volumes (CC BY-SA 4.0, see its LICENSE.md). */
+export const DEMO_DATA = join(packageRoot, 'examples', 'data', 'Hippocampus');
+
 export interface DemoOptions {
-  /** Iterations of each run (BCP: a third pre-training, the rest self-training). Default 300. */
+  /** Iterations of each run (BCP: a third pre-training, the rest self-training). Default 240 (NIfTI), 300 (slices). */
   iterations?: number;
-  /** Slice side. Default 64 (synthetic) or 128 (ACDC). */
+  /** 3-D patch side (default 32) for NIfTI folders; slice side (default 64 synthetic, 128 ACDC). */
   size?: number;
   seed?: number;
-  /** An ACDC folder (train_slices.list ...) or a folder holding `ACDC/`; default: synthetic slices. */
+  /** A Decathlon / nnU-Net folder (default: the bundled hippocampus data), an ACDC folder, or 'synthetic'. */
   data?: string;
-  /** Labeled patients with `data` (default 7); labeled synthetic slices otherwise (default 8). */
+  /** Labeled cases (NIfTI, default 6), patients (ACDC, default 7) or synthetic slices (default 8). */
   labeled?: number;
+  /** NIfTI folders: validation cases held out of the labeled pool (default 8). */
+  val?: number;
   out?: string;
   onEvent?: (method: string, e: TrainEvent) => void;
+  /** NIfTI folders: preprocessing progress (a case done). */
+  onCase?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
 
 export interface DemoRun {
   method: 'supervised' | 'bcp';
-  /** Best validation Dice per class (RV, Myo, LV) and their mean. */
+  /** Best validation Dice per class (1 .. C-1) and their mean. */
   perClass: number[];
   dice: number;
   iteration: number;
@@ -40,13 +55,69 @@ export interface DemoRun {
 export interface DemoResult {
   runs: DemoRun[];
   data: string;
+  /** names of the scored classes (1 .. C-1) */
+  classes: string[];
+  /** what each run trained on */
+  labeled: number;
+  unlabeled: number;
+  validation: number;
+  /** NIfTI folders: the plan both runs used */
+  plan?: Plan;
+}
+
+async function plannedDemo(root: string, o: DemoOptions): Promise<DemoResult> {
+  const iterations = o.iterations ?? 240;
+  const side = o.size ?? 32;
+  const seed = o.seed ?? 1337;
+  const labeled = o.labeled ?? 6;
+  const out = o.out ?? join('runs', 'demo');
+  const ds = readImageDataset(root);
+  const fp = await fingerprintDataset(ds);
+  const base = planFromFingerprint(fp, ds);
+  const plan = planFromFingerprint(fp, ds, { size: base.size.map(() => side) });
+  const pre = Math.round(iterations / 3);
+  const common: Partial<TrainConfig> = {
+    dataset: 'nifti',
+    plan,
+    network: plan.network,
+    channelsLast: false,
+    classes: plan.classes.length,
+    size: plan.size,
+    labeled,
+    seed,
+    validateEvery: Math.max(20, Math.round(iterations / 6)),
+  };
+  const twoD = plan.network === 'UNet2D';
+  const configs: TrainConfig[] = [
+    resolveConfig(twoD ? 'supervised-acdc' : 'supervised-la', { ...common, iterations, batchSize: plan.labeledBatch, labeledBatch: plan.labeledBatch }),
+    resolveConfig(twoD ? 'bcp-acdc' : 'bcp-la', { ...common, pretrainIterations: pre, iterations: iterations - pre, batchSize: plan.batchSize, labeledBatch: plan.labeledBatch }),
+  ];
+  const data = await plannedData(ds, plan, { labeled, val: o.val ?? 8, onCase: o.onCase });
+  const runs: DemoRun[] = [];
+  try {
+    for (const config of configs) runs.push(await demoRun(config, data, out, o));
+  } finally {
+    data.dispose();
+  }
+  return { runs, data: root, classes: plan.classes.slice(1), labeled: data.labeled, unlabeled: data.unlabeled, validation: (await data.validation()).length, plan };
+}
+
+async function demoRun(config: TrainConfig, data: TrainData, out: string, o: DemoOptions): Promise<DemoRun> {
+  const r = await train(config, { data, out: join(out, config.method), signal: o.signal, onEvent: (e) => o.onEvent?.(config.method, e) });
+  const best = r.best;
+  const perClass = best ? ((await readCheckpointInfo(best.path)).extra?.perClass as number[]) : [];
+  return { method: config.method as 'supervised' | 'bcp', perClass, dice: best?.dice ?? 0, iteration: best?.iteration ?? 0, seconds: r.seconds, firstLoss: r.firstLoss, lastLoss: r.lastLoss };
 }
 
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
+  const source = options.data ?? DEMO_DATA;
+  if (source !== 'synthetic' && isImageDataset(source)) return plannedDemo(source, options);
+  if (source === DEMO_DATA) throw new Error(`demo: the bundled data is missing ('${DEMO_DATA}' has no dataset.json); reinstall semiseg or pass --data`);
+  const synthetic = source === 'synthetic';
   const iterations = options.iterations ?? 300;
-  const size = options.size ?? (options.data ? 128 : 64);
+  const size = options.size ?? (synthetic ? 64 : 128);
   const seed = options.seed ?? 1337;
-  const labeled = options.labeled ?? (options.data ? 7 : 8);
+  const labeled = options.labeled ?? (synthetic ? 8 : 7);
   const out = options.out ?? join('runs', 'demo');
   const pre = Math.round(iterations / 3);
   const common = { labeled, size: [size, size], seed, validateEvery: Math.max(25, Math.round(iterations / 6)) };
@@ -56,20 +127,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   ];
   const runs: DemoRun[] = [];
   // `data` may be the ACDC folder or a folder holding it (../shared/data)
-  const root = options.data && !existsSync(join(options.data, 'train_slices.list')) ? join(options.data, 'ACDC') : options.data;
-  if (root && !existsSync(join(root, 'train_slices.list'))) throw new Error(`demo: '${options.data}' holds no ACDC data (train_slices.list)`);
+  const root = synthetic ? undefined : existsSync(join(source, 'train_slices.list')) ? source : join(source, 'ACDC');
+  if (root && !existsSync(join(root, 'train_slices.list'))) throw new Error(`demo: '${source}' is neither a Decathlon / nnU-Net folder (dataset.json, imagesTr/) nor ACDC data (train_slices.list)`);
+  let counts = { labeled: 0, unlabeled: 0, validation: 0 };
   for (const config of configs) {
-    const data: TrainData = root
-      ? acdcData(root, { patients: labeled, size: [size, size], valCases: 6 })
-      : syntheticData({ labeled, unlabeled: 40, size, seed, valCases: 3 });
+    const data: TrainData = root ? acdcData(root, { patients: labeled, size: [size, size], valCases: 6 }) : syntheticData({ labeled, unlabeled: 40, size, seed, valCases: 3 });
     try {
-      const r = await train(config, { data, out: join(out, config.method), signal: options.signal, onEvent: (e) => options.onEvent?.(config.method, e) });
-      const best = r.best;
-      const perClass = best ? ((await readCheckpointInfo(best.path)).extra?.perClass as number[]) : [];
-      runs.push({ method: config.method as 'supervised' | 'bcp', perClass, dice: best?.dice ?? 0, iteration: best?.iteration ?? 0, seconds: r.seconds, firstLoss: r.firstLoss, lastLoss: r.lastLoss });
+      runs.push(await demoRun(config, data, out, options));
+      counts = { labeled: data.labeled, unlabeled: data.unlabeled, validation: (await data.validation()).length };
     } finally {
       data.dispose();
     }
   }
-  return { runs, data: options.data ?? 'synthetic' };
+  return { runs, data: source, classes: ['RV', 'Myo', 'LV'], ...counts };
 }

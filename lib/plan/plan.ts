@@ -56,6 +56,8 @@ export interface Plan {
   /** 3-D: share of labeled crops centred on a foreground voxel */
   foregroundOversampling: number;
   budget: 'cpu' | 'gpu';
+  /** the run's split (written when training): the labeled and the validation case ids */
+  split?: { labeled: string[]; validation: string[] };
   /** what the plan was made from */
   source?: { cases: number; medianShape: number[]; medianSpacing: number[]; resampledShape: number[] };
 }
@@ -88,7 +90,13 @@ const round16 = (v: number) => Math.max(16, Math.round(v / 16) * 16);
 /** The shape of a case of `shape` at `spacing` after resampling to `target` (the 2-D slice axis kept). */
 export function resampledShape(shape: number[], spacing: number[], target: number[] | null, keepAxis = -1): number[] {
   if (!target) return [...shape];
-  return shape.map((s, k) => (k === keepAxis ? s : Math.max(1, Math.round((s * spacing[k]) / target[k]))));
+  return shape.map((s, k) => (k === keepAxis ? s : Math.max(1, roundHalfEven((s * spacing[k]) / target[k]))));
+}
+
+/** numpy's rounding (half to even), as the native resampling sizes its output. */
+export function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 function normalizations(fp: Fingerprint): Normalization[] {
