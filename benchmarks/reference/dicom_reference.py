@@ -9,6 +9,8 @@
   enhanced <folder> <out.dcm>      one Enhanced MR multi-frame file of the series, frames shuffled, per-frame positions
                                    and a per-frame rescale; prints JSON of the frames' rescale
   seg <file>                       JSON of a SEG as pydicom reads it (segments, per-frame references, pixel array)
+  batch <commands.json>            several of these in one process (a JSON list of argument lists); prints a JSON
+                                   list of what each printed
   nifti <file> <out.i64>           JSON of a NIfTI file as nibabel reads it (sform, qform, codes, shape); its data
                                    as int64 (C order) into <out.i64>
 """
@@ -241,6 +243,22 @@ def nifti(path, out):
     np.ascontiguousarray(data).astype(np.int64).tofile(out)
 
 
+COMMANDS = {'volume': volume, 'variant': variant, 'enhanced': enhanced, 'seg': seg, 'nifti': nifti}
+
+
+def batch(spec):
+    import contextlib
+    import io
+
+    outputs = []
+    for cmd, *args in json.load(open(spec)):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            COMMANDS[cmd](*args)
+        outputs.append(buf.getvalue())
+    print(json.dumps(outputs))
+
+
 if __name__ == '__main__':
     cmd, *args = sys.argv[1:]
-    {'volume': volume, 'variant': variant, 'enhanced': enhanced, 'seg': seg, 'nifti': nifti}[cmd](*args)
+    {**COMMANDS, 'batch': batch}[cmd](*args)
