@@ -2,7 +2,7 @@
 // - the three hippocampus series and the T1 series read into the volume pydicom's stacked, rescaled pixel
 //   arrays make in position order, with the spacing and affine the positions and orientation give (and
 //   nibabel's own DICOM geometry);
-// - the same voxels through every supported transfer syntax (compressed here by pydicom / imagecodecs, not
+// - the same voxels through ten transfer syntaxes (compressed here by pydicom / imagecodecs, not
 //   by the decoders under test), per-slice rescale, and an enhanced multi-frame file;
 // - a SEG that pydicom reads back (SOP class, segments, per-frame source references, bits) and that decodes
 //   to the label map exactly; NIfTI output of a DICOM series with its affine (sform and qform);
@@ -47,6 +47,8 @@ const KINDS: Record<string, string> = {
   'jpeg-lossless-p3': '1.2.840.10008.1.2.4.57',
   jpegls: '1.2.840.10008.1.2.4.80',
   j2k: '1.2.840.10008.1.2.4.90',
+  htj2k: '1.2.840.10008.1.2.4.201',
+  jpegxl: '1.2.840.10008.1.2.4.110',
 };
 
 /** Runs several reference commands in one python process; returns what each printed. */
@@ -139,7 +141,7 @@ test.serial('the hippocampus and T1 series read as pydicom stacks them, with the
   t.notDeepEqual(ref.files, [...ref.files].sort(), 'file-name order differs from position order');
 });
 
-test.serial('every transfer syntax decodes to the same voxels: implicit, deflated, big endian, RLE, JPEG lossless, JPEG-LS, JPEG 2000', async (t) => {
+test.serial('every transfer syntax decodes to the same voxels: implicit, deflated, big endian, RLE, JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K, JPEG XL', async (t) => {
   if (skip) return t.pass(`skipped: ${skip}`);
   const ref = refs.get('series-0')!;
   for (const [kind, uid] of Object.entries(KINDS)) {

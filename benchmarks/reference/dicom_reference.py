@@ -4,7 +4,7 @@
                                    (C order) into <out.f32>; JSON of shape, spacing, affine, SOP instance order and
                                    nibabel's single-slice affine on stdout
   variant <folder> <out> <kind>    copies of a series: implicit, deflated, bigendian, rescale, rle, jpegls,
-                                   jpeg-lossless (SV1, 1.2.840.10008.1.2.4.70), jpeg-lossless-p3 (.57), j2k
+                                   jpeg-lossless (SV1, 1.2.840.10008.1.2.4.70), jpeg-lossless-p3 (.57), j2k, htj2k, jpegxl
                                    (compressed by pydicom's RLE encoder or imagecodecs, not by the code under test)
   enhanced <folder> <out.dcm>      one Enhanced MR multi-frame file of the series, frames shuffled, per-frame positions
                                    and a per-frame rescale; prints JSON of the frames' rescale
@@ -122,10 +122,18 @@ def variant(folder, out, kind):
                 frame, uid = imagecodecs.jpeg8_encode(raw, lossless=True, predictor=3, bitspersample=16), '1.2.840.10008.1.2.4.57'
             elif kind == 'j2k':
                 frame, uid = imagecodecs.jpeg2k_encode(raw, level=0, codecformat='J2K', reversible=True), JPEG2000Lossless
+            elif kind == 'htj2k':
+                frame, uid = imagecodecs.htj2k_encode(raw), '1.2.840.10008.1.2.4.201'
+            elif kind == 'jpegxl':
+                frame, uid = imagecodecs.jpegxl_encode(raw, lossless=True), '1.2.840.10008.1.2.4.110'
             else:
                 raise SystemExit(f'unknown variant {kind}')
             ds.PixelData = encapsulate([bytes(frame)])
             ds['PixelData'].VR = 'OB'
+            if kind == 'jpegxl':  # newer than pydicom 3.0's dictionary
+                from pydicom._uid_dict import UID_dictionary
+
+                UID_dictionary.setdefault(uid, ('JPEG XL Lossless', 'Transfer Syntax', '', '', 'JPEGXLLossless'))
             ds.file_meta.TransferSyntaxUID = uid
             ds.save_as(path, enforce_file_format=True)
 
