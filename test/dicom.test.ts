@@ -360,6 +360,7 @@ test.serial('bad input: one-line errors naming the file and what is wrong', asyn
     edit(d, names);
     return d;
   };
+  const missingSlice = caseDir((d) => unlinkSync(join(d, '12.dcm')));
   const cases: Array<[string, string | string[], RegExp]> = [
     ['truncated file', caseDir((d) => writeFileSync(join(d, '7.dcm'), readFileSync(join(d, '7.dcm')).subarray(0, 2000))), /'.*7\.dcm' is truncated or damaged/],
     ['not DICOM', caseDir((d) => writeFileSync(join(d, 'notes.dcm'), 'hello, this is not DICOM')), /'.*notes\.dcm' is not a DICOM file \(no 'DICM' marker at byte 128; it has 24 bytes\)/],
@@ -370,7 +371,7 @@ test.serial('bad input: one-line errors naming the file and what is wrong', asyn
     }), /'.*3\.dcm' is (truncated or damaged|not a readable DICOM file)/],
     ['mixed series', join(dicomDir, 'Study1'), /holds 2 series; choose one by SeriesInstanceUID: .*'T1post', 22 files.*'HippoCrop', 32 files/],
     ['missing pixel data', caseDir((d) => editDicom(join(d, '5.dcm'), (_m, ds) => delete ds.PixelData)), /'.*5\.dcm' has no pixel data \(7FE0,0010\)/],
-    ['missing slice', caseDir((d) => unlinkSync(join(d, '12.dcm'))), /inconsistent slice spacing: '.*11\.dcm' and '.*13\.dcm' are 2\.000 mm apart where the other slices are 1\.000 mm \(gaps range from 1\.000 to 2\.000 mm; missing slices\?\)/],
+    ['missing slice', missingSlice, /inconsistent slice spacing: '.*11\.dcm' and '.*13\.dcm' are 2\.000 mm apart where the other slices are 1\.000 mm \(gaps range from 1\.000 to 2\.000 mm; missing slices\?\)/],
     ['orientation', caseDir((d) => editDicom(join(d, '9.dcm'), (_m, ds) => (ds.ImageOrientationPatient = [1, 0, 0, 0, 0.995, 0.0998749]))), /inconsistent orientation between slices: '.*' has ImageOrientationPatient \[1, 0, 0, 0, 1, 0\] but '.*9\.dcm' \[1, 0, 0, 0, 0\.995, 0\.0999\]/],
     ['off the line', caseDir((d) => editDicom(join(d, '9.dcm'), (_m, ds) => (ds.ImagePositionPatient = [0.5, 0, 9]))), /slice positions do not lie on one line: '.*9\.dcm' is 0\.500 mm off the line through the first and last slices/],
     ['pixel spacing', caseDir((d) => editDicom(join(d, '9.dcm'), (_m, ds) => (ds.PixelSpacing = [1, 1.2]))), /inconsistent pixel spacing between slices: .*9\.dcm' \[1, 1\.2\]/],
@@ -392,6 +393,13 @@ test.serial('bad input: one-line errors naming the file and what is wrong', asyn
     t.regex(err?.message ?? '', message, what);
     t.false((err?.message ?? '').includes('\n'), `${what}: one line`);
   }
+  // a looser tolerance accepts the gap; options are checked
+  const gapped = await readDicomSeries(missingSlice, { positionTolerance: 1.5 });
+  t.deepEqual(gapped.data.shape, [35, 51, 31]);
+  dispose(gapped.data);
+  await t.throwsAsync(readDicomSeries(src, { seriesUID: 'x' } as never), { message: /readDicomSeries\(\): unknown key 'seriesUID' in argument 'options' \(expected one of seriesInstanceUID, positionTolerance\)/ });
+  await t.throwsAsync(readDicomSeries(src, { positionTolerance: -1 }), { message: /argument 'options.positionTolerance' must be a number > 0 \(millimetres\), got -1/ });
+  await t.throwsAsync(parseDicomSeries([{ name: 'x', bytes: 'nope' }] as never), { message: /parseDicomSeries\(\): argument 'files' must be an array of \{ name: string, bytes: Uint8Array \}/ });
   // a named series out of several
   const t1 = (await listDicomSeries(join(dicomDir, 'Study1'))).find((s) => s.seriesDescription === 'T1post')!;
   const img = await readDicomSeries(join(dicomDir, 'Study1'), { seriesInstanceUID: t1.seriesInstanceUID });

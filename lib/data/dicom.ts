@@ -28,6 +28,7 @@ import codecs from 'dcmjs-codecs';
 
 import { tensor } from '../create.js';
 import { tidy } from '../scope.js';
+import { checkKnownKeys, checkObject, rangeError, typeError } from '../validate.js';
 import type { SpatialImage } from './image.js';
 
 /** One DICOM file held in memory (an upload, an archive member). */
@@ -93,8 +94,9 @@ export interface DicomReadOptions {
   /** The series to read when several are present (otherwise several series are an error listing them). */
   seriesInstanceUID?: string;
   /**
-   * Largest distance, in mm, of a slice from where an even spacing puts it (default: 1% of the slice step,
-   * at least 0.01 mm); also the tolerance of in-plane geometry (orientation 1e-4, pixel spacing 0.1%).
+   * How far, in mm, a slice gap may differ from the others, or a slice lie off the line through the first
+   * and last slices (default: 1% of the slice step, at least 0.01 mm). Orientation cosines must agree to
+   * 1e-4 and pixel spacings to 0.1% between slices.
    */
   positionTolerance?: number;
 }
@@ -460,14 +462,27 @@ export async function listDicomSeries(input: string | string[]): Promise<DicomSe
  * an Error with a one-line message naming the file.
  */
 export async function readDicomSeries(input: string | string[], options: DicomReadOptions = {}): Promise<DicomImage> {
+  const o = checkOptions(FN, options);
   const { files, folder, label } = await gather(input, FN);
-  return buildSeries(parseAll(files, folder, label), label, options);
+  return buildSeries(parseAll(files, folder, label), label, o);
 }
 
 /** {@link readDicomSeries} for files held in memory (an upload, the members of a zip). */
 export async function parseDicomSeries(files: DicomFile[], options: DicomReadOptions = {}): Promise<DicomImage> {
-  if (!Array.isArray(files)) throw new TypeError(`parseDicomSeries(): argument 'files' must be an array of { name, bytes }, got ${typeof files}`);
-  return buildSeries(parseAll(files, true, `${files.length} uploaded files`), `${files.length} uploaded files`, options);
+  if (!Array.isArray(files) || files.some((f) => typeof f?.name !== 'string' || !(f.bytes instanceof Uint8Array)))
+    throw typeError('parseDicomSeries', 'files', 'an array of { name: string, bytes: Uint8Array }', files);
+  const o = checkOptions('parseDicomSeries', options);
+  return buildSeries(parseAll(files, true, `${files.length} uploaded files`), `${files.length} uploaded files`, o);
+}
+
+function checkOptions(fn: string, options: unknown): DicomReadOptions {
+  const o = checkObject(fn, 'options', options);
+  checkKnownKeys(fn, 'options', o, ['seriesInstanceUID', 'positionTolerance']);
+  if (o.seriesInstanceUID !== undefined && (typeof o.seriesInstanceUID !== 'string' || o.seriesInstanceUID === ''))
+    throw typeError(fn, 'options.seriesInstanceUID', 'a non-empty string', o.seriesInstanceUID);
+  if (o.positionTolerance !== undefined && !(typeof o.positionTolerance === 'number' && o.positionTolerance > 0 && Number.isFinite(o.positionTolerance)))
+    throw rangeError(fn, 'options.positionTolerance', 'a number > 0 (millimetres)', o.positionTolerance);
+  return o as DicomReadOptions;
 }
 
 async function buildSeries(parsed: ParsedFile[], label: string, options: DicomReadOptions): Promise<DicomImage> {
