@@ -20,11 +20,12 @@
  * Voxel values are the stored values with RescaleSlope / RescaleIntercept applied (per slice), as float32.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 import dicomParser from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
-import codecs from 'dcmjs-codecs';
+import type * as Codecs from 'dcmjs-codecs';
 
 import { tensor } from '../create.js';
 import { tidy } from '../scope.js';
@@ -163,9 +164,14 @@ export const DICOM_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = Object.
 /** Storage classes that hold no image (skipped in folders). */
 const NON_IMAGE_CLASSES = new Set(['1.2.840.10008.1.3.10' /* Media Storage Directory (DICOMDIR) */]);
 
+// dcmjs-codecs (and the dcmjs it loads) take ~0.3 s to load: only series with compressed pixel data need them
+const require = createRequire(import.meta.url);
+let codecsModule: typeof Codecs | undefined;
+const codecsLib = (): typeof Codecs => (codecsModule ??= require('dcmjs-codecs') as typeof Codecs);
+
 let codecsReady: Promise<void> | undefined;
 function initCodecs(): Promise<void> {
-  codecsReady ??= codecs.NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false }).catch((err: unknown) => {
+  codecsReady ??= codecsLib().NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false }).catch((err: unknown) => {
     codecsReady = undefined;
     throw new Error(`${FN}(): the DICOM image codecs (dcmjs-codecs WebAssembly) did not load: ${messageOf(err)}`);
   });
@@ -325,6 +331,7 @@ function decodeFrame(frame: Frame): Float32Array {
   if (codec) {
     littleEndian = true;
     const encoded = encapsulatedFrame(ds, el, index, f);
+    const codecs = codecsLib();
     const ctx = new codecs.Context({
       width: columns,
       height: rows,
