@@ -241,7 +241,7 @@ test.serial('a SEG reads back with pydicom (SOP class, segments, per-frame refer
   const segments = [
     { label: 'Anterior', type: { value: '5001000', scheme: '99TEST', meaning: 'Hippocampus anterior' } },
     { label: 'Posterior' },
-    { label: 'Island', color: [0, 0, 255] as [number, number, number] },
+    { label: 'Îlot à part', color: [0, 0, 255] as [number, number, number] },
   ];
   const path = join(dir, 'seg.dcm');
   await writeDicomSeg(path, labels, img, { segments, seriesDescription: 'hippocampus' });
@@ -259,7 +259,7 @@ test.serial('a SEG reads back with pydicom (SOP class, segments, per-frame refer
     [
       [1, 'Anterior', 'AUTOMATIC', 'Anatomical Structure', '5001000'],
       [2, 'Posterior', 'AUTOMATIC', 'Anatomical Structure', '85756007'],
-      [3, 'Island', 'AUTOMATIC', 'Anatomical Structure', '85756007'],
+      [3, 'Îlot à part', 'AUTOMATIC', 'Anatomical Structure', '85756007'],
     ],
   );
   // one frame per (segment, slice) that has voxels, referencing that slice's source image
@@ -285,7 +285,7 @@ test.serial('a SEG reads back with pydicom (SOP class, segments, per-frame refer
 
   const back = await readDicomSeg(path, img);
   t.is(firstDifference(Array.from(back.labels.toArray() as BigInt64Array, Number), Array.from(lab, Number)), '', 'SEG -> label map is exact');
-  t.deepEqual(back.segments.map((s) => s.label), ['Anterior', 'Posterior', 'Island']);
+  t.deepEqual(back.segments.map((s) => s.label), ['Anterior', 'Posterior', 'Îlot à part']);
   t.is(back.frames, seg.frames.length);
 
   // every frame, empty or not: still exact

@@ -219,7 +219,7 @@ export function encodeDicomSeg(labels: Tensor, source: DicomImage, options: Dico
   const dimensionOrganizationUID = newDicomUid();
   const dataset: Record<string, unknown> = {
     _vrMap: { PixelData: 'OB' },
-    SpecificCharacterSet: ps.SpecificCharacterSet ?? 'ISO_IR 192',
+    SpecificCharacterSet: 'ISO_IR 192', // UTF-8: dcmjs writes text as UTF-8
     ImageType: ['DERIVED', 'PRIMARY'],
     SOPClassUID: SEG_SOP_CLASS_UID,
     SOPInstanceUID: sopInstanceUID,
@@ -331,10 +331,12 @@ export async function writeDicomSeg(path: string, labels: Tensor, source: DicomI
 }
 
 const txt = (ds: DataSet | undefined, tag: string) => (ds?.elements[tag] ? (ds.string(tag) ?? '').trim() : '');
+/** Text that may be non-ASCII: dicom-parser gives bytes as Latin-1 characters; UTF-8 when the SEG says ISO_IR 192. */
+const text = (ds: DataSet | undefined, tag: string, utf8: boolean) => (utf8 ? Buffer.from(txt(ds, tag), 'latin1').toString('utf8') : txt(ds, tag));
 const items = (ds: DataSet | undefined, tag: string): DataSet[] => (ds?.elements[tag]?.items ?? []).map((x) => x.dataSet).filter((x): x is DataSet => Boolean(x));
 const first = (ds: DataSet | undefined, tag: string): DataSet | undefined => items(ds, tag)[0];
-const codeOf = (ds: DataSet | undefined): CodedConcept | undefined =>
-  ds ? { value: txt(ds, 'x00080100') || txt(ds, 'x00080119'), scheme: txt(ds, 'x00080102'), meaning: txt(ds, 'x00080104') } : undefined;
+const codeOf = (ds: DataSet | undefined, utf8: boolean): CodedConcept | undefined =>
+  ds ? { value: txt(ds, 'x00080100') || txt(ds, 'x00080119'), scheme: txt(ds, 'x00080102'), meaning: text(ds, 'x00080104', utf8) } : undefined;
 const us = (ds: DataSet, tag: string) => (ds.elements[tag] && ds.elements[tag].length >= 2 ? ds.uint16(tag) : undefined);
 
 /**
@@ -375,11 +377,12 @@ export function decodeDicomSeg(bytes: Uint8Array, reference: DicomImage, name = 
   const maxFraction = Number(txt(ds, 'x00620014') || '255');
   const px = ds.byteArray.subarray(el.dataOffset, el.dataOffset + el.length);
 
+  const utf8 = /ISO_IR 192/.test(txt(ds, 'x00080005'));
   const segments = items(ds, 'x00620002').map((it) => ({
     number: us(it, 'x00620004') ?? 0,
-    label: txt(it, 'x00620005'),
-    category: codeOf(first(it, 'x00620003')),
-    type: codeOf(first(it, 'x0062000f')),
+    label: text(it, 'x00620005', utf8),
+    category: codeOf(first(it, 'x00620003'), utf8),
+    type: codeOf(first(it, 'x0062000f'), utf8),
   }));
   const known = new Set(segments.map((x) => x.number));
 

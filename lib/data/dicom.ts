@@ -68,7 +68,7 @@ export interface DicomSeriesMeta {
   sliceThickness?: number;
   /** The source of each slice k, in volume order. */
   slices: DicomSliceRef[];
-  /** Patient and study attributes a derived object copies (DICOM keywords, string values). */
+  /** Patient and study attributes a derived object copies (DICOM keywords, string values, decoded text). */
   patientStudy: Record<string, string>;
   /** The transfer syntax of the first file. */
   transferSyntaxUID: string;
@@ -569,9 +569,10 @@ async function buildSeries(parsed: ParsedFile[], label: string, options: DicomRe
   const affine = [...lps.map((row, r) => (r < 2 ? row.map((x) => (x === 0 ? 0 : -x)) : row)), [0, 0, 0, 1]];
   const ds = first.file.ds;
   const patientStudy: Record<string, string> = {};
+  const utf8 = /ISO_IR 192/.test(str(ds, 'x00080005'));
   for (const [kw, tag] of PATIENT_STUDY) {
-    const v = str(ds, tag);
-    if (v) patientStudy[kw] = v;
+    const v = str(ds, tag); // dicom-parser gives bytes as Latin-1 characters: right for ASCII and ISO_IR 100
+    if (v) patientStudy[kw] = utf8 ? Buffer.from(v, 'latin1').toString('utf8') : v;
   }
   const seriesNumber = num(ds, 'x00200011');
   return {
@@ -609,6 +610,5 @@ const PATIENT_STUDY: Array<[string, string]> = [
   ['AccessionNumber', 'x00080050'],
   ['ReferringPhysicianName', 'x00080090'],
   ['StudyDescription', 'x00081030'],
-  ['SpecificCharacterSet', 'x00080005'],
 ];
 
