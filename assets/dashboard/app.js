@@ -148,7 +148,9 @@
           var sp = run.stages.length > 1 ? ' (' + stage + ')' : '';
           out.push(lineDataset(prefix + 'mean' + sp, v.mean, color, stage === 'pretrain' ? [4, 2] : [], 2.5));
           v.perClass.forEach(function (series, c) {
-            out.push(lineDataset(prefix + className(c) + sp, series, color, DASHES[(c + 1) % DASHES.length], 1));
+            var d = lineDataset(prefix + className(c) + sp, series, color, DASHES[(c + 1) % DASHES.length], 1);
+            d.perClass = true;
+            out.push(d);
           });
         });
       }
@@ -178,7 +180,17 @@
         maintainAspectRatio: false,
         interaction: { mode: 'nearest', intersect: false },
         plugins: {
-          legend: { position: 'bottom', labels: { boxWidth: 12, font: { size: 11 } } },
+          legend: {
+            position: 'bottom',
+            labels: {
+              boxWidth: 12,
+              font: { size: 11 },
+              // the Dice chart's legend names the means; the thin per-class lines are explained below it
+              filter: function (item, data) {
+                return spec.id !== 'dice' || !data.datasets[item.datasetIndex].perClass;
+              },
+            },
+          },
           decimation: { enabled: true, algorithm: 'lttb', samples: 800 },
           title: { display: false },
         },

@@ -62,7 +62,7 @@ export function chartSections(): string {
   return `<div class="grid">
 ${card('loss', 'Loss')}
 ${card('parts', 'Loss parts')}
-${card('dice', 'Validation Dice % (mean: thick; per class: thin)')}
+<section><h2>Validation Dice %</h2><div class="chart"><canvas id="chart-dice"></canvas></div><p class="note">Thick: the mean over classes (dashed: BCP's pre-training); thin, in the run's colour: per class, ${['RV', 'Myo', 'LV'].map((c, i) => `${['dashed', 'dotted', 'dash-dot'][i]} class ${i + 1} (ACDC ${c})`).join(', ')}.</p></section>
 ${card('lr', 'Learning rate')}
 ${card('time', 'Seconds per iteration')}
 </div>`;
