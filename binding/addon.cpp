@@ -16,6 +16,8 @@
 
 namespace semiseg::binding {
 
+void registerVerSemiApi(Napi::Env env, Napi::Object exports);  // versemi_api.cpp
+
 Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -40,6 +42,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerTrainApi(env, exports);
   registerIoApi(env, exports);
   registerInferApi(env, exports);
+  registerVerSemiApi(env, exports);
   registerPreprocessApi(env, exports);
   registerDistApi(env, exports);
   return exports;

@@ -56,6 +56,8 @@ export interface InferenceServerOptions {
   segmentNames?: string[];
   /** Precision of the forwards (default 'auto': bfloat16 where the CPU or GPU runs it natively, else float32). */
   precision?: Precision;
+  /** VerSemi checkpoints: the task (dataset) every request is segmented as, 0..T (default 0). */
+  task?: number;
 }
 
 export interface InferenceServer {
@@ -179,7 +181,7 @@ export async function startInferenceServer(options: InferenceServerOptions, port
   const concurrency = options.concurrency ?? 1;
   const queue = new JobQueue(concurrency, options.maxQueue ?? 8);
   setMaxConcurrentJobs(Math.max(1, concurrency));
-  const segmenter = await Segmenter.load(options.checkpoint, { precision: options.precision ?? 'auto' });
+  const segmenter = await Segmenter.load(options.checkpoint, { precision: options.precision ?? 'auto', task: options.task });
   const expandedLimit = options.maxExpandedBytes ?? 4 * limit;
   const segments = options.segmentNames?.map((label) => ({ label }));
   if (segments && segments.length < segmenter.settings.classes - 1) {
@@ -283,6 +285,7 @@ async function main(): Promise<void> {
     .option('--max-expanded-mb <n>', 'largest size a zip / multipart DICOM upload may expand to, in MiB (default 4 x --max-body-mb)')
     .option('--segment-names <names>', 'DICOM SEG answers: comma-separated names of labels 1, 2, ...')
     .option('--precision <p>', 'float32, bfloat16, float16 (CUDA) or auto', 'auto')
+    .option('--task <id>', 'VerSemi checkpoints: the task (dataset) to segment, 0..T (default 0)')
     .parse();
   const o = program.opts();
   const s = await startInferenceServer(
@@ -295,6 +298,7 @@ async function main(): Promise<void> {
       ...(o.maxExpandedMb !== undefined ? { maxExpandedBytes: Number(o.maxExpandedMb) * 1024 * 1024 } : {}),
       ...(o.segmentNames !== undefined ? { segmentNames: String(o.segmentNames).split(',').map((s) => s.trim()) } : {}),
       precision: o.precision as Precision,
+      ...(o.task !== undefined ? { task: Number(o.task) } : {}),
     },
     Number(o.port),
     o.host,

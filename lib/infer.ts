@@ -69,7 +69,7 @@ export async function slidingWindowInference(network: Network, image: Tensor, op
   const net = checkNetwork(fn, network);
   const img = tensorArg(fn, 'image', image);
   const o = checkObject(fn, 'options', options);
-  const d = net.kind === 'VNet3D' ? 3 : 2;
+  const d = net.kind === 'UNet2D' ? 2 : 3;
   const patch = o.patch === undefined ? (d === 3 ? [112, 112, 80] : [256, 256]) : checkIntList(fn, 'patch', o.patch, 1);
   const strides = o.strides === undefined ? (d === 3 ? [18, 18, 4] : [128, 128]) : checkIntList(fn, 'strides', o.strides, 1);
   if (patch.length !== d || strides.length !== d) throw new RangeError(`${fn}(): 'patch' and 'strides' need ${d} entries for a ${net.kind}`);

@@ -37,7 +37,7 @@ export type NativeData = Float32Array | Float64Array | Int32Array | BigInt64Arra
 export type NativeNamed = [string[], NativeTensorHandle[]];
 
 export interface NativeNetworkHandle {
-  kind(): 'UNet2D' | 'VNet3D';
+  kind(): 'UNet2D' | 'VNet3D' | 'VerSemi';
   optionsJson(): string;
   forward(x: NativeTensorHandle, autocast?: string): Promise<NativeTensorHandle>;
   forwardSync(x: NativeTensorHandle, autocast?: string): NativeTensorHandle;
@@ -166,6 +166,9 @@ export interface Native {
     lastBlock?: boolean;
   }): NativeNetworkHandle;
   emaUpdate(teacher: NativeNetworkHandle, student: NativeNetworkHandle, alpha: number, includeBuffers: boolean): void;
+  createVerSemi(options: { inChannels: number; nFilters: number; normalization: string; hasDropout: boolean; lastBlock: boolean; tasks: number }): NativeNetworkHandle;
+  networkSetTask(net: NativeNetworkHandle, task: number): void;
+  networkTask(net: NativeNetworkHandle): { task: number; tasks: number };
 
   OptimizerHandle: abstract new () => NativeOptimizerHandle;
   createOptimizer(kind: 'sgd' | 'adam', groups: NativeOptimizerGroup[]): NativeOptimizerHandle;

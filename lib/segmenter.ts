@@ -8,19 +8,41 @@ import { preprocessWithPlan, restoreLabels, type Preprocessed } from './data/pre
 import { preprocessingOf, type Plan } from './plan/plan.js';
 import { nets } from './nets/index.js';
 import { checkPrecision, resolvePrecision, type Precision, type ResolvedPrecision } from './precision.js';
-import { checkObject } from './validate.js';
+import { checkInt, checkObject } from './validate.js';
+import { networkTask, setNetworkTask } from './nets/versemi.js';
+import { loadVerSemiNetwork } from './trainers/methods/versemi.js';
 import type { Network } from './nets/network.js';
 import { tidy } from './scope.js';
 import type { Tensor } from './tensor.js';
 import type { TrainConfig } from './trainers/recipes.js';
 import { predictVolume, type InferenceSettings } from './trainers/validate.js';
 
-/** The network of a checkpoint, and how to run inference with it (from the recipe it was trained with). */
-export async function networkFromCheckpoint(path: string): Promise<{ net: Network; info: CheckpointInfo; settings: InferenceSettings; preprocessing: Plan | null }> {
+/**
+ * The network of a checkpoint, and how to run inference with it (from the recipe it was trained with).
+ * A VerSemi checkpoint gives the native VerSemi network (backbone, controller and head; kind 'VerSemi')
+ * segmenting `options.task` (default 0); other checkpoints take no task.
+ */
+export async function networkFromCheckpoint(
+  path: string,
+  options?: { task?: number },
+): Promise<{ net: Network; info: CheckpointInfo; settings: InferenceSettings; preprocessing: Plan | null }> {
+  const fn = 'networkFromCheckpoint';
+  const task = options?.task === undefined ? undefined : checkInt(fn, 'task', options.task, 0);
   const info = await readCheckpointInfo(path);
-  if ((info.extra?.config as Partial<TrainConfig> | undefined)?.method === 'versemi')
-    throw new Error(`'${path}' is a VerSemi model: its backbone needs the task head and a task id; load it with trainers.loadVerSemi()`);
   const c = (info.extra?.config ?? {}) as Partial<TrainConfig>;
+  if (c.method === 'versemi') {
+    // VerSemi (spec 4): one native network serves the checkpoint's backbone and task head
+    const net = await loadVerSemiNetwork(path);
+    try {
+      if (task !== undefined) setNetworkTask(net, task);
+      const settings: InferenceSettings = { size: c.size ?? [96, 96, 96], classes: 2, largestComponent: false, task: networkTask(net).task };
+      return { net, info, settings, preprocessing: preprocessingOf(c) };
+    } catch (err) {
+      net.dispose();
+      throw err;
+    }
+  }
+  if (task !== undefined) throw new RangeError(`${fn}(): '${path}' is not a VerSemi model, so it takes no task id (got task ${task})`);
   const net = nets.fromOptions(info.kind, info.options);
   // Co-DA's coda.inference = 'mean' (spec 3.7): the checkpoint holds network 2 too, and inference averages both
   const partner = c.method === 'coda' && c.coda?.inference === 'mean' ? nets.fromOptions(info.kind, info.options) : null;
@@ -77,12 +99,14 @@ export class Segmenter {
   /**
    * Loads a semiseg checkpoint (best.ckpt, final.ckpt) once; reuse the Segmenter for many volumes.
    * `precision` (default 'float32'; 'auto' picks bfloat16 where the CPU or GPU runs it natively) is
-   * resolved here: {@link Segmenter.precision} says what was chosen.
+   * resolved here: {@link Segmenter.precision} says what was chosen. `task`: for a VerSemi checkpoint,
+   * the task (dataset) to segment, 0..T (default 0); other checkpoints refuse one.
    */
-  static async load(checkpoint: string, options?: { precision?: Precision }): Promise<Segmenter> {
+  static async load(checkpoint: string, options?: { precision?: Precision; task?: number }): Promise<Segmenter> {
     const o = checkObject('Segmenter.load', 'options', options);
     const requested = o.precision === undefined ? 'float32' : checkPrecision('Segmenter.load', o.precision);
-    const { net, info, settings, preprocessing } = await networkFromCheckpoint(checkpoint);
+    const task = o.task === undefined ? undefined : checkInt('Segmenter.load', 'task', o.task, 0);
+    const { net, info, settings, preprocessing } = await networkFromCheckpoint(checkpoint, { task });
     try {
       settings.precision = resolvePrecision(requested, net.device, 'Segmenter.load');
     } catch (err) {

@@ -57,7 +57,7 @@ export function layoutRoot(dir: string, sub: string, file: string, what: string)
  * test.list; `val` on an LA folder without it takes the volumes training validated on (the last 2 of
  * train.list, as laData).
  */
-export async function splitVolumes(dir: string, kind: 'UNet2D' | 'VNet3D', split: 'val' | 'test'): Promise<Volume[]> {
+export async function splitVolumes(dir: string, kind: 'UNet2D' | 'VNet3D' | 'VerSemi', split: 'val' | 'test'): Promise<Volume[]> {
   if (!existsSync(dir)) throw new UsageError(`--data: '${dir}' does not exist`);
   const acdc = kind === 'UNet2D';
   const what = `--split ${split}`;

@@ -8,7 +8,7 @@ import { readNifti, writeNiftiLabels, type NiftiImage } from '../data/nifti.js';
 import { dispose, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
 import { Segmenter } from '../segmenter.js';
-import { UsageError } from './options.js';
+import { intOption, UsageError } from './options.js';
 import { overlayPng } from './png.js';
 import { niftiReference } from '../data/nifti-header.js';
 import { isDicomInput, readDicomInput, segmentNames, writeSegOutput } from './predict-dicom.js';
@@ -42,10 +42,11 @@ export function registerPredict(program: Command): void {
     .requiredOption('--checkpoint <file>', 'a semiseg checkpoint')
     .requiredOption('-o, --output <file>', 'label map to write: .nii.gz, or .dcm (a DICOM SEG, for DICOM input)')
     .option('--png <file>', 'also write an overlay picture of a few slices')
+    .option('--task <id>', 'VerSemi checkpoints: the task (dataset) to segment, 0..T (default 0)', intOption(0))
     .option('--series <uid>', 'DICOM input: the SeriesInstanceUID to read when the folder holds several')
     .option('--segment-names <names>', 'DICOM SEG output: comma-separated names of labels 1, 2, ... (default Segment 1, ...)')
     .option('--precision <p>', PRECISION_HELP, 'float32')
-    .action(async (input: string, opts: { checkpoint: string; output: string; png?: string; precision: string }) => {
+    .action(async (input: string, opts: { checkpoint: string; output: string; png?: string; task?: number; precision: string }) => {
       if (!/\.(nii(\.gz)?|dcm)$/.test(opts.output)) throw new UsageError(`--output: '${opts.output}' must end in .nii or .nii.gz (a NIfTI label map) or .dcm (a DICOM SEG)`);
       const dicomOpts = opts as typeof opts & { series?: string; segmentNames?: string };
       const dicomIn = await isDicomInput(input);
@@ -55,7 +56,7 @@ export function registerPredict(program: Command): void {
       const names = segmentNames(dicomOpts.segmentNames);
       let seg: Segmenter;
       try {
-        seg = await Segmenter.load(opts.checkpoint, { precision: precisionOption(opts.precision, 'cpu').requested });
+        seg = await Segmenter.load(opts.checkpoint, { precision: precisionOption(opts.precision, 'cpu').requested, task: opts.task });
       } catch (err) {
         throw err instanceof RangeError ? new UsageError((err as Error).message) : err;
       }

@@ -30,7 +30,7 @@ export interface CheckpointState {
 const TENSOR_PREFIX = '@tensors/';
 
 export interface CheckpointInfo {
-  kind: 'UNet2D' | 'VNet3D';
+  kind: 'UNet2D' | 'VNet3D' | 'VerSemi';
   options: Record<string, unknown>;
   iteration: number;
   schedule?: Schedule;

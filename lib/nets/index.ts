@@ -5,8 +5,10 @@
 import { native } from '../native.js';
 import { checkBool, checkInt, checkIntList, checkKnownKeys, checkObject, checkOneOf, rangeError, typeError } from '../validate.js';
 import { Network } from './network.js';
+import { VerSemi, type VerSemiOptions } from './versemi.js';
 
 export { Network, type ForwardOptions, type FeatureOutput } from './network.js';
+export { VerSemi, networkTask, setNetworkTask, type VerSemiOptions } from './versemi.js';
 
 export interface UNet2DOptions {
   inChannels?: number;
@@ -76,8 +78,9 @@ export function VNet3D(options?: VNet3DOptions): Network {
 }
 
 /** Builds a network from its kind and options (as a checkpoint records them). */
-export function fromOptions(kind: 'UNet2D' | 'VNet3D', options: Record<string, unknown>): Network {
+export function fromOptions(kind: 'UNet2D' | 'VNet3D' | 'VerSemi', options: Record<string, unknown>): Network {
+  if (kind === 'VerSemi') return VerSemi(options as VerSemiOptions);
   return kind === 'UNet2D' ? UNet2D(options as UNet2DOptions) : VNet3D(options as VNet3DOptions);
 }
 
-export const nets = { UNet2D, VNet3D, fromOptions };
+export const nets = { UNet2D, VNet3D, VerSemi, fromOptions };

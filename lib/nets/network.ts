@@ -33,7 +33,7 @@ function autocastArg(fn: string, options: unknown): string | undefined {
 
 export class Network {
   #handle: NativeNetworkHandle | null;
-  readonly kind: 'UNet2D' | 'VNet3D';
+  readonly kind: 'UNet2D' | 'VNet3D' | 'VerSemi';
 
   /** @internal Use nets.UNet2D / nets.VNet3D. */
   constructor(handle: NativeNetworkHandle) {

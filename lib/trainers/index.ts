@@ -8,6 +8,6 @@ export { rampup } from './methods/common.js';
 export { IclAdaptor, ICL_SCALES, type IclScale, type AdaptorOutput } from './methods/icl-modules.js';
 export { iclLosses, softDice } from './methods/icl.js';
 export { DynamicHead, BatchNorm, DYNAMIC_LAYERS, DYNAMIC_PARAMS } from './methods/versemi-modules.js';
-export { loadVerSemi, predictVerSemi, validateVerSemi } from './methods/versemi.js';
+export { loadVerSemi, loadVerSemiNetwork, predictVerSemi, validateVerSemi, verSemiNetwork } from './methods/versemi.js';
 export { ContrastQueue, distillationLoss, GlobalHead, Predictor, LocalHead, RepresentationHead, ancoLoss, ancoLossWith, ancoSample, windowStarts, type AncoOptions, type AncoSamples } from './methods/action-modules.js';
 export { halfBox as actionBox } from './methods/action.js';

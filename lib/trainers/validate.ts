@@ -11,6 +11,7 @@ import { dispose, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
 import type { Volume } from './data.js';
 import { meanSliceLabels, meanWindowProbabilities } from './ensemble.js';
+import { setNetworkTask } from '../nets/versemi.js';
 import type { Precision } from '../precision.js';
 
 export interface InferenceSettings {
@@ -25,6 +26,8 @@ export interface InferenceSettings {
    * taken (Co-DA's coda.inference = 'mean', spec 3.7); float32.
    */
   ensemble?: Network[];
+  /** A VerSemi network's task (dataset) id: what it segments (default 0). */
+  task?: number;
   /** Precision of the inference forwards (default 'float32'; see precision.ts). */
   precision?: Precision;
 }
@@ -37,6 +40,7 @@ export function windowStrides(s: InferenceSettings): number[] {
 /** Label map of one volume. */
 export async function predictVolume(net: Network, image: Tensor, s: InferenceSettings, signal?: AbortSignal): Promise<Tensor> {
   const precision = s.precision ?? 'float32';
+  if (net.kind === 'VerSemi') setNetworkTask(net, s.task ?? 0);
   const nets = [net, ...(s.ensemble ?? [])];
   if (net.kind === 'UNet2D' && nets.length > 1) return meanSliceLabels(nets, image, s.size, signal);
   if (net.kind === 'UNet2D') return sliceInference(net, image, { size: s.size as [number, number], precision, signal });

@@ -12,8 +12,11 @@
  * The head's task-independent part (controller BatchNorm + pooling, pre-head BatchNorm + conv) runs once
  * per step on the whole batch, so its running statistics advance once per forward of the backbone; only
  * the task code varies between the heads a step asks for.
- * Validation runs each volume under its task with the LA sliding-window protocol (slidingWindowWith).
- * best.ckpt / final.ckpt hold the backbone and, as named tensors, the head (loadVerSemi reads them).
+ * Validation runs each volume under its task with the LA sliding-window protocol, natively, on the native
+ * VerSemi network (nets.VerSemi: backbone, controller and head as one network) refreshed from the trained
+ * weights. best.ckpt / final.ckpt hold the backbone and, as named tensors, the head: loadVerSemi reads
+ * them as the TypeScript model, loadVerSemiNetwork (and Segmenter, semiseg predict / evaluate --task) as
+ * the native network.
  */
 import { prng } from '../../demo/synthetic.js';
 import { cat, stack, where } from '../../functional.js';
@@ -30,7 +33,8 @@ import { dispose, tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
 import type { TrainData, Volume } from '../data.js';
 import type { TrainConfig } from '../recipes.js';
-import { windowStrides, type InferenceSettings, type ValidationResult } from '../validate.js';
+import { predictVolume, windowStrides, type InferenceSettings, type ValidationResult } from '../validate.js';
+import type { VerSemiOptions } from '../../nets/versemi.js';
 import { boxMask, randomBox } from './bcp.js';
 import { Bag, makeNetwork, makeOptimizer, optimizeStep, type MethodRuntime } from './common.js';
 import { softDice } from './icl.js';
@@ -159,6 +163,9 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
   }
 
   const inferenceTensors = () => headTensors(head);
+  // The native network (backbone + head as one) that validation runs: made here, with the others, so its
+  // initial draws from the generator come at the same point in a resumed run as in an uninterrupted one.
+  const native = verSemiNetwork(net, head);
 
   return {
     networks: { net },
@@ -172,13 +179,17 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
       if (tasks !== T) throw new Error(`versemi: the data has ${tasks} task(s) but the config trains ${T} (set 'tasks')`);
       if (data.taskOf) taskOf = data.taskOf.bind(data);
     },
-    validate: (volumes, settings, signal) => validateVerSemi(net, head, volumes, settings, signal),
+    validate: (volumes, settings, signal) => {
+      // the native network (backbone + head) serves validation: refreshed from the trained weights each time
+      return validateVerSemi(net, head, volumes, settings, signal, native);
+    },
     stages: [stage('pretrain', c.pretrainIterations, false), stage('train', c.iterations, true)],
     state: () => ({}),
     restore: () => undefined,
     dispose: () => {
       net.dispose();
       head.dispose();
+      native.dispose();
     },
   };
 }
@@ -215,17 +226,56 @@ export async function predictVerSemi(net: Network, head: DynamicHead, image: Ten
   }
 }
 
-/** Mean foreground Dice over the volumes, each under its own task. */
-export async function validateVerSemi(net: Network, head: DynamicHead, volumes: Volume[], s: InferenceSettings, signal?: AbortSignal): Promise<ValidationResult> {
-  let sum = 0;
-  for (const v of volumes) {
-    const pred = await predictVerSemi(net, head, v.image, v.task ?? 0, s, signal);
-    const [p, g] = tidy(() => [pred.eq(1), v.label.eq(1)]);
-    sum += binaryMetrics(p, g, {}, false).dice;
-    dispose([pred, p, g]);
+/**
+ * The native VerSemi network (nets.VerSemi: backbone, controller and head as one network) holding the
+ * current weights and running statistics of `net` and `head`; copied into `into` when given.
+ */
+export function verSemiNetwork(net: Network, head: DynamicHead, into?: Network): Network {
+  const target = into ?? nets.VerSemi({ ...(net.options as VerSemiOptions), tasks: head.tasks }).to(net.device);
+  const weights = net.stateDict();
+  try {
+    target.loadStateDict({ ...weights, ...headTensors(head) });
+  } catch (err) {
+    if (!into) target.dispose();
+    throw err;
+  } finally {
+    dispose(weights);
   }
-  const dice = sum / Math.max(1, volumes.length);
-  return { dice, perClass: [dice] };
+  return target;
+}
+
+/**
+ * Mean foreground Dice over the volumes, each under its own task, with the native sliding window on the
+ * native VerSemi network (`model`, refreshed from `net` and `head`; a temporary one when absent).
+ */
+export async function validateVerSemi(net: Network, head: DynamicHead, volumes: Volume[], s: InferenceSettings, signal?: AbortSignal, model?: Network): Promise<ValidationResult> {
+  const native = verSemiNetwork(net, head, model);
+  try {
+    let sum = 0;
+    for (const v of volumes) {
+      const pred = await predictVolume(native, v.image, { ...s, classes: 2, largestComponent: false, ensemble: undefined, task: v.task ?? 0 }, signal);
+      const [p, g] = tidy(() => [pred.eq(1), v.label.eq(1)]);
+      sum += binaryMetrics(p, g, {}, false).dice;
+      dispose([pred, p, g]);
+    }
+    const dice = sum / Math.max(1, volumes.length);
+    return { dice, perClass: [dice] };
+  } finally {
+    if (!model) native.dispose();
+  }
+}
+
+/**
+ * A VerSemi best.ckpt / final.ckpt as the native VerSemi network (kind 'VerSemi'; its state dict is the
+ * checkpoint's backbone keys and head tensors), segmenting task 0 until setNetworkTask says otherwise.
+ */
+export async function loadVerSemiNetwork(path: string): Promise<Network> {
+  const model = await loadVerSemi(path);
+  try {
+    return verSemiNetwork(model.net, model.head);
+  } finally {
+    model.dispose();
+  }
 }
 
 /** A VerSemi model from a best.ckpt / final.ckpt: the backbone, the head and a per-task predictor. */
