@@ -34,7 +34,6 @@ export { manualSeed, setNumThreads, getNumThreads, isGradEnabled, noGrad, liveTe
 export { DTYPES, type DType, type Device } from './dtype.js';
 export { nets, UNet2D, VNet3D, Network, type UNet2DOptions, type VNet3DOptions, type ForwardOptions, type FeatureOutput } from './nets/index.js';
 export { VerSemi, networkTask, setNetworkTask, type VerSemiOptions } from './nets/versemi.js';
-export { VerSemi, networkTask, setNetworkTask, type VerSemiOptions } from './nets/versemi.js';
 export { crossEntropy, diceLoss, ceDiceLoss, softmaxMse, type DiceOptions, type DiceLossOptions } from './losses.js';
 export * as ops from './ops.js';
 export { Optimizer, SGD, Adam, type SGDOptions, type AdamOptions, type ParamGroup } from './train/optimizer.js';
