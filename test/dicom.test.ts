@@ -288,6 +288,15 @@ test.serial('a SEG reads back with pydicom (SOP class, segments, per-frame refer
   t.deepEqual(back.segments.map((s) => s.label), ['Anterior', 'Posterior', 'Îlot à part']);
   t.is(back.frames, seg.frames.length);
 
+  // the SEG written into the series folder: the folder still reads as the image series
+  const withSeg = join(dir, 'with-seg');
+  copySeries(join(dicomDir!, SERIES[1]), withSeg);
+  await writeDicomSeg(join(withSeg, 'seg.dcm'), labels, img);
+  t.deepEqual((await listDicomSeries(withSeg)).map((s) => s.modality).sort(), ['MR', 'SEG']);
+  const again = await readDicomSeries(withSeg);
+  t.deepEqual(again.dicom.slices.map((s) => s.sopInstanceUID), img.dicom.slices.map((s) => s.sopInstanceUID));
+  dispose(again.data);
+
   // every frame, empty or not: still exact
   const full = encodeDicomSeg(labels, img, { segments, omitEmptyFrames: false });
   const all = decodeDicomSeg(full, img, 'full');

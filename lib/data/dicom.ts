@@ -161,6 +161,11 @@ export const DICOM_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = Object.
   ...Object.fromEntries(Object.entries(CODEC_SYNTAXES).map(([uid, [name]]) => [uid, name])),
 });
 
+/** Segmentation, RT structure set / plan / dose, surface segmentation: derived from images, not images. */
+const DERIVED_CLASS = /^1\.2\.840\.10008\.5\.1\.4\.1\.1\.(66(\.\d+)?|481\.\d+)$/;
+/** A file that can be a slice of a volume: pixel data, and not a derived object (SEG, RT) or a report. */
+const isImage = (f: ParsedFile) => Boolean(f.ds.elements.x7fe00010) && !DERIVED_CLASS.test(f.sopClassUID) && f.ds.string('x00080060') !== 'SEG';
+
 /** Storage classes that hold no image (skipped in folders). */
 const NON_IMAGE_CLASSES = new Set(['1.2.840.10008.1.3.10' /* Media Storage Directory (DICOMDIR) */]);
 
@@ -499,7 +504,12 @@ async function buildSeries(parsed: ParsedFile[], label: string, options: DicomRe
     chosen = parsed.filter((f) => f.seriesInstanceUID === options.seriesInstanceUID);
     if (chosen.length === 0) throw new Error(`${FN}(): '${label}' has no series ${options.seriesInstanceUID}; it holds ${series.map(describeSeries).join('; ')}`);
   } else if (series.length > 1) {
-    throw new Error(`${FN}(): '${label}' holds ${series.length} series; choose one by SeriesInstanceUID: ${series.map(describeSeries).join('; ')}`);
+    // derived objects beside the images (a SEG written into the series folder, structured reports,
+    // presentation states) are not candidates when exactly one image series remains
+    const images = series.filter((s) => parsed.some((f) => f.seriesInstanceUID === s.seriesInstanceUID && isImage(f)));
+    if (images.length !== 1)
+      throw new Error(`${FN}(): '${label}' holds ${series.length} series; choose one by SeriesInstanceUID: ${series.map(describeSeries).join('; ')}`);
+    chosen = parsed.filter((f) => f.seriesInstanceUID === images[0].seriesInstanceUID);
   } else chosen = parsed;
 
   const frames = chosen.flatMap(framesOf);
