@@ -403,10 +403,12 @@ test.serial('bad input: one-line errors naming the file and what is wrong', asyn
     t.false((err?.message ?? '').includes('\n'), `${what}: one line`);
   }
   // a looser tolerance accepts the gap; options are checked
-  const gapped = await readDicomSeries(missingSlice, { positionTolerance: 1.5 });
+  const progress: number[] = [];
+  const gapped = await readDicomSeries(missingSlice, { positionTolerance: 1.5, onProgress: (done, total) => progress.push(done / total) });
   t.deepEqual(gapped.data.shape, [35, 51, 31]);
+  t.deepEqual(progress, Array.from({ length: 31 }, (_, k) => (k + 1) / 31));
   dispose(gapped.data);
-  await t.throwsAsync(readDicomSeries(src, { seriesUID: 'x' } as never), { message: /readDicomSeries\(\): unknown key 'seriesUID' in argument 'options' \(expected one of seriesInstanceUID, positionTolerance\)/ });
+  await t.throwsAsync(readDicomSeries(src, { seriesUID: 'x' } as never), { message: /readDicomSeries\(\): unknown key 'seriesUID' in argument 'options' \(expected one of seriesInstanceUID, positionTolerance, onProgress\)/ });
   await t.throwsAsync(readDicomSeries(src, { positionTolerance: -1 }), { message: /argument 'options.positionTolerance' must be a number > 0 \(millimetres\), got -1/ });
   await t.throwsAsync(parseDicomSeries([{ name: 'x', bytes: 'nope' }] as never), { message: /parseDicomSeries\(\): argument 'files' must be an array of \{ name: string, bytes: Uint8Array \}/ });
   // a named series out of several

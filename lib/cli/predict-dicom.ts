@@ -31,7 +31,13 @@ export async function isDicomInput(path: string): Promise<boolean> {
 export async function readDicomInput(path: string, series?: string): Promise<DicomImage> {
   let img: DicomImage;
   try {
-    img = await readDicomSeries(path, series === undefined ? {} : { seriesInstanceUID: series });
+    const tty = process.stderr.isTTY;
+    const onProgress = (done: number, total: number) => {
+      if (total < 100) return; // small series read in well under a second
+      if (tty) process.stderr.write(`\rreading DICOM: ${done}/${total} slices${done === total ? '\n' : ''}`);
+      else if (done === total || done % 200 === 0) process.stderr.write(`reading DICOM: ${done}/${total} slices\n`);
+    };
+    img = await readDicomSeries(path, { ...(series === undefined ? {} : { seriesInstanceUID: series }), onProgress });
   } catch (err) {
     const m = (err as Error).message;
     // which series to read is the caller's choice: a usage error, with the option that makes it

@@ -100,6 +100,8 @@ export interface DicomReadOptions {
    * 1e-4 and pixel spacings to 0.1% between slices.
    */
   positionTolerance?: number;
+  /** Called after each slice is decoded (done, total): progress for long series. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 const FN = 'readDicomSeries';
@@ -489,7 +491,8 @@ export async function parseDicomSeries(files: DicomFile[], options: DicomReadOpt
 
 function checkOptions(fn: string, options: unknown): DicomReadOptions {
   const o = checkObject(fn, 'options', options);
-  checkKnownKeys(fn, 'options', o, ['seriesInstanceUID', 'positionTolerance']);
+  checkKnownKeys(fn, 'options', o, ['seriesInstanceUID', 'positionTolerance', 'onProgress']);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw typeError(fn, 'options.onProgress', 'a function', o.onProgress);
   if (o.seriesInstanceUID !== undefined && (typeof o.seriesInstanceUID !== 'string' || o.seriesInstanceUID === ''))
     throw typeError(fn, 'options.seriesInstanceUID', 'a non-empty string', o.seriesInstanceUID);
   if (o.positionTolerance !== undefined && !(typeof o.positionTolerance === 'number' && o.positionTolerance > 0 && Number.isFinite(o.positionTolerance)))
@@ -571,7 +574,10 @@ async function buildSeries(parsed: ParsedFile[], label: string, options: DicomRe
   // [K, R, C] as stored, then nibabel's order [C, R, K] = [i, j, k]
   const plane = rows * columns;
   const values = new Float32Array(K * plane);
-  sorted.forEach((fr, k) => values.set(decodeFrame(fr), k * plane));
+  sorted.forEach((fr, k) => {
+    values.set(decodeFrame(fr), k * plane);
+    options.onProgress?.(k + 1, K);
+  });
   const data = tidy(() => tensor(values, { shape: [K, rows, columns] }).permute([2, 1, 0]).contiguous());
 
   const [rowSpacing, colSpacing] = first.pixelSpacing;
