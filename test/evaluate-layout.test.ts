@@ -58,8 +58,9 @@ test('evaluate on a folder with no list names the missing file in both layouts',
   t.regex(nowhere.stderr, /--data: '.*absent' does not exist/);
 });
 
-test('train --data on a folder without the layout names both places it looked', (t) => {
+test('train --data on a folder whose ACDC/ lacks the layout names both places it looked', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'semiseg-layout-'));
+  mkdirSync(join(dir, 'ACDC')); // an ACDC/ folder without train_slices.list
   const r = run('train', '--recipe', 'bcp-acdc', '--data', dir);
   t.is(r.status, 2);
   t.regex(r.stderr, /--data: neither '.*\/train_slices\.list' nor '.*\/ACDC\/train_slices\.list' exists \(the ACDC layout\)/);
