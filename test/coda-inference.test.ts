@@ -1,5 +1,5 @@
 // Co-DA's inference option (spec 3.7): `--set coda.inference=mean` keeps network 2 in best / final, and
-// validation, Segmenter and `semiseg predict` segment with the mean of both networks' softmax, checked
+// validation, Segmenter, `semiseg evaluate` and `semiseg predict` segment with the mean of both networks' softmax, checked
 // against a composite of ordinary ops; 'net1' (default) segments with network 1 alone.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
@@ -35,7 +35,7 @@ async function composite(a: Network, b: Network, volume: Tensor, size: [number, 
 
 const differing = (x: Tensor, y: Tensor) => Number(tidy(() => x.ne(y).sum()).item());
 
-test('coda.inference=mean: best.ckpt holds both networks; validation, Segmenter and predict use their mean softmax', async (t) => {
+test('coda.inference=mean: best.ckpt holds both networks; validation, Segmenter, evaluate and predict use their mean softmax', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'semiseg-coda-mean-'));
   const args = ['--data', 'synthetic', '--iterations', '4', '--batch-size', '4', '--labeled-batch', '2', '--labeled', '4', '--size', '32', '--validate-every', '2', '--val-cases', '1', '--json'];
   const tr = run('train', '--recipe', 'coda-acdc', ...args, '--set', 'coda.inference=mean', '--out', out);
@@ -63,6 +63,12 @@ test('coda.inference=mean: best.ckpt holds both networks; validation, Segmenter 
   const meanDice = (await trainers.validateDice(net1, [volume], { ...settings, ensemble: [net2] })).dice;
   const net1Dice = (await trainers.validateDice(net1, [volume], settings)).dice;
   t.true(Math.abs((info.extra?.dice as number) - meanDice) < 1e-12, `recorded ${info.extra?.dice}, mean ${meanDice}, net1 ${net1Dice}`);
+  // semiseg evaluate on the same volume: the mean's Dice
+  const ev = run('evaluate', '--checkpoint', best, '--data', 'synthetic', '--split', 'val', '--json', '--out', join(out, 'eval'));
+  t.is(ev.status, 0, ev.stderr);
+  const summary = JSON.parse(ev.stdout) as { cases: number; mean: { dice: number } };
+  t.is(summary.cases, 1);
+  t.true(Math.abs(summary.mean.dice - meanDice) < 1e-9, `evaluate ${summary.mean.dice}, mean ${meanDice}`);
   seg.dispose();
   t.true(net2.isDisposed === false);
   dispose([expected, alone, got]);
