@@ -37,14 +37,16 @@ export function buildProgram(): Command {
   program
     .command('demo')
     .description('train supervised-only and BCP with the same budget on the bundled hippocampus MRI (or --data) and print both scores')
-    .option('--iterations <n>', 'iterations of each run (default 240; 300 on slices)', intOption(30, 1_000_000))
-    .option('--size <n>', 'patch side for NIfTI data (default 32), slice side otherwise (64 synthetic, 128 ACDC)', intOption(16, 512))
+    .option('--iterations <n>', 'iterations of each run (default 600 on NIfTI data, 300 otherwise)', intOption(30, 1_000_000))
+    .option('--size <n>', "slice or patch side (NIfTI data: default the plan's; 64 synthetic, 128 ACDC)", intOption(16, 512))
     .option('--seed <n>', 'random seed', intOption(0), 1337)
     .option('--data <dir>', "a Decathlon / nnU-Net folder, an ACDC folder, or 'synthetic' (default: the bundled Decathlon hippocampus subset)")
     .option('--labeled <n>', 'labeled cases (default 6 of the bundled 40; ACDC: patients, default 7)', intOption(1))
+    .option('--network <kind>', "NIfTI data: UNet2D (axial slices, default: CPU minutes) or VNet3D (the plan's 3-D choice)", 'UNet2D')
     .option('--out <dir>', 'output folder', 'runs/demo')
     .option('--json', 'print progress and the result as JSON lines')
-    .action(async (opts: { iterations?: number; size?: number; seed: number; data?: string; labeled?: number; out: string; json?: boolean }) => {
+    .action(async (opts: { iterations?: number; size?: number; seed: number; data?: string; labeled?: number; network: string; out: string; json?: boolean }) => {
+      if (opts.network !== 'UNet2D' && opts.network !== 'VNet3D') throw new UsageError(`--network: expected UNet2D or VNet3D, got '${opts.network}'`);
       const json = Boolean(opts.json);
       const where = opts.data === 'synthetic' ? 'synthetic slices' : (opts.data ?? 'the bundled Decathlon hippocampus MRI (40 volumes, CC BY-SA 4.0)');
       if (opts.size !== undefined && opts.size % 16 !== 0 && opts.data !== 'synthetic') throw new UsageError(`--size: ${opts.size} is not a multiple of 16 (the networks halve the resolution four times)`);
@@ -59,6 +61,7 @@ export function buildProgram(): Command {
         seed: opts.seed,
         data: opts.data,
         labeled: opts.labeled,
+        network: opts.network,
         out: opts.out,
         signal: controller.signal,
         onEvent: (_, e) => report(e),
@@ -68,7 +71,7 @@ export function buildProgram(): Command {
         console.log(JSON.stringify({ event: 'result', ...result }));
         return;
       }
-      console.log(`\n${result.labeled} labeled, ${result.unlabeled} unlabeled training items, ${result.validation} validation volumes (held out)`);
+      console.log(`\n${result.labeled} labeled, ${result.unlabeled} unlabeled ${result.plan ? 'volumes' : 'slices'}, ${result.validation} validation volumes (held out)`);
       console.log(`${'validation Dice %'.padEnd(18)} ${result.classes.map((c) => c.slice(0, 9).padStart(9)).join(' ')}      mean   (best iteration, time)`);
       for (const r of result.runs) {
         const cells = [...r.perClass, r.dice].map((d) => (100 * d).toFixed(2).padStart(9)).join(' ');

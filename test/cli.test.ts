@@ -14,7 +14,7 @@ const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], {
 
 test('demo --json trains supervised-only and BCP and reports validation Dice for three classes', (t) => {
   const out = mkdtempSync(join(tmpdir(), 'semiseg-demo-'));
-  const r = run('demo', '--iterations', '45', '--size', '32', '--json', '--threads', '1', '--out', out);
+  const r = run('demo', '--data', 'synthetic', '--iterations', '45', '--size', '32', '--json', '--threads', '1', '--out', out);
   t.is(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   t.true(lines.some((l) => l.type === 'iteration' && l.stage === 'pretrain'), 'BCP pre-training progress');
@@ -29,9 +29,21 @@ test('demo --json trains supervised-only and BCP and reports validation Dice for
   t.true(existsSync(join(out, 'bcp', 'best.ckpt')) && existsSync(join(out, 'supervised', 'final.ckpt')));
 });
 
+test('demo on the bundled hippocampus data: supervised-only and BCP on 6 labeled volumes, Dice per class and the difference', (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'semiseg-demo-'));
+  const r = run('demo', '--iterations', '30', '--threads', '1', '--out', out);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /on the bundled Decathlon hippocampus MRI \(40 volumes, CC BY-SA 4\.0\)/);
+  t.regex(r.stdout, /6 labeled, 26 unlabeled volumes, 8 validation volumes \(held out\)/);
+  t.regex(r.stdout, /validation Dice % +Anterior +Posterior +mean/);
+  t.regex(r.stdout, /supervised +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d/);
+  t.regex(r.stdout, /bcp - supervised +[+-]\d+\.\d\d +[+-]\d+\.\d\d +[+-]\d+\.\d\d/);
+  t.true(existsSync(join(out, 'bcp', 'best.ckpt')));
+});
+
 test('demo prints a human summary', (t) => {
   const out = mkdtempSync(join(tmpdir(), 'semiseg-demo-'));
-  const r = run('demo', '--iterations', '30', '--size', '32', '--out', out);
+  const r = run('demo', '--data', 'synthetic', '--iterations', '30', '--size', '32', '--out', out);
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /semiseg demo: supervised-only vs BCP, 30 iterations each on synthetic slices/);
   t.regex(r.stdout, /supervised +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d +\(\d+, \d+ s\)/);
@@ -40,8 +52,10 @@ test('demo prints a human summary', (t) => {
 
 for (const [args, message] of [
   [['demo', '--iterations', 'abc'], /option '--iterations <n>' argument 'abc' is invalid. expected an integer between 30 and 1000000/],
-  [['demo', '--size', '8'], /argument '8' is invalid. expected an integer between 32 and 512/],
-  [['train', '--data', 'synthetic'], /required option '--recipe <name>' not specified/],
+  [['demo', '--size', '8'], /argument '8' is invalid. expected an integer between 16 and 512/],
+  [['train', '--data', 'synthetic'], /give --recipe <name> or --method <name>/],
+  [['train', '--method', 'nope', '--data', 'synthetic'], /--method: unknown method 'nope' \(one of supervised, mt, bcp, coda, icl, action, versemi\)/],
+  [['demo', '--network', '3d'], /--network: expected UNet2D or VNet3D, got '3d'/],
   [['train', '--recipe', 'nope', '--data', 'synthetic'], /--recipe: unknown recipe 'nope' \(one of supervised-acdc, mt-acdc, bcp-acdc, coda-acdc/],
   [['train', '--recipe', 'bcp-acdc', '--data', 'synthetic', '--batch-size', '5'], /option 'labeledBatch' must be at most batchSize \(5\), got 12/],
   [['train', '--recipe', 'bcp-acdc', '--data', '/no/such/dir'], /--data: '\/no\/such\/dir' does not exist/],

@@ -2,8 +2,8 @@
  * The demo job (`semiseg demo`, README's quick start): trains supervised-only and BCP with the same
  * budget on real data, then reports each one's validation Dice per class and the difference. By default
  * on the 40 Decathlon hippocampus MRI volumes bundled with the package (examples/data/Hippocampus,
- * CC BY-SA 4.0): planned as any NIfTI folder, few labeled cases, the others' images unlabeled, held-out
- * validation cases. `data` may also be another Decathlon / nnU-Net folder, an ACDC folder, or
+ * CC BY-SA 4.0): planned as any NIfTI folder (with the 2-D U-Net on axial slices, for CPU minutes),
+ * few labeled cases, the others' images unlabeled, held-out validation cases. `data` may also be another Decathlon / nnU-Net folder, an ACDC folder, or
  * 'synthetic' (generated cardiac-like slices). Minutes on a CPU.
  */
 import { existsSync } from 'node:fs';
@@ -16,17 +16,22 @@ import { fingerprintDataset } from '../plan/fingerprint.js';
 import { planFromFingerprint, type Plan } from '../plan/plan.js';
 import { acdcData, syntheticData, type TrainData } from '../trainers/data.js';
 import { train, type TrainEvent } from '../trainers/loop.js';
-import { plannedData } from '../trainers/planned-data.js';
+import { plannedData, plannedSplit } from '../trainers/planned-data.js';
 import { resolveConfig, type TrainConfig } from '../trainers/recipes.js';
 
 /** The bundled demo data: 40 Decathlon hippocampus volumes (CC BY-SA 4.0, see its LICENSE.md). */
 export const DEMO_DATA = join(packageRoot, 'examples', 'data', 'Hippocampus');
 
 export interface DemoOptions {
-  /** Iterations of each run (BCP: a third pre-training, the rest self-training). Default 240 (NIfTI), 300 (slices). */
+  /** Iterations of each run (BCP: a third pre-training, the rest self-training). Default 600 (NIfTI), 300 (slices). */
   iterations?: number;
-  /** 3-D patch side (default 32) for NIfTI folders; slice side (default 64 synthetic, 128 ACDC). */
+  /** NIfTI folders: slice side or patch side (default: the plan's); slice side otherwise (default 64 synthetic, 128 ACDC). */
   size?: number;
+  /**
+   * NIfTI folders: the network. Default 'UNet2D' (the 2-D U-Net on axial slices: minutes on a CPU);
+   * 'VNet3D' is the plan's own choice for isotropic data such as the hippocampus (slower on a CPU).
+   */
+  network?: 'UNet2D' | 'VNet3D';
   seed?: number;
   /** A Decathlon / nnU-Net folder (default: the bundled hippocampus data), an ACDC folder, or 'synthetic'. */
   data?: string;
@@ -57,7 +62,7 @@ export interface DemoResult {
   data: string;
   /** names of the scored classes (1 .. C-1) */
   classes: string[];
-  /** what each run trained on */
+  /** what each run trained on: volumes (NIfTI folders), slices (ACDC, synthetic) */
   labeled: number;
   unlabeled: number;
   validation: number;
@@ -66,15 +71,15 @@ export interface DemoResult {
 }
 
 async function plannedDemo(root: string, o: DemoOptions): Promise<DemoResult> {
-  const iterations = o.iterations ?? 240;
-  const side = o.size ?? 32;
+  const iterations = o.iterations ?? 600;
   const seed = o.seed ?? 1337;
   const labeled = o.labeled ?? 6;
   const out = o.out ?? join('runs', 'demo');
   const ds = readImageDataset(root);
   const fp = await fingerprintDataset(ds);
-  const base = planFromFingerprint(fp, ds);
-  const plan = planFromFingerprint(fp, ds, { size: base.size.map(() => side) });
+  const network = o.network ?? 'UNet2D';
+  const base = planFromFingerprint(fp, ds, { network });
+  const plan = o.size === undefined ? base : planFromFingerprint(fp, ds, { network, size: base.size.map(() => o.size!) });
   const pre = Math.round(iterations / 3);
   const common: Partial<TrainConfig> = {
     dataset: 'nifti',
@@ -99,7 +104,8 @@ async function plannedDemo(root: string, o: DemoOptions): Promise<DemoResult> {
   } finally {
     data.dispose();
   }
-  return { runs, data: root, classes: plan.classes.slice(1), labeled: data.labeled, unlabeled: data.unlabeled, validation: (await data.validation()).length, plan };
+  const split = plannedSplit(ds, { labeled, val: o.val ?? 8 });
+  return { runs, data: root, classes: plan.classes.slice(1), labeled: split.labeled.length, unlabeled: split.unlabeled.length, validation: split.val.length, plan };
 }
 
 async function demoRun(config: TrainConfig, data: TrainData, out: string, o: DemoOptions): Promise<DemoRun> {
