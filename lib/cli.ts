@@ -50,7 +50,7 @@ export function buildProgram(): Command {
       const json = Boolean(opts.json);
       const where = opts.data === 'synthetic' ? 'synthetic slices' : (opts.data ?? 'the bundled Decathlon hippocampus MRI (40 volumes, CC BY-SA 4.0)');
       if (opts.size !== undefined && opts.size % 16 !== 0 && opts.data !== 'synthetic') throw new UsageError(`--size: ${opts.size} is not a multiple of 16 (the networks halve the resolution four times)`);
-      if (!json) console.log(`semiseg demo: supervised-only vs BCP, ${opts.iterations ?? 'the default'} iterations each on ${where}, ${getNumThreads()} threads`);
+      if (!json) console.log(`semiseg demo: supervised-only vs BCP, ${opts.iterations ?? 'the default'} iterations each on ${where}, ${getNumThreads()} thread${getNumThreads() === 1 ? '' : 's'}`);
       const controller = new AbortController();
       process.once('SIGINT', () => controller.abort());
       const report = progressReporter(json ? 'json' : process.stdout.isTTY ? 'tty' : 'lines');

@@ -3,14 +3,14 @@
 # volumes (10 %), the rest's images unlabeled, 40 volumes held out for validation; supervised on all 160
 # training volumes as the ceiling. Same plan (the 2-D U-Net on axial slices: --set plan.network=UNet2D)
 # and budget for each; every best checkpoint is then scored by `semiseg evaluate --split val` (mm).
-#   bash scripts/hippocampus-budget.sh <Hippocampus folder> <out folder> [iterations] [threads]
+#   [VAL=40] [EVERY=250] bash scripts/hippocampus-budget.sh <Hippocampus folder> <out folder> [iterations] [threads]
 set -euo pipefail
 data="${1:?the Decathlon Hippocampus folder}"
 out="${2:?an output folder}"
 iters="${3:-1500}"
 threads="${4:-1}"
 cli="node $(dirname "$0")/../dist/lib/cli.js --threads $threads"
-common=(--data "$data" --val 40 --set plan.network=UNet2D --validate-every 250 --seed 1337)
+common=(--data "$data" --val "${VAL:-40}" --set plan.network=UNet2D --validate-every "${EVERY:-250}" --seed 1337)
 pre=$((iters / 3))
 run() {
   local name="$1"; shift

@@ -78,7 +78,8 @@ at::Tensor resampleLabels(const at::Tensor& labels, const std::vector<int64_t>& 
   TORCH_CHECK(labels.dim() == d, "resampleLabels: a label map of ", d, " dimensions expected, got ", labels.dim());
   TORCH_CHECK(!labels.is_floating_point(), "resampleLabels: an integer label map expected, got ", labels.scalar_type());
   if (labels.sizes().vec() == size) return labels.to(at::kLong).clone();
-  if (mode == "nearest") return resample(labels.to(at::kFloat).unsqueeze(0), size, "nearest").squeeze(0).round().to(at::kLong);
+  if (mode == "nearest")
+    return resample(labels.to(at::kFloat).unsqueeze(0), size, "nearest").squeeze(0).round().to(at::kLong);
   TORCH_CHECK(classes >= 2, "resampleLabels: linear label interpolation needs the number of classes (>= 2), got ",
               classes);
   at::Tensor hot = at::one_hot(labels.to(at::kLong), classes).movedim(-1, 0).to(at::kFloat);
@@ -102,8 +103,9 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> nonzeroBox(const at::Tenso
 
 Result run(const at::Tensor& imageIn, const std::optional<at::Tensor>& labelIn, const Options& o) {
   c10::NoGradGuard noGrad;
-  TORCH_CHECK(imageIn.dim() == 3 || imageIn.dim() == 4, "preprocess: image must be (C, ...spatial) with 2 or 3 spatial dimensions, got ",
-              imageIn.dim(), " dimensions");
+  TORCH_CHECK(imageIn.dim() == 3 || imageIn.dim() == 4,
+              "preprocess: image must be (C, ...spatial) with 2 or 3 spatial dimensions, got ", imageIn.dim(),
+              " dimensions");
   at::Tensor image = imageIn.to(at::kFloat);
   int64_t d = image.dim() - 1;
   TORCH_CHECK(at::isfinite(image).all().item<bool>(), "preprocess: the image holds NaN or infinite intensities");
@@ -126,8 +128,8 @@ Result run(const at::Tensor& imageIn, const std::optional<at::Tensor>& labelIn, 
     out.cropShape = image.sizes().slice(1).vec();
   }
   int64_t c = image.size(0);
-  TORCH_CHECK(o.channels.size() <= 1 || static_cast<int64_t>(o.channels.size()) == c, "preprocess: ",
-              o.channels.size(), " normalisations given for an image of ", c, " channels");
+  TORCH_CHECK(o.channels.size() <= 1 || static_cast<int64_t>(o.channels.size()) == c, "preprocess: ", o.channels.size(),
+              " normalisations given for an image of ", c, " channels");
   std::vector<at::Tensor> parts;
   for (int64_t ch = 0; ch < c; ++ch) {
     Normalization n = o.channels.empty() ? Normalization{} : o.channels[o.channels.size() == 1 ? 0 : ch];
@@ -158,7 +160,10 @@ Result run(const at::Tensor& imageIn, const std::optional<at::Tensor>& labelIn, 
                   o.spacing[k], " and ", o.targetSpacing[k], " on axis ", k);
       int64_t n = image.size(k + 1);
       // round half to even, as numpy (and nnU-Net's shape computation) does
-      size.push_back(k == o.keepAxis ? n : std::max<int64_t>(1, static_cast<int64_t>(std::nearbyint(n * o.spacing[k] / o.targetSpacing[k]))));
+      size.push_back(
+          k == o.keepAxis
+              ? n
+              : std::max<int64_t>(1, static_cast<int64_t>(std::nearbyint(n * o.spacing[k] / o.targetSpacing[k]))));
     }
   }
   if (!size.empty()) {

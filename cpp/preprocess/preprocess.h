@@ -21,22 +21,22 @@ struct Normalization {
 };
 
 struct Options {
-  bool crop = false;                       // crop to the bounding box of non-zero image voxels (any channel)
-  std::vector<Normalization> channels;     // one per channel (or one for all)
-  std::vector<int64_t> size;               // resample to this spatial size (empty: keep), or:
-  std::vector<double> spacing;             // the input's voxel spacing and
-  std::vector<double> targetSpacing;       // the spacing to resample to (size = round(crop * spacing / target))
-  int64_t keepAxis = -1;                   // with targetSpacing: an axis left at its own resolution (2-D slices)
-  std::string imageMode = "linear";        // "linear" | "cubic" | "nearest"
-  std::string labelMode = "nearest";       // "nearest" | "linear" (on the one-hot maps, then argmax)
-  int64_t classes = 0;                     // labelMode "linear": number of classes
+  bool crop = false;                    // crop to the bounding box of non-zero image voxels (any channel)
+  std::vector<Normalization> channels;  // one per channel (or one for all)
+  std::vector<int64_t> size;            // resample to this spatial size (empty: keep), or:
+  std::vector<double> spacing;          // the input's voxel spacing and
+  std::vector<double> targetSpacing;    // the spacing to resample to (size = round(crop * spacing / target))
+  int64_t keepAxis = -1;                // with targetSpacing: an axis left at its own resolution (2-D slices)
+  std::string imageMode = "linear";     // "linear" | "cubic" | "nearest"
+  std::string labelMode = "nearest";    // "nearest" | "linear" (on the one-hot maps, then argmax)
+  int64_t classes = 0;                  // labelMode "linear": number of classes
 };
 
 struct Result {
-  at::Tensor image;                   // (C, ...size) float32
-  std::optional<at::Tensor> label;    // (...size) int64
-  std::vector<int64_t> cropStart;     // where the crop starts in the input grid
-  std::vector<int64_t> cropShape;     // the crop's shape before resampling
+  at::Tensor image;                 // (C, ...size) float32
+  std::optional<at::Tensor> label;  // (...size) int64
+  std::vector<int64_t> cropStart;   // where the crop starts in the input grid
+  std::vector<int64_t> cropShape;   // the crop's shape before resampling
 };
 
 // image: (C, ...spatial); label: (...spatial). NaN / Inf intensities are refused.
