@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Screenshot of a dashboard (http://...) or a report (a file) in headless Chromium, for the README:
-//   node scripts/screenshot.mjs <url or file> <out.png> [width]
+//   node scripts/screenshot.mjs <url or file> <out.png|out.jpg> [width] [height: the top of the page only]
 // Waits until the page script has drawn (body[data-ready]); the network stays off for files.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-const [target, out, width = '1400'] = process.argv.slice(2);
+const [target, out, width = '1400', height] = process.argv.slice(2);
 if (!target || !out) {
   console.error('usage: node scripts/screenshot.mjs <url or file> <out.png> [width]');
   process.exit(2);
@@ -21,13 +21,13 @@ if (!executablePath) {
 const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu'] });
 try {
   const file = !/^https?:/.test(target);
-  const context = await browser.newContext({ viewport: { width: Number(width), height: 900 }, offline: file });
+  const context = await browser.newContext({ viewport: { width: Number(width), height: Number(height ?? 900) }, offline: file });
   const page = await context.newPage();
   page.on('console', (m) => m.type() === 'error' && console.error(`console: ${m.text()}`));
   await page.goto(file ? pathToFileURL(resolve(target)).href : target);
   await page.waitForSelector('body[data-ready="1"]', { timeout: 20000 });
   await page.waitForTimeout(500);
-  await page.screenshot({ path: out, fullPage: true });
+  await page.screenshot({ path: out, fullPage: height === undefined, ...(/\.jpe?g$/i.test(out) ? { type: 'jpeg', quality: 80 } : {}) });
   console.log(`written: ${out}`);
 } finally {
   await browser.close();

@@ -100,10 +100,11 @@ export function registerReport(program: Command): void {
     .option('-o, --output <file>', 'the HTML file', 'report.html')
     .option('--split <name>', 'which evaluation to use: val or test (default: test where present, else val)')
     .option('--title <text>', 'page title')
-    .action(async (runs: string[], opts: { output: string; split?: string; title?: string }) => {
+    .option('--note <text>', 'a line for the "how this was made" section (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .action(async (runs: string[], opts: { output: string; split?: string; title?: string; note?: string[] }) => {
       if (opts.split !== undefined && opts.split !== 'val' && opts.split !== 'test') throw new UsageError(`--split: expected val or test, got '${opts.split}'`);
       for (const r of runs) if (!existsSync(r)) process.stderr.write(`report: '${r}' does not exist (shown as an empty run)\n`);
-      const { rows } = await buildReport({ runs, out: opts.output, split: opts.split, title: opts.title });
+      const { rows } = await buildReport({ runs, out: opts.output, split: opts.split, title: opts.title, notes: opts.note });
       console.log(`written: ${opts.output} (${runs.length} runs, ${rows.length} evaluated recipe${rows.length === 1 ? '' : 's'})`);
     });
 

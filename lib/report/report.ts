@@ -278,7 +278,7 @@ function tableHtml(rows: TableRow[], classNames: string[] | null): string {
           const lead = k === 0 ? `<td ${span}>${escapeHtml(r.label)}</td><td ${span}>${escapeHtml(r.recipe)}</td><td ${span}>${escapeHtml(r.share ?? '–')}</td><td ${span}>${r.runs}${r.runs > 1 ? ' seeds' : ''}</td>` : '';
           const tail = k === 0 ? `<td ${span}>${escapeHtml(r.iterations)}</td><td ${span}>${duration(r.seconds)}</td>` : '';
           const cells = METRICS.map((m) => `<td class="cell" data-metric="${m}" data-class="${c}">${r.cells[c] ? formatCell(m, r.cells[c][m]) : '–'}</td>`).join('');
-          return `<tr class="${c === 'mean' ? 'mean' : 'class'}${k === 0 ? ' first' : ''}">${lead}<td>${escapeHtml(cname(c))}</td>${cells}${tail}</tr>`;
+          return `<tr class="${c === 'mean' ? 'mean' : 'class'}${k === 0 ? ' first' : ''}">${lead}<td class="cls">${escapeHtml(cname(c))}</td>${cells}${tail}</tr>`;
         })
         .join('\n'),
     )
