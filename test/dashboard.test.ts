@@ -257,3 +257,11 @@ test.serial('semiseg train --dashboard serves the run while it trains', (t) => {
   t.regex(r.stderr, /^dashboard: http:\/\/127\.0\.0\.1:\d+\/ \(until this command ends; later: semiseg dashboard /m);
   t.true(existsSync(join(out, 'overlays', 'index.json')));
 });
+
+test.serial('semiseg train --no-overlays writes no validation pictures', (t) => {
+  const out = join(root, 'no-overlays');
+  const r = spawnSync(process.execPath, [cli, ...trainArgs, '--iterations', '5', '--out', out, '--no-overlays'], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  t.true(existsSync(join(out, 'best.ckpt')));
+  t.false(existsSync(join(out, 'overlays')));
+});

@@ -78,6 +78,7 @@ interface TrainOpts {
   syncBn?: boolean;
   distTimeout?: number;
   dashboard?: Listen | boolean;
+  overlays?: boolean;
 }
 
 /** The recipe of `--recipe`, or of `--method` on an ACDC / LA folder or synthetic data. */
@@ -238,6 +239,7 @@ export function registerTrain(program: Command): void {
     .option('--sync-bn', 'data-parallel: BatchNorm with the statistics of the whole group batch')
     .option('--dist-timeout <s>', 'data-parallel: seconds to wait for another rank before failing (default 1800)', intOption(1))
     .option('--dashboard [port]', 'serve a live dashboard of this run while it trains (port or host:port; default any free port on 127.0.0.1)', listenOption)
+    .option('--no-overlays', 'do not write the latest validation pictures to <out>/overlays/')
     .action(async (opts: TrainOpts, cmd: Command) => {
       const launching = (opts.nproc ?? 1) > 1 || opts.nnodes > 1;
       const planned = opts.data !== 'synthetic' && isImageDataset(opts.data);
@@ -290,6 +292,7 @@ export function registerTrain(program: Command): void {
           onEvent: report,
           group,
           syncBatchNorm: Boolean(opts.syncBn),
+          overlays: opts.overlays === false ? 0 : undefined,
         });
       } finally {
         process.removeListener('SIGINT', onSignal);
