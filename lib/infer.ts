@@ -38,7 +38,7 @@ export interface SlidingWindowOptions {
 export interface SliceInferenceOptions {
   /** The slice size the network was trained at (default 256 x 256). */
   size?: [number, number];
-  /** Slices per forward pass (default 8). */
+  /** Slices per forward pass (default 4: as fast as 8 on 2 CPU threads, 90 MiB less peak memory at 256 x 256). */
   batch?: number;
   /** Precision of the forwards (default 'float32'). */
   precision?: Precision;
@@ -112,7 +112,7 @@ export async function sliceInference(network: Network, volume: Tensor, options?:
   if (volume.rank !== 3) throw new RangeError(`${fn}(): argument 'volume' must be 3-D (slices, H, W), got shape [${volume.shape.join(', ')}]`);
   const o = checkObject(fn, 'options', options);
   const size = (o.size === undefined ? [256, 256] : checkIntList(fn, 'size', o.size, 1)) as [number, number];
-  const batch = o.batch === undefined ? 8 : checkInt(fn, 'batch', o.batch, 1, 1024);
+  const batch = o.batch === undefined ? 4 : checkInt(fn, 'batch', o.batch, 1, 1024);
   const precision = o.precision === undefined ? 'float32' : resolvePrecision(checkPrecision(fn, o.precision), net.device, fn);
   const fold = o.foldBatchNorm === undefined ? true : checkBool(fn, 'foldBatchNorm', o.foldBatchNorm);
   const signal = o.signal as AbortSignal | undefined;
