@@ -107,6 +107,9 @@ export async function optimizeStep(optimizer: Optimizer, loss: Tensor, it: numbe
     value = finiteLoss(loss, it);
   }
   if (optimizer.scaler) {
+    // the scaler unscales the gradients before the step, which with a process group would run before the
+    // gradient all-reduce has finished
+    if (group) throw new Error("precision 'float16' (loss scaling) does not train data-parallel yet: use 'bfloat16', which needs no scaling, or one process");
     await optimizer.scaler.step(optimizer, loss);
     return value;
   }
