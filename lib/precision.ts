@@ -28,6 +28,7 @@ export function checkPrecision(fn: string, value: unknown, name = 'precision'): 
  */
 export function resolvePrecision(precision: Precision, device: Device | string = 'cpu', fn = 'resolvePrecision'): ResolvedPrecision {
   const p = checkPrecision(fn, precision);
+  if (p === 'float32') return 'float32'; // runs anywhere: the device is checked where it is used
   try {
     return native.resolvePrecision(p, device, fn);
   } catch (err) {
