@@ -201,3 +201,18 @@ nib.save(nib.Nifti1Image((np.transpose(v, (1, 2, 0)) * 743.0 + 21.0).astype(np.f
   seg.dispose();
   rmSync(out, { recursive: true });
 });
+
+test.serial('semiseg compare takes a NIfTI folder: one plan for every run, evaluation on imagesTs + labelsTs in mm', (t) => {
+  const root = syntheticFolder({ n: 6, shape: [20, 20, 18], test: 2 });
+  const out = mkdtempSync(join(tmpdir(), 'semiseg-compare-'));
+  const r = run('compare', '--recipes', 'supervised-la,mt-la', '--data', root, '--iterations', '2', '--validate-every', '2', '--size', '16', '--labeled', '3', '--out', out);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /test split, mean Dice %/);
+  for (const recipe of ['supervised-la', 'mt-la']) {
+    const summary = JSON.parse(runPythonCode(`import json; print(json.dumps(json.load(open(${JSON.stringify(join(out, `${recipe}-seed1337`, 'best.ckpt.test.json'))}))))`)) as { units: string; cases: number };
+    t.is(summary.units, 'mm');
+    t.is(summary.cases, 2);
+  }
+  rmSync(out, { recursive: true });
+  rmSync(root, { recursive: true });
+});

@@ -18,7 +18,9 @@ import { trainData } from './datasets.js';
 import { evaluateCheckpoint } from './evaluation.js';
 import { intOption, UsageError } from './options.js';
 import { progressReporter } from './progress.js';
-import { configFrom } from './train.js';
+import { configFrom, plannedRunConfig, plannedRunData, type TrainOpts } from './train.js';
+import { isImageDataset, readImageDataset } from '../data/folders.js';
+import type { TrainConfig } from '../trainers/recipes.js';
 
 /** Where to listen: `port`, `host:port` or `[v6]:port` (port 0: any free one). */
 export interface Listen {
@@ -48,6 +50,7 @@ export async function dashboardFor(option: Listen | boolean | undefined, runs: s
 
 function splitDefault(data: string): 'val' | 'test' {
   if (data === 'synthetic') return 'val';
+  if (isImageDataset(data)) return readImageDataset(data).test.length > 0 ? 'test' : 'val'; // imagesTs + labelsTs
   return [data, join(data, 'ACDC'), join(data, 'LA')].some((d) => existsSync(join(d, 'test.list'))) ? 'test' : 'val';
 }
 
@@ -136,12 +139,15 @@ export function registerReport(program: Command): void {
       if (opts.split !== undefined && opts.split !== 'val' && opts.split !== 'test') throw new UsageError(`--split: expected val or test, got '${opts.split}'`);
       if (opts.data !== 'synthetic' && !existsSync(opts.data)) throw new UsageError(`--data: '${opts.data}' does not exist`);
       const split = (opts.split as 'val' | 'test' | undefined) ?? splitDefault(opts.data);
-      const plan = recipes.flatMap((recipe) =>
-        Array.from({ length: opts.seeds }, (_, k) => {
-          const config = configFrom({ ...opts, recipe, seed: (opts.seed ?? RECIPES[recipe].seed) + k, nnodes: 1, nodeRank: 0 });
-          return { recipe, config, dir: resolve(opts.out, `${recipe}-seed${config.seed}`) };
-        }),
-      );
+      // a Decathlon / nnU-Net folder is planned (the same plan for every run) and preprocessed per run
+      const planned = opts.data !== 'synthetic' && isImageDataset(opts.data);
+      const plan: { recipe: string; config: TrainConfig; dir: string }[] = [];
+      for (const recipe of recipes)
+        for (let k = 0; k < opts.seeds; k++) {
+          const o = { ...opts, recipe, seed: (opts.seed ?? RECIPES[recipe].seed) + k, nnodes: 1, nodeRank: 0 };
+          const config = planned ? await plannedRunConfig(o as TrainOpts) : configFrom(o);
+          plan.push({ recipe, config, dir: resolve(opts.out, `${recipe}-seed${config.seed}`) });
+        }
       const report = opts.report ?? join(opts.out, 'report.html');
       const budget = [
         opts.labeled !== undefined ? `labeled ${opts.labeled}` : null,
@@ -162,7 +168,7 @@ export function registerReport(program: Command): void {
       try {
         for (const [i, p] of plan.entries()) {
           console.log(`\n[${i + 1}/${plan.length}] ${p.recipe} seed ${p.config.seed} -> ${p.dir}`);
-          const data = trainData(opts.data, p.config);
+          const data = planned ? await plannedRunData({ ...opts, out: p.dir } as unknown as TrainOpts, p.config, false) : trainData(opts.data, p.config);
           const report = progressReporter(process.stdout.isTTY ? 'tty' : 'lines');
           try {
             await train(p.config, { data, out: p.dir, signal: controller.signal, onEvent: (e: TrainEvent) => report(e) });

@@ -47,7 +47,7 @@ function setOption(value: string, previous: Record<string, unknown> = {}): Recor
   return { ...previous, [key]: parsed };
 }
 
-interface TrainOpts {
+export interface TrainOpts {
   recipe?: string;
   method?: string;
   data: string;
@@ -159,7 +159,7 @@ function splitOptions(opts: TrainOpts, pool: number): PlannedDataOptions {
  * fingerprint, with `--set plan.<key>=...` and `--size` applied), then the recipe's configuration with the
  * plan's classes, network, sizes and batch.
  */
-async function plannedRunConfig(opts: TrainOpts): Promise<TrainConfig> {
+export async function plannedRunConfig(opts: TrainOpts): Promise<TrainConfig> {
   const set = { ...(opts.set ?? {}) };
   const planOverrides = (set.plan ?? {}) as Record<string, unknown>;
   delete set.plan;
@@ -184,7 +184,7 @@ async function plannedRunConfig(opts: TrainOpts): Promise<TrainConfig> {
 }
 
 /** The preprocessed training data of a planned run; rank 0 writes plan.json into the run folder first. */
-async function plannedRunData(opts: TrainOpts, config: TrainConfig, quiet: boolean): Promise<TrainData> {
+export async function plannedRunData(opts: TrainOpts, config: TrainConfig, quiet: boolean): Promise<TrainData> {
   const ds = readImageDataset(opts.data);
   const out = runFolder(opts, config);
   const tty = process.stderr.isTTY && !opts.json && !quiet;
