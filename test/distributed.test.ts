@@ -225,7 +225,7 @@ const replicaConfigs: Record<string, Record<string, unknown>> = {
   'mt-acdc': small,
   'icl-acdc': {}, // its modules expect the paper's U-Net widths
   'action-acdc': { action: { globalIterations: 2, localIterations: 2, window: 32, pool: 8, queries: 16, negatives: 16, representation: 32, representationScale: 0.5 } },
-  'versemi-la': { size: [16, 16, 16], lr: 3e-3, networkOptions: {} },
+  'versemi-la': { size: [16, 16, 16], lr: 3e-3, networkOptions: { lastBlock: false } }, // BatchNorm (its buffers are broadcast); VerSemi's network has no last block
 };
 for (const [recipe, extra] of Object.entries(replicaConfigs)) {
   dtest(`${recipe} on 2 ranks: every network and training-only tensor (teachers, heads, queues) stays identical across ranks`, async (t) => {

@@ -292,6 +292,8 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
     if (c.size.some((s) => s < a.window)) throw rangeError(fn, 'action.window', `at most every side of size (${c.size.join('x')})`, a.window);
   }
   if (c.method === 'versemi' && c.network !== 'VNet3D') throw rangeError(fn, 'network', "'VNet3D' for versemi", c.network);
+  if (c.method === 'versemi' && (c.networkOptions as { lastBlock?: boolean }).lastBlock !== false)
+    throw rangeError(fn, 'networkOptions.lastBlock', 'false for versemi (its V-Net has no block_nine: the dynamic head takes the decoder features)', (c.networkOptions as { lastBlock?: boolean }).lastBlock);
   if (!Number.isInteger(c.tasks) || c.tasks < 1) throw rangeError(fn, 'tasks', 'an integer >= 1', c.tasks);
   if (c.optimizer !== 'sgd' && c.optimizer !== 'adam') throw rangeError(fn, 'optimizer', "'sgd' or 'adam'", c.optimizer);
   if (c.method === 'icl' && c.network !== 'UNet2D') throw rangeError(fn, 'network', "'UNet2D' for icl (its modules attach to the 2-D U-Net decoder)", c.network);
