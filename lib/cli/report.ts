@@ -18,7 +18,7 @@ import { trainData } from './datasets.js';
 import { evaluateCheckpoint } from './evaluation.js';
 import { intOption, UsageError } from './options.js';
 import { progressReporter } from './progress.js';
-import { configFrom, plannedRunConfig, plannedRunData, type TrainOpts } from './train.js';
+import { configFrom, plannedRunConfig, plannedRunData, sizeOption, type TrainOpts } from './train.js';
 import { isImageDataset, readImageDataset } from '../data/folders.js';
 import type { TrainConfig } from '../trainers/recipes.js';
 
@@ -73,12 +73,6 @@ interface CompareOpts {
   out: string;
   report?: string;
   dashboard?: Listen | boolean;
-}
-
-function sizeOption(value: string): number[] {
-  const parts = value.split(/[x,]/).map((s) => Number(s.trim()));
-  if (parts.some((n) => !Number.isInteger(n) || n < 16)) throw new InvalidArgumentError(`expected sizes like 256 or 256x256 (each >= 16), got '${value}'`);
-  return parts;
 }
 
 export function registerReport(program: Command): void {

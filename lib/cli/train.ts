@@ -20,7 +20,8 @@ import { intOption, SilentExit, UsageError } from './options.js';
 import { progressReporter } from './progress.js';
 import { dashboardFor, listenOption, type Listen } from './report.js';
 
-function sizeOption(value: string): number[] {
+/** `--size 256` or `--size 112x112x80` (each side >= 16). */
+export function sizeOption(value: string): number[] {
   const parts = value.split(/[x,]/).map((s) => Number(s.trim()));
   if (parts.some((n) => !Number.isInteger(n) || n < 16)) throw new InvalidArgumentError(`expected sizes like 256 or 256x256 (each >= 16), got '${value}'`);
   return parts;
