@@ -11,9 +11,7 @@ import { isImageDataset, readImageDataset, type ImageDataset } from '../data/fol
 import { writeFileAtomic } from '../io/atomic.js';
 import { fingerprintDataset } from '../plan/fingerprint.js';
 import { checkPlan, describePlan, planFromFingerprint, type Plan } from '../plan/plan.js';
-import { plannedData, type PlannedDataOptions } from '../trainers/planned-data.js';
 import { RECIPES, type TrainConfig } from '../trainers/recipes.js';
-import type { TrainData } from '../trainers/data.js';
 import { UsageError } from './options.js';
 
 export { isImageDataset };
@@ -110,12 +108,6 @@ export function readRunPlan(out: string): Plan | null {
 
 export function writeRunPlan(out: string, plan: Plan): Promise<void> {
   return writeFileAtomic(join(out, 'plan.json'), [Buffer.from(`${JSON.stringify(plan, null, 2)}\n`)]);
-}
-
-/** The training data of a planned folder for `config` (its plan), preprocessed into the run folder's cache. */
-export function plannedTrainData(dir: string, config: TrainConfig, o: PlannedDataOptions): Promise<TrainData> {
-  if (!config.plan) throw new Error('plannedTrainData: the configuration has no plan');
-  return plannedData(readImageDataset(dir), config.plan, o);
 }
 
 export function registerPlan(program: Command): void {

@@ -54,21 +54,11 @@ function splitDefault(data: string): 'val' | 'test' {
   return [data, join(data, 'ACDC'), join(data, 'LA')].some((d) => existsSync(join(d, 'test.list'))) ? 'test' : 'val';
 }
 
-interface CompareOpts {
+/** compare's budget options are train's; the rest is its own. */
+interface CompareOpts
+  extends Pick<TrainOpts, 'data' | 'seed' | 'labeled' | 'iterations' | 'pretrainIterations' | 'batchSize' | 'labeledBatch' | 'size' | 'lr' | 'validateEvery' | 'valCases' | 'device'> {
   recipes: string;
-  data: string;
   seeds: number;
-  seed?: number;
-  labeled?: number;
-  iterations?: number;
-  pretrainIterations?: number;
-  batchSize?: number;
-  labeledBatch?: number;
-  size?: number[];
-  lr?: string;
-  validateEvery?: number;
-  valCases?: number;
-  device?: string;
   split?: string;
   out: string;
   report?: string;
