@@ -4,7 +4,7 @@
 // no console errors, every chart drawn and the overlays decoded; partial run folders still give a report.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -191,3 +191,37 @@ for (const [args, message] of [
     t.is(r.stderr.trim().split('\n').length <= 2, true, r.stderr);
   });
 }
+
+test.serial('compare again: finished runs are reused, an unfinished one resumes, other settings are refused untouched', (t) => {
+  t.is(compare.status, 0, compare.stderr);
+  const args = ['compare', '--recipes', recipes.join(','), '--data', 'synthetic', '--iterations', '40', '--size', '32', '--validate-every', '20', '--labeled', '8', '--batch-size', '4', '--labeled-batch', '2', '--lr', '0.1'];
+  // a copy of the finished runs; the MT run loses final.ckpt, as if stopped after its last checkpoint
+  const again = join(root, 'again');
+  for (const recipe of recipes) cpSync(join(out, `${recipe}-seed1337`), join(again, `${recipe}-seed1337`), { recursive: true, preserveTimestamps: true });
+  rmSync(join(again, 'mt-acdc-seed1337', 'final.ckpt'));
+  const best = join(again, 'supervised-acdc-seed1337', 'best.ckpt');
+  const stamp = statSync(best).mtimeMs;
+  const evaluation = readFileSync(`${best}.val.json`, 'utf8');
+
+  // other settings: refused before anything trains, naming the setting, with the folder as it was
+  const clash = run(...args.map((a) => (a === '40' ? '60' : a)), '--out', again);
+  t.is(clash.status, 2, clash.stderr);
+  t.regex(clash.stderr, /compare: '.*supervised-acdc-seed1337' holds a finished run with iterations = 40, this run 60; use another --out or --retrain/);
+  t.false(existsSync(join(again, 'mt-acdc-seed1337', 'final.ckpt')));
+  t.is(statSync(best).mtimeMs, stamp);
+
+  const r = run(...args, '--seeds', '2', '--out', again);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /\[1\/4\] supervised-acdc seed 1337 -> .*supervised-acdc-seed1337 \(finished earlier: reused\)/);
+  t.regex(r.stdout, /\[2\/4\] supervised-acdc seed 1338 -> .*supervised-acdc-seed1338\n/);
+  t.regex(r.stdout, /\[3\/4\] mt-acdc seed 1337 -> .*mt-acdc-seed1337 \(resuming from last\.ckpt\)/);
+  t.is(statSync(best).mtimeMs, stamp, 'the finished run was not retrained');
+  t.is(readFileSync(`${best}.val.json`, 'utf8'), evaluation, 'nor re-evaluated');
+  t.true(existsSync(join(again, 'mt-acdc-seed1337', 'final.ckpt')), 'the resumed run finished');
+  for (const seed of [1337, 1338]) t.true(existsSync(join(again, `mt-acdc-seed${seed}`, 'best.ckpt.val.json')));
+  const data = embedded(readFileSync(join(again, 'report.html'), 'utf8'));
+  t.deepEqual(
+    data.table.map((row) => [row.recipe, row.runs, row.spread]),
+    recipes.map((recipe) => [recipe, 2, 'seeds']),
+  );
+});

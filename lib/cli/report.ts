@@ -4,7 +4,7 @@
  * trains several recipes (and seeds) under one budget, evaluates each best checkpoint with `evaluate`'s
  * code and writes the report.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { type Command, InvalidArgumentError } from 'commander';
@@ -21,6 +21,53 @@ import { progressReporter } from './progress.js';
 import { configFrom, plannedRunConfig, plannedRunData, sizeOption, type TrainOpts } from './train.js';
 import { isImageDataset, readImageDataset } from '../data/folders.js';
 import type { TrainConfig } from '../trainers/recipes.js';
+import { readCheckpointInfo } from '../io/checkpoint.js';
+
+/** JSON with sorted keys, so two configs compare by content. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/**
+ * What compare finds in a run folder: a finished run of exactly this config is reused ('done'), an
+ * unfinished one of this run resumes from last.ckpt ('resume'), an empty folder trains ('new'). A folder
+ * holding a finished run of another config is refused, naming the first setting that differs, so a
+ * rerun never overwrites results it did not produce.
+ */
+export async function priorRun(dir: string, config: TrainConfig): Promise<'done' | 'resume' | 'new'> {
+  const final = join(dir, 'final.ckpt');
+  if (existsSync(final)) {
+    const saved = ((await readCheckpointInfo(final)).extra as { config?: Record<string, unknown> } | undefined)?.config;
+    if (!saved) throw new UsageError(`compare: '${final}' was not written by the training loop; use another --out or --retrain`);
+    const now = JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+    const keys = [...new Set([...Object.keys(saved), ...Object.keys(now)])].sort();
+    const differs = keys.find((k) => canonical(saved[k]) !== canonical(now[k]));
+    if (differs !== undefined)
+      throw new UsageError(
+        `compare: '${dir}' holds a finished run with ${differs} = ${canonical(saved[differs]) ?? 'unset'}, this run ${canonical(now[differs]) ?? 'unset'}; use another --out or --retrain`,
+      );
+    return 'done';
+  }
+  return existsSync(join(dir, 'last.ckpt')) ? 'resume' : 'new';
+}
+
+/** The evaluation compare wrote earlier for this checkpoint, if it is newer than the checkpoint. */
+function priorEvaluation(checkpoint: string, split: string): { cases: number; mean: { dice: number } } | null {
+  const json = `${checkpoint}.${split}.json`;
+  if (!existsSync(json) || !existsSync(`${checkpoint}.${split}.overlays`) || statSync(json).mtimeMs < statSync(checkpoint).mtimeMs) return null;
+  try {
+    return JSON.parse(readFileSync(json, 'utf8')) as { cases: number; mean: { dice: number } };
+  } catch {
+    return null;
+  }
+}
 
 /** Where to listen: `port`, `host:port` or `[v6]:port` (port 0: any free one). */
 export interface Listen {
@@ -61,6 +108,7 @@ interface CompareOpts
   seeds: number;
   split?: string;
   out: string;
+  retrain?: boolean;
   report?: string;
   dashboard?: Listen | boolean;
 }
@@ -113,7 +161,8 @@ export function registerReport(program: Command): void {
     .option('--val-cases <n>', 'validate (choose the best checkpoint) on the first n volumes only', intOption(1))
     .option('--device <d>', 'cpu, cuda or cuda:N')
     .option('--split <name>', 'evaluation split: val or test (default test where the data has it, else val)')
-    .option('--out <dir>', 'folder of the run folders (<recipe>-seed<k>)', 'runs/compare')
+    .option('--out <dir>', 'folder of the run folders (<recipe>-seed<k>); finished runs of the same settings there are reused, unfinished ones resume', 'runs/compare')
+    .option('--retrain', 'train every run anew, overwriting what --out holds')
     .option('-o, --report <file>', 'the report (default <out>/report.html)')
     .option('--dashboard [port]', 'serve a live dashboard of the runs while they train (port or host:port; default any free port on 127.0.0.1)', listenOption)
     .action(async (opts: CompareOpts) => {
@@ -150,18 +199,25 @@ export function registerReport(program: Command): void {
       process.once('SIGINT', onSignal);
       const dashboard = await dashboardFor(opts.dashboard, plan.map((p) => p.dir));
       try {
+        // check every folder before training anything, so a clash is found in seconds, not after hours
+        const prior = opts.retrain ? plan.map(() => 'new' as const) : await Promise.all(plan.map((p) => priorRun(p.dir, p.config)));
         for (const [i, p] of plan.entries()) {
-          console.log(`\n[${i + 1}/${plan.length}] ${p.recipe} seed ${p.config.seed} -> ${p.dir}`);
-          const data = planned ? await plannedRunData({ ...opts, out: p.dir } as unknown as TrainOpts, p.config, false) : trainData(opts.data, p.config);
-          const report = progressReporter(process.stdout.isTTY ? 'tty' : 'lines');
-          try {
-            await train(p.config, { data, out: p.dir, signal: controller.signal, onEvent: (e: TrainEvent) => report(e) });
-          } finally {
-            data.dispose();
+          const state = prior[i];
+          console.log(`\n[${i + 1}/${plan.length}] ${p.recipe} seed ${p.config.seed} -> ${p.dir}${state === 'done' ? ' (finished earlier: reused)' : state === 'resume' ? ' (resuming from last.ckpt)' : ''}`);
+          if (state !== 'done') {
+            const data = planned ? await plannedRunData({ ...opts, out: p.dir } as unknown as TrainOpts, p.config, false) : trainData(opts.data, p.config);
+            const report = progressReporter(process.stdout.isTTY ? 'tty' : 'lines');
+            try {
+              await train(p.config, { data, out: p.dir, signal: controller.signal, resume: state === 'resume', onEvent: (e: TrainEvent) => report(e) });
+            } finally {
+              data.dispose();
+            }
           }
           const checkpoint = join(p.dir, 'best.ckpt');
           if (!existsSync(checkpoint)) throw new Error(`compare: ${p.recipe} seed ${p.config.seed} wrote no '${checkpoint}'`);
-          const { summary } = await evaluateCheckpoint({ checkpoint, data: opts.data, split, overlays: `${checkpoint}.${split}.overlays` });
+          const summary =
+            (state === 'done' && priorEvaluation(checkpoint, split)) ||
+            (await evaluateCheckpoint({ checkpoint, data: opts.data, split, overlays: `${checkpoint}.${split}.overlays` })).summary;
           console.log(`  ${split} Dice ${(100 * summary.mean.dice).toFixed(2)} % over ${summary.cases} cases (${checkpoint}.${split}.json)`);
         }
       } finally {
