@@ -96,3 +96,5 @@ export { acdcAugment, laAugment, rotateNearest, zoomNearest, randomCrop, type Ra
 export { TwoStreamBatchSampler } from './data/sampler.js';
 export { PrefetchLoader, type Item, type Batch, type LoaderOptions } from './data/loader.js';
 export { prng, syntheticCardiac, syntheticBlobs } from './demo/synthetic.js';
+export { startDashboard, type Dashboard, type DashboardOptions } from './report/server.js';
+export { buildReport, summarizeRun, tableRows, formatCell, METRICS, type ReportOptions, type RunSummary, type TableRow, type Metric } from './report/report.js';

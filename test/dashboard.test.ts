@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 
 import { RunLog } from '../lib/report/runlog.js';
-import { startDashboard } from '../lib/report/server.js';
+import { startDashboard } from '../lib/index.js';
 import { chartState, chromiumPath, decodedImages, launchChromium, screenshotDir, watchErrors } from './helpers/browser.js';
 import { repoRoot } from './helpers/reference.js';
 

@@ -12,7 +12,8 @@ import { pathToFileURL } from 'node:url';
 import { decode } from 'fast-png';
 import type { Browser } from 'playwright-core';
 
-import { formatCell, METRICS, parseEvaluationCsv, tableRows, type RunSummary, type TableRow } from '../lib/report/report.js';
+import { buildReport, formatCell, METRICS, tableRows, type RunSummary, type TableRow } from '../lib/index.js';
+import { parseEvaluationCsv } from '../lib/report/report.js';
 import { chartState, chromiumPath, decodedImages, launchChromium, screenshotDir, watchErrors } from './helpers/browser.js';
 import { repoRoot } from './helpers/reference.js';
 
@@ -80,6 +81,16 @@ test.serial("compare: its table's numbers are semiseg evaluate's for the same ch
     data.boxes!.map((b) => b.values.length),
     [2, 2],
   );
+});
+
+test.serial('buildReport (the package API) writes the table semiseg compare wrote', async (t) => {
+  t.is(compare.status, 0, compare.stderr);
+  const file = join(root, 'api.html');
+  const { path, runs, rows } = await buildReport({ runs: recipes.map((r) => join(out, `${r}-seed1337`)), out: file, split: 'val' });
+  t.is(path, file);
+  t.deepEqual(runs.map((r) => r.recipe), recipes);
+  t.deepEqual(embedded(readFileSync(file, 'utf8')).table, embedded(readFileSync(join(out, 'report.html'), 'utf8')).table);
+  t.deepEqual(rows, embedded(readFileSync(file, 'utf8')).table);
 });
 
 test.serial('evaluate --overlays: one decodable picture per case (image | reference | prediction rows)', (t) => {
