@@ -4,11 +4,13 @@
 // short BCP run on the real ACDC data when it is present. Serial: an optimizer refuses to step while
 // any async native call of the process is pending, and parallel runs would trip that guard.
 import test from 'ava';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { decode } from 'fast-png';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { Segmenter, binaryMetrics, dispose, liveTensors, loadCheckpoint, nets, readCheckpointInfo, setNumThreads, trainers, type Network } from '../lib/index.js';
+import { volumeOverlayPng, type OverlayIndex } from '../lib/report/overlays.js';
 import { dataDir } from './helpers/data.js';
 import { maxAbsDiff } from './helpers/grad.js';
 
@@ -188,6 +190,17 @@ for (const tasks of [1, 2]) {
         seg.dispose();
       }
       t.true(Math.abs(sum / volumes.length - result.best!.dice) < 1e-9, `Segmenter ${sum / volumes.length} vs ${result.best!.dice}`);
+      // the last validation's overlay pictures (3-D: slices along z) show the final weights' prediction
+      const index = JSON.parse(readFileSync(join(out, 'overlays', 'index.json'), 'utf8')) as OverlayIndex;
+      t.like(index, { stage: 'train', iteration: 24, volume: volumes[0].id });
+      t.is(index.files.length, 3);
+      const seg = await Segmenter.load(result.final, { task: volumes[0].task ?? 0 });
+      const pred = await seg.segment(volumes[0].image);
+      const expected = volumeOverlayPng(volumes[0].image, volumes[0].label, pred, volumes[0].label.rank - 1, index.slices);
+      index.files.forEach((f, k) => t.true(readFileSync(join(out, 'overlays', f)).equals(expected[k]), `overlay ${f}`));
+      t.is(decode(expected[0]).width, 3 * volumes[0].label.shape[1] + 2 * 2);
+      dispose([pred]);
+      seg.dispose();
     } finally {
       data.dispose();
     }

@@ -299,7 +299,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
           } : undefined;
           let v: ValidationResult;
           try {
-            v = method.validate ? await method.validate(volumes, settings, signal) : await validateDice(main, mine, settings, signal, keepFirst);
+            v = method.validate ? await method.validate(volumes, settings, signal, keepFirst) : await validateDice(main, mine, settings, signal, keepFirst);
             if (shown.volume && shown.prediction)
               writeValidationOverlays(join(out, 'overlays'), shown.volume, shown.prediction, config.network === 'UNet2D', o.overlays ?? 3, { stage: stage.name, iteration: it, dice: v.dice });
           } finally {

@@ -9,7 +9,7 @@ import type { Tensor } from '../../tensor.js';
 import { Adam, SGD, type Optimizer } from '../../train/optimizer.js';
 import type { TrainData, Volume } from '../data.js';
 import type { TrainConfig } from '../recipes.js';
-import type { InferenceSettings, ValidationResult } from '../validate.js';
+import type { InferenceSettings, PredictionHook, ValidationResult } from '../validate.js';
 import { withLossScaling } from './precision.js';
 
 export interface StepResult {
@@ -48,7 +48,7 @@ export interface MethodRuntime {
   /** Called with the training data before the first stage (VerSemi reads the items' tasks). */
   attach?(data: TrainData): void;
   /** Validation when `main`'s forward alone is not the model (VerSemi); default validateDice(main). */
-  validate?(volumes: Volume[], settings: InferenceSettings, signal?: AbortSignal): Promise<ValidationResult>;
+  validate?(volumes: Volume[], settings: InferenceSettings, signal?: AbortSignal, onPrediction?: PredictionHook): Promise<ValidationResult>;
   /** Data-parallel runs: the group, for statistics that must be those of the whole group's batch. */
   useGroup?(group: ProcessGroup | undefined): void;
   /** Running statistics outside the networks (VerSemi's head BatchNorm): broadcast from rank 0 after each step. */

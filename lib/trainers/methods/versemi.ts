@@ -33,7 +33,7 @@ import { dispose, tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
 import type { TrainData, Volume } from '../data.js';
 import type { TrainConfig } from '../recipes.js';
-import { predictVolume, windowStrides, type InferenceSettings, type ValidationResult } from '../validate.js';
+import { predictVolume, windowStrides, type InferenceSettings, type PredictionHook, type ValidationResult } from '../validate.js';
 import type { VerSemiOptions } from '../../nets/versemi.js';
 import { boxMask, randomBox } from './bcp.js';
 import { Bag, makeNetwork, makeOptimizer, optimizeStep, type MethodRuntime } from './common.js';
@@ -179,9 +179,9 @@ export function versemi(c: TrainConfig, inChannels: number): MethodRuntime {
       if (tasks !== T) throw new Error(`versemi: the data has ${tasks} task(s) but the config trains ${T} (set 'tasks')`);
       if (data.taskOf) taskOf = data.taskOf.bind(data);
     },
-    validate: (volumes, settings, signal) => {
+    validate: (volumes, settings, signal, onPrediction) => {
       // the native network (backbone + head) serves validation: refreshed from the trained weights each time
-      return validateVerSemi(net, head, volumes, settings, signal, native);
+      return validateVerSemi(net, head, volumes, settings, signal, native, onPrediction);
     },
     stages: [stage('pretrain', c.pretrainIterations, false), stage('train', c.iterations, true)],
     state: () => ({}),
@@ -248,15 +248,28 @@ export function verSemiNetwork(net: Network, head: DynamicHead, into?: Network):
  * Mean foreground Dice over the volumes, each under its own task, with the native sliding window on the
  * native VerSemi network (`model`, refreshed from `net` and `head`; a temporary one when absent).
  */
-export async function validateVerSemi(net: Network, head: DynamicHead, volumes: Volume[], s: InferenceSettings, signal?: AbortSignal, model?: Network): Promise<ValidationResult> {
+export async function validateVerSemi(
+  net: Network,
+  head: DynamicHead,
+  volumes: Volume[],
+  s: InferenceSettings,
+  signal?: AbortSignal,
+  model?: Network,
+  onPrediction?: PredictionHook,
+): Promise<ValidationResult> {
   const native = verSemiNetwork(net, head, model);
   try {
     let sum = 0;
-    for (const v of volumes) {
+    for (const [i, v] of volumes.entries()) {
       const pred = await predictVolume(native, v.image, { ...s, classes: 2, largestComponent: false, ensemble: undefined, task: v.task ?? 0 }, signal);
-      const [p, g] = tidy(() => [pred.eq(1), v.label.eq(1)]);
-      sum += binaryMetrics(p, g, {}, false).dice;
-      dispose([pred, p, g]);
+      try {
+        onPrediction?.(v, pred, i);
+        const [p, g] = tidy(() => [pred.eq(1), v.label.eq(1)]);
+        sum += binaryMetrics(p, g, {}, false).dice;
+        dispose([p, g]);
+      } finally {
+        pred.dispose();
+      }
     }
     const dice = sum / Math.max(1, volumes.length);
     return { dice, perClass: [dice] };
