@@ -249,7 +249,7 @@ export async function startInferenceServer(options: InferenceServerOptions, port
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/health' && req.method === 'GET') {
-      sendJson(res, 200, { status: 'ok', model: segmenter.info.kind, classes: segmenter.settings.classes, precision: segmenter.precision, ...queue.stats, liveTensors: liveTensors() });
+      sendJson(res, 200, { status: 'ok', model: segmenter.network.kind, ...(segmenter.settings.task !== undefined ? { task: segmenter.settings.task } : {}), classes: segmenter.settings.classes, precision: segmenter.precision, ...queue.stats, liveTensors: liveTensors() });
     } else if (url.pathname === '/segment') {
       if (req.method !== 'POST') sendJson(res, 405, { error: `use POST for /segment, not ${req.method}` }, { allow: 'POST' });
       else void segment(req, res);
@@ -304,7 +304,7 @@ async function main(): Promise<void> {
     o.host,
   );
   const a = s.server.address() as AddressInfo;
-  console.log(`semiseg inference server (${s.segmenter.info.kind}, ${s.segmenter.precision}) on http://${a.address}:${a.port}: POST /segment, GET /health`);
+  console.log(`semiseg inference server (${s.segmenter.network.kind}${s.segmenter.settings.task !== undefined ? ` task ${s.segmenter.settings.task}` : ''}, ${s.segmenter.precision}) on http://${a.address}:${a.port}: POST /segment, GET /health`);
   const stop = () => void s.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

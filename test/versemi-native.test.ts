@@ -6,6 +6,7 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
 import h5wasm from 'h5wasm/node';
@@ -16,6 +17,7 @@ import {
   networkTask,
   nets,
   randn,
+  parseNifti,
   readNifti,
   saveCheckpoint,
   Segmenter,
@@ -29,6 +31,8 @@ import {
   type Network,
   type Tensor,
 } from '../lib/index.js';
+import { startInferenceServer } from '../examples/inference-server.js';
+import { niftiImageBytes } from './helpers/nifti.js';
 import { repoRoot } from './helpers/reference.js';
 
 setNumThreads(1);
@@ -175,6 +179,34 @@ test.serial('a VerSemi checkpoint served by Segmenter, the native sliding window
   t.is(bad.status, 2);
   t.regex(bad.stderr, /task id in \[0, 2\] \(2 = the synthetic task\), got 3/);
   await t.throwsAsync(() => Segmenter.load(path, { task: -1 }), { message: /Segmenter.load\(\): argument 'task' must be an integer >= 0, got -1/ });
+
+  // the example inference service with --task: its replies are the library's labels for that task
+  const body = niftiImageBytes(volume.shape, volume.data() as Float32Array, [1.25, 1.25, 2]);
+  const nifti = parseNifti(body, 'input');
+  const served: Record<number, number[]> = {};
+  for (const k of [task, 0]) {
+    const svc = await startInferenceServer({ checkpoint: path, task: k, concurrency: 1 });
+    try {
+      const base = `http://127.0.0.1:${(svc.server.address() as AddressInfo).port}`;
+      const health = (await (await fetch(`${base}/health`)).json()) as Record<string, unknown>;
+      t.like(health, { model: 'VerSemi', task: k, classes: 2 });
+      const r = await fetch(`${base}/segment`, { method: 'POST', body });
+      t.is(r.status, 200);
+      const reply = parseNifti(Buffer.from(await r.arrayBuffer()), 'reply');
+      served[k] = Array.from(reply.data.data() as BigInt64Array, Number);
+      reply.data.dispose();
+    } finally {
+      await svc.close();
+    }
+    const lib = await Segmenter.load(path, { task: k });
+    const expected = await lib.segmentNifti(nifti);
+    t.deepEqual(served[k], Array.from(expected.data() as BigInt64Array, Number), `service task ${k} = Segmenter`);
+    expected.dispose();
+    lib.dispose();
+  }
+  t.notDeepEqual(served[task], served[0], 'the task reaches the service');
+  await t.throwsAsync(() => startInferenceServer({ checkpoint: path, task: 3 }), { message: /task id in \[0, 2\] \(2 = the synthetic task\), got 3/ });
+  nifti.data.dispose();
 
   dispose([volume, reference, probs, probs0, want, labels, written.data]);
   seg.dispose();
