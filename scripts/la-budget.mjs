@@ -9,7 +9,7 @@ const [root, out, iterationsArg, patchArg, labeledArg, ...methods] = process.arg
 const iterations = Number(iterationsArg ?? 600);
 const patch = (patchArg ?? '64x64x48').split('x').map(Number);
 const labeled = Number(labeledArg ?? 4);
-setNumThreads(2);
+setNumThreads(Number(process.env.SEMISEG_THREADS ?? 2));
 const stage1 = Math.round(iterations / 3);
 const runs = {
   'supervised-la': { iterations, batchSize: 2, labeledBatch: 2 },
