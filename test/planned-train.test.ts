@@ -2,12 +2,14 @@
 // Decathlon folder, every method trains on a planned folder, predict / Segmenter answer on the input's
 // grid, and raw (unnormalised) scans get the labels their normalised volumes get.
 import test from 'ava';
+import { decode } from 'fast-png';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { readImageDataset } from '../lib/data/folders.js';
+import { caseOverlayPng } from '../lib/report/overlays.js';
 import { readH5 } from '../lib/data/hdf5.js';
 import { readNifti } from '../lib/data/nifti.js';
 import { DEMO_DATA } from '../lib/demo/demo.js';
@@ -151,12 +153,25 @@ print(json.dumps({'shape': [list(a.shape), list(b.shape)], 'affine': bool(np.all
   const written = await readNifti(join(out, 'labels.nii.gz'));
   t.is(tidy(() => labels.ne(written.data.to('int64')).to('int64').sum().item()) as number, 0, 'Segmenter and predict agree');
   dispose([image.data, labels, written.data]);
-  seg.dispose();
-  r = run('evaluate', '--checkpoint', join(out, 'run', 'final.ckpt'), '--data', DEMO_DATA, '--split', 'val', '--json');
+  r = run('evaluate', '--checkpoint', join(out, 'run', 'final.ckpt'), '--data', DEMO_DATA, '--split', 'val', '--json', '--overlays', join(out, 'overlays'));
   t.is(r.status, 0, r.stderr);
   const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { units: string; cases: number };
   t.is(summary.units, 'mm');
   t.is(summary.cases, 2);
+  // one picture per case, slices along z of the case's own grid: the Segmenter's labels beside the reference
+  t.deepEqual(readdirSync(join(out, 'overlays')).sort(), plan.split!.validation.map((id) => `${id}.png`).sort());
+  for (const id of plan.split!.validation) {
+    const img = await readNifti(join(DEMO_DATA, 'imagesTr', `${id}.nii.gz`));
+    const ref = await readNifti(join(DEMO_DATA, 'labelsTr', `${id}.nii.gz`));
+    const pred = await seg.segmentImage(img);
+    const expected = caseOverlayPng(img.data, ref.data, pred, false);
+    t.true(readFileSync(join(out, 'overlays', `${id}.png`)).equals(expected), `overlay of ${id}`);
+    const png = decode(expected);
+    t.is(png.width, 3 * img.data.shape[1] + 2 * 2);
+    t.is(png.height, 3 * img.data.shape[0] + 2 * 2);
+    dispose([img.data, ref.data, pred]);
+  }
+  seg.dispose();
   rmSync(out, { recursive: true });
 });
 
