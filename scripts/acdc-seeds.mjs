@@ -30,7 +30,7 @@ for (const seed of seeds) {
   }
   writeFileSync(join(out, 'results.json'), JSON.stringify({ keepOptimizer: trainers.resolveConfig('bcp-acdc').bcp.keepOptimizer, results }, null, 2));
 }
-const best = Object.values(results).map((r) => r.best.dice);
+const best = seeds.map((s) => results[s].best.dice); // in the order of the seeds (Object.values sorts numeric keys)
 const mean = best.reduce((a, b) => a + b, 0) / best.length;
 const sd = Math.sqrt(best.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, best.length - 1));
 console.log(JSON.stringify({ seeds, best, mean, sd, min: Math.min(...best), max: Math.max(...best) }));
