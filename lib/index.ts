@@ -97,4 +97,4 @@ export { TwoStreamBatchSampler } from './data/sampler.js';
 export { PrefetchLoader, type Item, type Batch, type LoaderOptions } from './data/loader.js';
 export { prng, syntheticCardiac, syntheticBlobs } from './demo/synthetic.js';
 export { startDashboard, type Dashboard, type DashboardOptions } from './report/server.js';
-export { buildReport, summarizeRun, tableRows, formatCell, METRICS, type ReportOptions, type RunSummary, type TableRow, type Metric } from './report/report.js';
+export { buildReport, summarizeRun, tableRows, formatCell, markdownTable, METRICS, type ReportOptions, type RunSummary, type TableRow, type Metric } from './report/report.js';

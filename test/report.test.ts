@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { decode } from 'fast-png';
 import type { Browser } from 'playwright-core';
 
-import { buildReport, formatCell, METRICS, tableRows, type RunSummary, type TableRow } from '../lib/index.js';
+import { buildReport, formatCell, markdownTable, METRICS, tableRows, type RunSummary, type TableRow } from '../lib/index.js';
 import { parseEvaluationCsv } from '../lib/report/report.js';
 import { chartState, chromiumPath, decodedImages, launchChromium, screenshotDir, watchErrors } from './helpers/browser.js';
 import { repoRoot } from './helpers/reference.js';
@@ -76,6 +76,16 @@ test.serial("compare: its table's numbers are semiseg evaluate's for the same ch
     t.true(row.cells.mean.dice[1] >= 0, 'a std over cases');
     t.regex(compare.stdout, new RegExp(`val Dice ${(100 * summary.mean.dice).toFixed(2)} % over ${summary.cases} cases`));
   }
+  // the Markdown table beside the report: a row per recipe with the same cells
+  const md = readFileSync(join(out, 'report.md'), 'utf8').split('\n');
+  t.is(md[0], '| method | recipe | labeled | runs | Dice % | Jaccard % | 95HD (voxels) | ASD (voxels) | RV / Myo / LV Dice % | iterations | wall time |');
+  for (const [i, row] of data.table.entries()) {
+    const cells = md[2 + i].split(' | ');
+    t.is(cells[1], row.recipe);
+    t.deepEqual(cells.slice(4, 8), METRICS.map((m) => formatCell(m, row.cells.mean[m])));
+    t.is(cells[8], ['1', '2', '3'].map((c) => (100 * row.cells[c].dice[0]).toFixed(2)).join(' / '));
+  }
+  t.regex(compare.stdout, /written: .*report\.html, .*report\.md/);
   t.is(data.boxes?.length, 2);
   t.deepEqual(
     data.boxes!.map((b) => b.values.length),
@@ -86,7 +96,8 @@ test.serial("compare: its table's numbers are semiseg evaluate's for the same ch
 test.serial('buildReport (the package API) writes the table semiseg compare wrote', async (t) => {
   t.is(compare.status, 0, compare.stderr);
   const file = join(root, 'api.html');
-  const { path, runs, rows } = await buildReport({ runs: recipes.map((r) => join(out, `${r}-seed1337`)), out: file, split: 'val' });
+  const { path, runs, rows } = await buildReport({ runs: recipes.map((r) => join(out, `${r}-seed1337`)), out: file, split: 'val', markdown: join(root, 'api.md') });
+  t.is(readFileSync(join(root, 'api.md'), 'utf8'), markdownTable(rows));
   t.is(path, file);
   t.deepEqual(runs.map((r) => r.recipe), recipes);
   t.deepEqual(embedded(readFileSync(file, 'utf8')).table, embedded(readFileSync(join(out, 'report.html'), 'utf8')).table);

@@ -110,6 +110,7 @@ interface CompareOpts
   out: string;
   retrain?: boolean;
   report?: string;
+  markdown?: string;
   dashboard?: Listen | boolean;
 }
 
@@ -136,11 +137,12 @@ export function registerReport(program: Command): void {
     .option('--split <name>', 'which evaluation to use: val or test (default: test where present, else val)')
     .option('--title <text>', 'page title')
     .option('--note <text>', 'a line for the "how this was made" section (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
-    .action(async (runs: string[], opts: { output: string; split?: string; title?: string; note?: string[] }) => {
+    .option('--markdown <file>', 'also write the comparison table as Markdown')
+    .action(async (runs: string[], opts: { output: string; split?: string; title?: string; note?: string[]; markdown?: string }) => {
       if (opts.split !== undefined && opts.split !== 'val' && opts.split !== 'test') throw new UsageError(`--split: expected val or test, got '${opts.split}'`);
       for (const r of runs) if (!existsSync(r)) process.stderr.write(`report: '${r}' does not exist (shown as an empty run)\n`);
-      const { rows } = await buildReport({ runs, out: opts.output, split: opts.split, title: opts.title, notes: opts.note });
-      console.log(`written: ${opts.output} (${runs.length} runs, ${rows.length} evaluated recipe${rows.length === 1 ? '' : 's'})`);
+      const { rows } = await buildReport({ runs, out: opts.output, split: opts.split, title: opts.title, notes: opts.note, markdown: opts.markdown });
+      console.log(`written: ${opts.output}${opts.markdown ? `, ${opts.markdown}` : ''} (${runs.length} runs, ${rows.length} evaluated recipe${rows.length === 1 ? '' : 's'})`);
     });
 
   program
@@ -164,6 +166,7 @@ export function registerReport(program: Command): void {
     .option('--out <dir>', 'folder of the run folders (<recipe>-seed<k>); finished runs of the same settings there are reused, unfinished ones resume', 'runs/compare')
     .option('--retrain', 'train every run anew, overwriting what --out holds')
     .option('-o, --report <file>', 'the report (default <out>/report.html)')
+    .option('--markdown <file>', 'the comparison table as Markdown (default <out>/report.md)')
     .option('--dashboard [port]', 'serve a live dashboard of the runs while they train (port or host:port; default any free port on 127.0.0.1)', listenOption)
     .action(async (opts: CompareOpts) => {
       const recipes = opts.recipes.split(',').map((r) => r.trim()).filter(Boolean);
@@ -227,9 +230,10 @@ export function registerReport(program: Command): void {
       const notes = [
         `semiseg compare --recipes ${recipes.join(',')} --data ${opts.data} --seeds ${opts.seeds}${budget.length ? ` (${budget.join(', ')})` : ''}; best checkpoints chosen on the validation volumes seen in training, evaluated on the ${split} split.`,
       ];
-      const { rows } = await buildReport({ runs: plan.map((p) => p.dir), out: report, split, title: `semiseg compare: ${recipes.join(', ')}`, notes });
+      const markdown = opts.markdown ?? join(opts.out, 'report.md');
+      const { rows } = await buildReport({ runs: plan.map((p) => p.dir), out: report, split, title: `semiseg compare: ${recipes.join(', ')}`, notes, markdown });
       console.log(`\n${split} split, mean Dice % (± std ${opts.seeds > 1 ? 'over seeds' : 'over cases'})`);
       for (const r of rows) console.log(`  ${r.label.padEnd(28)} ${formatCell('dice', r.cells.mean.dice)}`);
-      console.log(`written: ${report}`);
+      console.log(`written: ${report}, ${markdown}`);
     });
 }

@@ -84,6 +84,8 @@ export interface ReportOptions {
   title?: string;
   /** Extra lines for the "how it was made" note (the compare command's budget). */
   notes?: string[];
+  /** Also write the comparison table as Markdown to this file. */
+  markdown?: string;
 }
 
 const METHOD_NAMES: Record<string, string> = {
@@ -290,6 +292,26 @@ function tableHtml(rows: TableRow[], classNames: string[] | null): string {
 <p class="note">Best checkpoint of each run, on the ${escapeHtml([...new Set(rows.map((r) => r.split))].join(' / '))} split (${rows[0].cases} cases); ${spread}. Dice and Jaccard in %, 95HD and ASD in voxels (lower is better). The same numbers as <code>semiseg evaluate</code>.</p>`;
 }
 
+/**
+ * The comparison table as Markdown (for a README or a paper draft): one row per recipe, the mean over
+ * classes of each metric, then each class's Dice, iterations and wall time; the same numbers as the HTML
+ * table, ± std over cases (one run) or over seeds (several).
+ */
+export function markdownTable(rows: TableRow[], classNames: string[] | null = classNamesOf(rows[0]?.recipe)): string {
+  if (rows.length === 0) return '(no evaluated runs)\n';
+  const classes = Object.keys(rows[0].cells).filter((k) => k !== 'mean');
+  const cname = (c: string) => classNames?.[Number(c) - 1] ?? `class ${c}`;
+  const heads = ['method', 'recipe', 'labeled', 'runs', 'Dice %', 'Jaccard %', '95HD (voxels)', 'ASD (voxels)', `${classes.map(cname).join(' / ')} Dice %`, 'iterations', 'wall time'];
+  const cell = (x: string) => x.replace(/\|/g, '\\|');
+  const lines = rows.map((r) => {
+    const perClass = classes.map((c) => (r.cells[c] ? f2(100 * r.cells[c].dice[0]) : '–')).join(' / ');
+    const values = [r.label, r.recipe, r.share ?? '–', r.runs > 1 ? `${r.runs} seeds` : '1', ...METRICS.map((m) => formatCell(m, r.cells.mean[m])), perClass, r.iterations, duration(r.seconds)];
+    return `| ${values.map(cell).join(' | ')} |`;
+  });
+  const spread = rows.some((r) => r.spread === 'seeds') ? 'mean ± std over seeds (the std of the runs\' means; one run: over cases)' : 'mean ± std over cases';
+  return [`| ${heads.join(' | ')} |`, `| ${heads.map(() => '---').join(' | ')} |`, ...lines, '', `${rows[0].split} split, ${rows[0].cases} cases; ${spread}; wall time per run.`, ''].join('\n');
+}
+
 function dataUri(path: string): string {
   return `data:image/png;base64,${readFileSync(path).toString('base64')}`;
 }
@@ -374,5 +396,7 @@ export async function buildReport(o: ReportOptions): Promise<{ path: string; run
   const runs: RunSummary[] = [];
   for (const dir of o.runs) runs.push(await summarizeRun(dir, o.split));
   writeAtomic(o.out, reportHtml(runs, o));
-  return { path: o.out, runs, rows: tableRows(runs) };
+  const rows = tableRows(runs);
+  if (o.markdown) writeAtomic(o.markdown, markdownTable(rows, classNamesOf(runs.find((r) => r.recipe)?.recipe)));
+  return { path: o.out, runs, rows };
 }
