@@ -262,6 +262,22 @@ test.serial('GradScaler: a scaled step equals the plain step; a non-finite gradi
   t.is(scaler.scale, 1024);
   t.is(scaler.skipped, 1);
   t.is(maxAbsDiff(f32(pb[0]), before), 0, 'no update on a non-finite gradient');
+  // a scaler restored from state() (as a resumed run's, from last.ckpt) goes on as the original would
+  const grows = new GradScaler({ initScale: 8, growthInterval: 3 });
+  for (let k = 0; k < 2; k++) {
+    const l = await lossOf(b);
+    t.true(await grows.step(optB, l));
+    l.dispose();
+  }
+  const resumed = new GradScaler({ initScale: 8, growthInterval: 3 });
+  resumed.restore(JSON.parse(JSON.stringify(grows.state())) as ReturnType<GradScaler['state']>);
+  t.deepEqual(resumed.state(), { scale: 8, good: 2, skipped: 0 });
+  const l3 = await lossOf(b);
+  t.true(await resumed.step(optB, l3));
+  l3.dispose();
+  t.is(resumed.scale, 16, 'the third finite step in a row grows the restored scaler');
+  t.throws(() => resumed.restore({ scale: 0, good: 0, skipped: 0 }), { instanceOf: RangeError, message: /GradScaler\.restore\(\): argument 'state\.scale' must be a number in \(0, / });
+  t.throws(() => resumed.restore({ scale: 1, good: -1, skipped: 0 }), { instanceOf: RangeError, message: /argument 'state\.good'/ });
   t.throws(() => new GradScaler({ backoffFactor: 2 }), { instanceOf: RangeError, message: /GradScaler\(\): argument 'backoffFactor' must be a number in \(0, 1\]/ });
   dispose([x, y, la, lb, lc, inf, ...pa, ...pb]);
   a.dispose();

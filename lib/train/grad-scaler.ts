@@ -27,6 +27,14 @@ function inRange(fn: string, name: string, v: unknown, lo: number, hi: number, l
   return x;
 }
 
+/** What a resumed run needs of a scaler (saved in last.ckpt with the training state). */
+export interface GradScalerState {
+  scale: number;
+  /** Finite steps in a row since the scale last changed. */
+  good: number;
+  skipped: number;
+}
+
 export class GradScaler {
   /** The current scale. */
   scale: number;
@@ -44,6 +52,21 @@ export class GradScaler {
     this.growthFactor = o.growthFactor === undefined ? 2 : inRange(fn, 'growthFactor', o.growthFactor, 1, Number.MAX_VALUE, false);
     this.backoffFactor = o.backoffFactor === undefined ? 0.5 : inRange(fn, 'backoffFactor', o.backoffFactor, 0, 1, true);
     this.growthInterval = o.growthInterval === undefined ? 2000 : checkInt(fn, 'growthInterval', o.growthInterval, 1, 1e9);
+  }
+
+  /** The scale and its counters, for a checkpoint. */
+  state(): GradScalerState {
+    return { scale: this.scale, good: this.#good, skipped: this.skipped };
+  }
+
+  /** Continues from a {@link state}: a resumed run scales, skips and grows as an uninterrupted one. */
+  restore(state: GradScalerState): void {
+    const fn = 'GradScaler.restore';
+    const s = checkObject(fn, 'state', state);
+    const scale = inRange(fn, 'state.scale', s.scale, 0, Number.MAX_VALUE, true);
+    const good = checkInt(fn, 'state.good', s.good, 0, 1e9);
+    const skipped = checkInt(fn, 'state.skipped', s.skipped, 0, Number.MAX_SAFE_INTEGER);
+    [this.scale, this.#good, this.skipped] = [scale, good, skipped];
   }
 
   /**

@@ -38,6 +38,7 @@ import type { TrainConfig } from './recipes.js';
 import type { Network } from '../nets/network.js';
 import type { NativeTensorHandle } from '../native.js';
 import type { Optimizer } from '../train/optimizer.js';
+import type { GradScalerState } from '../train/grad-scaler.js';
 import { validateDice, type InferenceSettings, type ValidationResult } from './validate.js';
 
 export type TrainEvent =
@@ -101,6 +102,8 @@ interface ResumeState {
   validations: TrainResult['validations'];
   methodState: Record<string, unknown>;
   firstLoss: number;
+  /** float16 training: the loss scaler's scale and counters. */
+  scaler?: GradScalerState;
 }
 
 export function buildMethod(c: TrainConfig, inChannels = 1): MethodRuntime {
@@ -177,7 +180,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   const allNetworks = Object.values(method.networks);
   const saveLast = async (stage: number, iteration: number) => {
     if (!isMain) return;
-    state = { ...state, stage, iteration, methodState: method.state() };
+    state = { ...state, stage, iteration, methodState: method.state(), scaler: method.optimizer().scaler?.state() };
     await saveCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer(), iteration, extra: { ...state } });
     emit({ type: 'checkpoint', kind: 'last', path: lastPath, stage: stages[stage].name, iteration });
   };
@@ -196,6 +199,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       await stages[state.stage].begin(true, null);
       await loadCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer() });
       method.restore(state.methodState);
+      if (state.scaler) method.optimizer().scaler?.restore(state.scaler);
       if (group) synced = await joinStage(group, method, allNetworks, synced, o);
     }
     if (group && o.syncBatchNorm) group.syncBatchNorm(true);
