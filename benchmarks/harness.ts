@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import { cpuCache } from '../lib/index.js';
+
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface CaseResult {
@@ -111,14 +113,26 @@ export interface BenchOptions {
   cases?: string[];
   /**
    * Precisions of the inference and step cases (`--precisions`, default float32,auto): 'float32',
-   * 'bfloat16', 'float16', 'auto', and for inference 'unfolded' (float32 without BatchNorm folding). Rows
+   * 'bfloat16', 'float16', 'auto', 'uncached' (float32 with the large-block CPU cache off: what `cpuCache`
+   * gains), and for inference 'unfolded' (float32 without BatchNorm folding). Rows
    * other than float32 are named `<case>@<precision>`; their reference runs in the precision semiseg
    * resolved (float32, or torch.autocast in bfloat16 / float16).
    */
   precisions: string[];
 }
 
-export const BENCH_PRECISIONS = ['float32', 'bfloat16', 'float16', 'auto', 'unfolded'] as const;
+export const BENCH_PRECISIONS = ['float32', 'bfloat16', 'float16', 'auto', 'unfolded', 'uncached'] as const;
+
+/** Runs `fn` with the large-block CPU cache off when `p` is 'uncached' (and on again after). */
+export async function withCacheSetting<T>(p: string, fn: () => Promise<T>): Promise<T> {
+  if (p !== 'uncached') return fn();
+  cpuCache.setEnabled(false);
+  try {
+    return await fn();
+  } finally {
+    cpuCache.setEnabled(true);
+  }
+}
 
 /** The row name of `name` in precision `p`. */
 export function variantName(name: string, p: string): string {

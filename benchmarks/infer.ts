@@ -8,10 +8,11 @@
  * 176x144x88 with 112x112x80 windows (45 windows), ACDC 10 slices of 216x256.
  * `--precisions float32,auto,bfloat16,unfolded` (default float32,auto): one row per precision; the
  * reference runs in float32, or under torch.autocast in the precision semiseg resolved to; 'unfolded' is
- * float32 without BatchNorm folding (what folding gains).
+ * float32 without BatchNorm folding (what folding gains), 'uncached' float32 with the large-block CPU
+ * cache off (what `cpuCache` gains).
  */
 import { manualSeed, nets, randn, resolvePrecision, setNumThreads, sliceInference, slidingWindowInference, type Precision } from '../lib/index.js';
-import { Reference, isMain, machine, parseBenchArgs, referencePythonPath, runMain, stats, timeRuns, variantName, writeReport, type BenchOptions, type CaseResult } from './harness.js';
+import { Reference, isMain, machine, parseBenchArgs, referencePythonPath, runMain, stats, timeRuns, variantName, withCacheSetting, writeReport, type BenchOptions, type CaseResult } from './harness.js';
 
 interface InferCase {
   shape: number[];
@@ -49,7 +50,7 @@ export async function runInference(o: BenchOptions, python = referencePythonPath
       try {
         for (const p of o.precisions) {
           const foldBatchNorm = p !== 'unfolded';
-          const precision = p === 'unfolded' ? 'float32' : resolvePrecision(p as Precision, 'cpu');
+          const precision = p === 'unfolded' || p === 'uncached' ? 'float32' : resolvePrecision(p as Precision, 'cpu');
           const run = la
             ? async () => (await slidingWindowInference(net, volume, { patch: c.patch, strides: c.strides, precision, foldBatchNorm })).dispose()
             : async () => (await sliceInference(net, volume, { size: c.size as [number, number], precision, foldBatchNorm })).dispose();
@@ -58,7 +59,7 @@ export async function runInference(o: BenchOptions, python = referencePythonPath
           let refRss = 0;
           const autocast = precision === 'float32' ? null : precision;
           for (let round = 0; round < 2; round++) {
-            ours.push(...(await timeRuns(run, half, o.warmup, () => undefined)));
+            ours.push(...(await withCacheSetting(p, () => timeRuns(run, half, o.warmup, () => undefined))));
             const r = await ref.send<{ times: number[]; peak_rss_kb: number }>({ cmd: 'run', case: name, ...c, autocast, warmup: o.warmup, iterations: half });
             theirs.push(...r.times);
             refRss = r.peak_rss_kb;

@@ -7,12 +7,12 @@
  * Default (CPU-sized) shapes: bcp-acdc-step 8x1x128x128, bcp-la-step 4x1x64x64x48, coda-acdc-step
  * 8x1x128x128. --full uses the spec's shapes (batch 24 at 256x256; batch 8 at 112x112x80).
  * The batch is the labeled half followed by the unlabeled half, random images and labels.
- * `--precisions float32,auto,bfloat16` (default float32,auto): one row per precision (the recipe's
+ * `--precisions float32,auto,bfloat16,uncached` (default float32,auto): one row per precision (the recipe's
  * `precision`: mixed precision); the reference runs in float32 or, for a reduced precision, its step
- * under torch.autocast in that dtype.
+ * under torch.autocast in that dtype. 'uncached' is float32 with semiseg's large-block CPU cache off.
  */
 import { buildInfo, cuda, liveTensors, manualSeed, randint, randn, setNumThreads, trainers, type Precision } from '../lib/index.js';
-import { Reference, isMain, machine, parseBenchArgs, referencePythonPath, runMain, stats, timeRuns, variantName, writeReport, type BenchOptions, type CaseResult } from './harness.js';
+import { Reference, isMain, machine, parseBenchArgs, referencePythonPath, runMain, stats, timeRuns, variantName, withCacheSetting, writeReport, type BenchOptions, type CaseResult } from './harness.js';
 
 interface StepCase {
   recipe: string;
@@ -83,7 +83,7 @@ export async function runSteps(o: BenchOptions, python = referencePythonPath()):
       for (const p of o.precisions) {
         if (p === 'unfolded') continue; // an inference setting
         const { shape } = cases[name];
-        const run = await makeCase(cases[name], o.device, p as Precision);
+        const run = await makeCase(cases[name], o.device, (p === 'uncached' ? 'float32' : p) as Precision);
         const row = variantName(name, p);
         const autocast = run.precision === 'float32' ? null : run.precision;
         const ours: number[] = [];
@@ -92,7 +92,7 @@ export async function runSteps(o: BenchOptions, python = referencePythonPath()):
         try {
           // alternate: half the iterations each, twice
           for (let round = 0; round < 2; round++) {
-            ours.push(...(await timeRuns(run.step, half, o.warmup, sync)));
+            ours.push(...(await withCacheSetting(p, () => timeRuns(run.step, half, o.warmup, sync))));
             const r = await ref.send<{ times: number[]; peak_rss_kb: number; peak_cuda_bytes?: number }>({ cmd: 'run', case: name, shape, autocast, warmup: o.warmup, iterations: half });
             theirs.push(...r.times);
             refRss = r.peak_rss_kb;

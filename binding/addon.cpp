@@ -1,8 +1,12 @@
 // Module entry: per-environment state (main thread and each worker thread get their own) and exports.
 #include <napi.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "async.h"
 #include "dist_api.h"
+#include "tensor/cpu_cache.h"
 #include "tensor/runtime.h"
 #include "tensor_api.h"
 #include "tensor_handle.h"
@@ -29,7 +33,12 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
-  serialCallingThread();  // this JS thread's synchronous ops run with one intra-op thread (tensor/runtime.h)
+  serialCallingThread();
+  {
+    // the large-block cache (tensor/cpu_cache.h), on unless SEMISEG_CPU_CACHE=0
+    const char* v = std::getenv("SEMISEG_CPU_CACHE");
+    setCpuCacheEnabled(!(v && std::strcmp(v, "0") == 0));
+  }  // this JS thread's synchronous ops run with one intra-op thread (tensor/runtime.h)
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
   data->channel = EnvChannel::create(env);

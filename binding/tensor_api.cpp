@@ -5,6 +5,7 @@
 #include "async.h"
 #include "compute_queue.h"
 #include "errors.h"
+#include "tensor/cpu_cache.h"
 #include "tensor/data.h"
 #include "tensor/ops.h"
 #include "tensor/options.h"
@@ -196,6 +197,30 @@ Napi::Value pendingJobsJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), envChannel(info.Env())->pending());
 }
 
+// cpuCache(): the CPU block cache's counters (tensor/cpu_cache.h)
+Napi::Value cpuCacheStatsJs(const Napi::CallbackInfo& info) {
+  const CpuCacheStats s = cpuCacheStats();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("enabled", s.enabled);
+  o.Set("cachedBytes", static_cast<double>(s.cachedBytes));
+  o.Set("inUseBytes", static_cast<double>(s.inUseBytes));
+  o.Set("peakInUseBytes", static_cast<double>(s.peakInUseBytes));
+  o.Set("hits", static_cast<double>(s.hits));
+  o.Set("misses", static_cast<double>(s.misses));
+  o.Set("releases", static_cast<double>(s.releases));
+  return o;
+}
+
+Napi::Value emptyCpuCacheJs(const Napi::CallbackInfo& info) {
+  emptyCpuCache();
+  return info.Env().Undefined();
+}
+
+Napi::Value setCpuCacheEnabledJs(const Napi::CallbackInfo& info) {
+  setCpuCacheEnabled(info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
 Napi::Value opNamesJs(const Napi::CallbackInfo& info) {
   auto names = opNames();
   Napi::Array out = Napi::Array::New(info.Env(), names.size());
@@ -228,6 +253,9 @@ void registerTensorApi(Napi::Env env, Napi::Object exports) {
   exports.Set("prepareExit", Napi::Function::New<prepareExitJs>(env, "prepareExit"));
   exports.Set("pendingJobs", Napi::Function::New<pendingJobsJs>(env, "pendingJobs"));
   exports.Set("opNames", Napi::Function::New<opNamesJs>(env, "opNames"));
+  exports.Set("cpuCacheStats", Napi::Function::New<cpuCacheStatsJs>(env, "cpuCacheStats"));
+  exports.Set("emptyCpuCache", Napi::Function::New<emptyCpuCacheJs>(env, "emptyCpuCache"));
+  exports.Set("setCpuCacheEnabled", Napi::Function::New<setCpuCacheEnabledJs>(env, "setCpuCacheEnabled"));
 }
 
 }  // namespace semiseg::binding

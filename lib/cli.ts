@@ -16,7 +16,7 @@ import { registerReport } from './cli/report.js';
 import { registerTrain } from './cli/train.js';
 import { runDemo } from './demo/demo.js';
 import { packageRoot } from './native.js';
-import { buildInfo, cuda, getNumThreads, setNumThreads } from './runtime.js';
+import { buildInfo, cpuCache, cuda, getNumThreads, setNumThreads } from './runtime.js';
 
 const { version } = JSON.parse(readFileSync(`${packageRoot}/package.json`, 'utf8')) as { version: string };
 
@@ -94,7 +94,7 @@ export function buildProgram(): Command {
     .command('info')
     .description('print what the native addon was built against and which devices it sees')
     .action(() => {
-      console.log(JSON.stringify({ ...buildInfo(), cudaAvailable: cuda.isAvailable(), cudaDevices: cuda.deviceCount(), threads: getNumThreads() }, null, 2));
+      console.log(JSON.stringify({ ...buildInfo(), cudaAvailable: cuda.isAvailable(), cudaDevices: cuda.deviceCount(), threads: getNumThreads(), cpuCache: cpuCache.stats().enabled }, null, 2));
     });
   return program;
 }

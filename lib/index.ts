@@ -30,7 +30,7 @@ export {
   type ConvOptions,
 } from './functional.js';
 export { tidy, keep, dispose } from './scope.js';
-export { manualSeed, setNumThreads, getNumThreads, isGradEnabled, noGrad, liveTensors, externalMemory, buildInfo, cuda, setMaxConcurrentJobs, maxConcurrentJobs, pendingJobs } from './runtime.js';
+export { manualSeed, setNumThreads, getNumThreads, isGradEnabled, noGrad, liveTensors, externalMemory, buildInfo, cuda, cpuCache, setMaxConcurrentJobs, maxConcurrentJobs, pendingJobs } from './runtime.js';
 export { DTYPES, type DType, type Device } from './dtype.js';
 export { nets, UNet2D, VNet3D, Network, type UNet2DOptions, type VNet3DOptions, type ForwardOptions, type FeatureOutput } from './nets/index.js';
 export { VerSemi, networkTask, setNetworkTask, type VerSemiOptions } from './nets/versemi.js';
@@ -44,6 +44,7 @@ export { readTorchStateDict, writeTorchStateDict } from './io/torch.js';
 export { readSafetensors, writeSafetensors, type SafetensorsFile } from './io/safetensors.js';
 export { saveCheckpoint, loadCheckpoint, readCheckpointInfo, type CheckpointState, type CheckpointInfo } from './io/checkpoint.js';
 export type { StateDict } from './named.js';
+export type { BuildInfo, CpuCacheStats } from './native.js';
 export {
   metrics,
   binaryMetrics,

@@ -114,6 +114,24 @@ export interface NativeCheckpoint {
   rng: NativeTensorHandle | null;
 }
 
+/** Counters of the large-block CPU cache (`cpuCache.stats()`). */
+export interface CpuCacheStats {
+  /** Whether freed blocks are kept for reuse (SEMISEG_CPU_CACHE=0 at load, or `cpuCache.setEnabled(false)`: not). */
+  enabled: boolean;
+  /** Bytes of freed blocks held for reuse. */
+  cachedBytes: number;
+  /** Bytes of large blocks (>= 1 MiB) in use. */
+  inUseBytes: number;
+  /** The most bytes of large blocks in use at once so far: the cache keeps in-use + cached within this plus slack. */
+  peakInUseBytes: number;
+  /** Large requests served from the cache. */
+  hits: number;
+  /** Large requests that needed a new block. */
+  misses: number;
+  /** Cached blocks given back to the system (to make room, by `empty()` or on switching off). */
+  releases: number;
+}
+
 export interface BuildInfo {
   torchVersion: string;
   torchRoot: string;
@@ -147,6 +165,9 @@ export interface Native {
   cudaDeviceCount(): number;
   cudaSynchronize(device?: number): void;
   opNames(): string[];
+  cpuCacheStats(): CpuCacheStats;
+  emptyCpuCache(): void;
+  setCpuCacheEnabled(enabled: boolean): void;
   setMaxConcurrentJobs(n: number): void;
   maxConcurrentJobs(): number;
   /** Process exit: starts no more native jobs and waits (at most 30 s) for running ones. Irreversible. */

@@ -1,6 +1,6 @@
 /** Process-wide controls: seeding, threads, grad mode, CUDA, leak counting, build facts. */
-import { addonChoice, native, type BuildInfo } from './native.js';
-import { checkFunction, checkInt } from './validate.js';
+import { addonChoice, native, type BuildInfo, type CpuCacheStats } from './native.js';
+import { checkBool, checkFunction, checkInt } from './validate.js';
 
 /** Seeds LibTorch's CPU (and CUDA) generators. */
 export function manualSeed(seed: number): void {
@@ -84,5 +84,30 @@ export const cuda = {
   /** Waits until the work queued on GPU `device` (default 0) has finished; throws without CUDA. */
   synchronize(device = 0): void {
     native.cudaSynchronize(checkInt('cuda.synchronize', 'device', device, 0));
+  },
+};
+
+/**
+ * The cache of large CPU blocks (>= 1 MiB) that LibTorch's CPU tensors are allocated from. A 3-D network's
+ * activations are hundreds of MiB each; without the cache every one is a fresh mapping that the kernel
+ * faults in and zeroes page by page, and unmaps again when freed. Training steps and sliding-window passes
+ * allocate the same sizes each time, so after the first pass they are served from the cache (blocks of
+ * whole 2 MiB huge pages where the kernel allows). The cache never lets in-use + cached bytes grow past the
+ * largest in-use total seen so far plus slack (1/8, at least 64 MiB): it costs no more memory than the
+ * process's own peak, but it holds that peak between jobs until `empty()` is called. On by default;
+ * `SEMISEG_CPU_CACHE=0` in the environment at load turns it off. Process-wide (all worker threads share it).
+ */
+export const cpuCache = {
+  /** Its counters: cached and in-use bytes, hits, misses, releases. */
+  stats(): CpuCacheStats {
+    return native.cpuCacheStats();
+  },
+  /** Gives every cached block back to the system (e.g. a service going idle); blocks in use are untouched. */
+  empty(): void {
+    native.emptyCpuCache();
+  },
+  /** Off: cached blocks are given back and LibTorch's own allocator serves new requests; on: the cache again. */
+  setEnabled(enabled: boolean): void {
+    native.setCpuCacheEnabled(checkBool('cpuCache.setEnabled', 'enabled', enabled));
   },
 };
