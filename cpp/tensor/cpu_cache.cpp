@@ -173,7 +173,7 @@ class CpuCache final : public c10::Allocator {
   c10::Allocator* fallback_;
   std::mutex m_;
   std::atomic<bool> enabled_{true};  // off: LibTorch's own allocator serves every request
-  std::list<Block> lru_;  // cached blocks, least recently freed first
+  std::list<Block> lru_;             // cached blocks, least recently freed first
   std::unordered_multimap<size_t, std::list<Block>::iterator> bySize_;
   std::unordered_map<void*, size_t> live_;  // large blocks in use
   size_t cached_ = 0, inUse_ = 0, peakInUse_ = 0;
