@@ -80,8 +80,9 @@ for (const [args, message] of [
 test('info and --version', (t) => {
   const info = run('info');
   t.is(info.status, 0);
-  const parsed = JSON.parse(info.stdout) as { torchVersion: string; cuda: boolean };
+  const parsed = JSON.parse(info.stdout) as { torchVersion: string; cuda: boolean; cpuCache: boolean };
   t.regex(parsed.torchVersion, /^2\./);
+  t.is(parsed.cpuCache, process.env.SEMISEG_CPU_CACHE !== '0');
   const v = run('--version');
   t.is(v.status, 0);
   t.regex(v.stdout, /^\d+\.\d+\.\d+/);

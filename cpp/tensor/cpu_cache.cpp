@@ -21,10 +21,11 @@ constexpr size_t kMiB = size_t{1} << 20;
 constexpr size_t kMinCached = kMiB;  // smaller blocks: glibc's heap already reuses them
 
 constexpr size_t kHugePage = 2 * kMiB;
+constexpr size_t kHugeFrom = 8 * kMiB;  // from here whole huge pages: at most 1/4 rounding, < 3 % from 64 MiB
 
-// whole MiB below 2 MiB, whole huge pages above
+// whole MiB below kHugeFrom, whole 2 MiB huge pages from it
 size_t roundUp(size_t n) {
-  const size_t unit = n > kMiB ? kHugePage : kMiB;
+  const size_t unit = n >= kHugeFrom ? kHugePage : kMiB;
   return (n + unit - 1) / unit * unit;
 }
 
@@ -128,10 +129,10 @@ class CpuCache final : public c10::Allocator {
 
   static size_t slack(size_t peak) { return std::max<size_t>(64 * kMiB, peak / 8); }
 
-  // A new block: 2 MiB-aligned and marked for transparent huge pages when it spans whole huge pages
-  // (fewer page faults on first touch, fewer TLB misses in the convolutions), else 64-byte aligned.
+  // A new block: from kHugeFrom 2 MiB-aligned and marked for transparent huge pages (fewer page faults on
+  // first touch, fewer TLB misses in the convolutions), else 64-byte aligned.
   static void* tryFresh(size_t size) {
-    const bool huge = size % kHugePage == 0;
+    const bool huge = size >= kHugeFrom;
     void* p = nullptr;
     if (posix_memalign(&p, huge ? kHugePage : 64, size) != 0) return nullptr;
 #ifdef MADV_HUGEPAGE

@@ -6,8 +6,9 @@
 // same order each time: keeping freed blocks and handing them out again removes that work (benchmarks/
 // NOTES.md: the LA step and the V-Net inference spent a fifth to a quarter of their time in the kernel).
 //
-// Policy: blocks of at least 1 MiB, rounded up to whole MiB, are cached when freed; a request takes a
-// cached block of its rounded size if there is one. The footprint (blocks in use + cached) never grows
+// Policy: blocks of at least 1 MiB, rounded up to whole MiB (from 8 MiB: to whole 2 MiB huge pages,
+// 2 MiB-aligned and advised for transparent huge pages), are cached when freed; a request takes a cached
+// block of its rounded size if there is one. The footprint (blocks in use + cached) never grows
 // past the largest in-use total seen so far plus `slack`: a miss first releases least recently freed
 // blocks until the new block fits, so the cache costs no more memory than the process's own peak.
 // `emptyCpuCache()` returns every cached block to the system; `SEMISEG_CPU_CACHE=0` in the environment

@@ -80,3 +80,8 @@ export function classNamesOf(recipe: string | undefined): string[] | null {
   if (/-la$/.test(recipe)) return ['LA'];
   return null;
 }
+
+/** A table's name for class key `c` ('1', '2', ... or 'mean'): its class name, or `class c`. */
+export function classLabel(classNames: string[] | null, c: string): string {
+  return c === 'mean' ? 'mean' : (classNames?.[Number(c) - 1] ?? `class ${c}`);
+}

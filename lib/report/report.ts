@@ -15,7 +15,7 @@ import { join } from 'node:path';
 
 import { readCheckpointInfo } from '../io/checkpoint.js';
 import { buildInfo, getNumThreads } from '../runtime.js';
-import { assetText, chartSections, classNamesOf, escapeHtml, runsSection, scriptJson } from './assets.js';
+import { assetText, chartSections, classLabel, classNamesOf, escapeHtml, runsSection, scriptJson } from './assets.js';
 import { caseFileName, writeAtomic } from './overlays.js';
 import { readRun, thinIterations, type LogEvent } from './runlog.js';
 
@@ -267,7 +267,7 @@ function tableHtml(rows: TableRow[], classNames: string[] | null): string {
   if (rows.length === 0)
     return '<p class="note">No evaluated runs: run <code>semiseg evaluate --checkpoint &lt;run&gt;/best.ckpt --data &lt;folder&gt; --split val --overlays &lt;run&gt;/best.ckpt.val.overlays</code> on each run folder (or use <code>semiseg compare</code>).</p>';
   const classes = Object.keys(rows[0].cells).filter((k) => k !== 'mean');
-  const cname = (c: string) => (c === 'mean' ? 'mean' : (classNames?.[Number(c) - 1] ?? `class ${c}`));
+  const cname = (c: string) => classLabel(classNames, c);
   const cols = [...classes, 'mean'];
   const heads = { dice: 'Dice %', jaccard: 'Jaccard %', hd95: '95HD (voxels)', asd: 'ASD (voxels)' };
   // the papers' layout: one block per method, a row per class and the mean, the four metrics as columns
@@ -300,7 +300,7 @@ function tableHtml(rows: TableRow[], classNames: string[] | null): string {
 export function markdownTable(rows: TableRow[], classNames: string[] | null = classNamesOf(rows[0]?.recipe)): string {
   if (rows.length === 0) return '(no evaluated runs)\n';
   const classes = Object.keys(rows[0].cells).filter((k) => k !== 'mean');
-  const cname = (c: string) => classNames?.[Number(c) - 1] ?? `class ${c}`;
+  const cname = (c: string) => classLabel(classNames, c);
   const heads = ['method', 'recipe', 'labeled', 'runs', 'Dice %', 'Jaccard %', '95HD (voxels)', 'ASD (voxels)', `${classes.map(cname).join(' / ')} Dice %`, 'iterations', 'wall time'];
   const cell = (x: string) => x.replace(/\|/g, '\\|');
   const lines = rows.map((r) => {
