@@ -4,6 +4,7 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 
 import { cpuCache, manualSeed, nets, noGrad, ones, randn, zeros, type Tensor } from '../lib/index.js';
 import { packageRoot } from '../lib/native.js';
@@ -77,6 +78,26 @@ test.serial('a network forward repeated: no new block after the first pass, same
     cpuCache.setEnabled(true);
     x.dispose();
     net.dispose();
+  }
+});
+
+test.serial('a worker thread loading the addon keeps the process-wide setting', async (t) => {
+  cpuCache.setEnabled(false);
+  try {
+    const entry = JSON.stringify(join(packageRoot, 'dist', 'lib', 'index.js'));
+    const code = `const { parentPort } = require('node:worker_threads');
+      import(${entry}).then((s) => { s.ones([4 * 2 ** 20]).dispose(); parentPort.postMessage(s.cpuCache.stats()); });`;
+    const w = new Worker(code, { eval: true });
+    const seen = await new Promise<ReturnType<typeof cpuCache.stats>>((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    await w.terminate();
+    t.false(seen.enabled);
+    t.false(cpuCache.stats().enabled);
+    t.is(seen.cachedBytes, 0);
+  } finally {
+    cpuCache.setEnabled(true);
   }
 });
 
