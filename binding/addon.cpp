@@ -34,14 +34,14 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
-  serialCallingThread();
+  serialCallingThread();  // this JS thread's synchronous ops run with one intra-op thread (tensor/runtime.h)
   // the large-block cache (tensor/cpu_cache.h), on unless SEMISEG_CPU_CACHE=0; at the first load only, so a
   // worker thread loading the addon later does not undo cpuCache.setEnabled()
   static std::once_flag cacheOnce;
   std::call_once(cacheOnce, [] {
     const char* v = std::getenv("SEMISEG_CPU_CACHE");
     setCpuCacheEnabled(!(v && std::strcmp(v, "0") == 0));
-  });  // this JS thread's synchronous ops run with one intra-op thread (tensor/runtime.h)
+  });
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
   data->channel = EnvChannel::create(env);

@@ -91,8 +91,8 @@ export const cuda = {
  * The cache of large CPU blocks (>= 1 MiB) that LibTorch's CPU tensors are allocated from. A 3-D network's
  * activations are hundreds of MiB each; without the cache every one is a fresh mapping that the kernel
  * faults in and zeroes page by page, and unmaps again when freed. Training steps and sliding-window passes
- * allocate the same sizes each time, so after the first pass they are served from the cache (blocks of
- * whole 2 MiB huge pages where the kernel allows). The cache never lets in-use + cached bytes grow past the
+ * allocate the same sizes each time, so after the first pass they are served from the cache (blocks from
+ * 8 MiB in 2 MiB huge pages where the kernel allows). The cache never lets in-use + cached bytes grow past the
  * largest in-use total seen so far plus slack (1/8, at least 64 MiB): it costs no more memory than the
  * process's own peak, but it holds that peak between jobs until `empty()` is called. On by default;
  * `SEMISEG_CPU_CACHE=0` in the environment at load turns it off. Process-wide (all worker threads share it).

@@ -48,25 +48,19 @@ class CpuCache final : public c10::Allocator {
         bySize_.erase(it);
         cached_ -= size;
         ++hits_;
+        track(p, size);
       } else {
         ++misses_;
         // keep the footprint within the largest in-use total seen (plus slack): release the least
         // recently freed blocks first
-        const size_t allowance = std::max(peakInUse_, inUse_ + size) + slack(std::max(peakInUse_, inUse_ + size));
-        while (!lru_.empty() && inUse_ + size + cached_ > allowance) releaseOldest();
-      }
-      if (p) {
-        inUse_ += size;
-        peakInUse_ = std::max(peakInUse_, inUse_);
-        live_.emplace(p, size);
+        const size_t peak = std::max(peakInUse_, inUse_ + size);
+        while (!lru_.empty() && inUse_ + size + cached_ > peak + slack(peak)) releaseOldest();
       }
     }
     if (!p) {
       p = fresh(size);
       std::lock_guard<std::mutex> lock(m_);
-      inUse_ += size;
-      peakInUse_ = std::max(peakInUse_, inUse_);
-      live_.emplace(p, size);
+      track(p, size);
     }
     return {p, p, &freeBlock, c10::Device(c10::DeviceType::CPU)};
   }
@@ -126,6 +120,12 @@ class CpuCache final : public c10::Allocator {
     size_t size;
     void* ptr;
   };
+
+  void track(void* p, size_t size) {  // m_ held: a block handed out
+    inUse_ += size;
+    peakInUse_ = std::max(peakInUse_, inUse_);
+    live_.emplace(p, size);
+  }
 
   static size_t slack(size_t peak) { return std::max<size_t>(64 * kMiB, peak / 8); }
 
