@@ -61,7 +61,7 @@ export { slidingWindowInference, slidingWindowWith, sliceInference, probabilitie
 export * as trainers from './trainers/index.js';
 export { ProcessGroup, distributedInfo, rendezvousFromEnv, type Rendezvous, type ConnectOptions } from './dist.js';
 export { readH5, type Sample, type ReadH5Options } from './data/hdf5.js';
-export { readNifti, parseNifti, writeNiftiLabels, encodeNiftiLabels, type NiftiImage } from './data/nifti.js';
+export { readNifti, parseNifti, parseNiftiAsync, writeNiftiLabels, encodeNiftiLabels, type NiftiImage, type ParseNiftiOptions } from './data/nifti.js';
 export { type SpatialImage } from './data/image.js';
 export {
   readDicomSeries,

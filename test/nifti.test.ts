@@ -168,6 +168,12 @@ test.serial('parseNifti bounds what a gzipped image may expand to; 3-D labels on
   t.throws(() => parseNifti(gz, 'upload', { maxBytes: 100000 }), { instanceOf: RangeError, message: "readNifti(): 'upload' decompresses to more than 100000 bytes, the limit" });
   t.throws(() => parseNifti(file, 'raw', { maxBytes: 100000 }), { instanceOf: RangeError, message: /'raw' decompresses to more than 100000 bytes/ });
   t.throws(() => parseNifti(gz, 'upload', { maxBytes: -1 }), { instanceOf: RangeError, message: /options\.maxBytes must be a positive integer/ });
+  const { parseNiftiAsync } = await import('../lib/data/nifti.js');
+  await t.throwsAsync(parseNiftiAsync(gz, 'upload', { maxBytes: 100000 }), { instanceOf: RangeError, message: "readNifti(): 'upload' decompresses to more than 100000 bytes, the limit" });
+  await t.throwsAsync(parseNiftiAsync(gz.subarray(0, 100), 'cut'), { message: /'cut' is a damaged gzip file/ });
+  const viaPool = await parseNiftiAsync(gz, 'upload', { maxBytes: file.length });
+  t.deepEqual(viaPool.data.shape, [64, 64, 64]);
+  viaPool.data.dispose();
   const ok = parseNifti(gz, 'upload', { maxBytes: file.length });
   t.deepEqual(ok.data.shape, [64, 64, 64]);
   // two channels last, as the Decathlon layout stores them: the label map is 3-D on the same grid

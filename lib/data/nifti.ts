@@ -9,7 +9,8 @@
  * image; only its datatype, scaling and dimensions change.
  */
 import { readFile } from 'node:fs/promises';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gunzip, gunzipSync, gzipSync } from 'node:zlib';
 
 import { tensor } from '../create.js';
 
@@ -119,7 +120,41 @@ export async function readNifti(path: string): Promise<NiftiImage> {
   } catch (err) {
     throw fail(path, `cannot be read: ${(err as Error).message}`);
   }
-  return parseNifti(bytes, path);
+  return parseNiftiAsync(bytes, path);
+}
+
+const gunzipAsync = promisify(gunzip);
+
+/**
+ * parseNifti with the decompression of a gzipped image on libuv's thread pool instead of the calling
+ * thread (what a service wants: a large upload does not stall the event loop while it expands).
+ */
+export async function parseNiftiAsync(input: Uint8Array, name = '<buffer>', options: ParseNiftiOptions = {}): Promise<NiftiImage> {
+  const maxBytes = checkMaxBytes(options.maxBytes);
+  let bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  if (isGzip(bytes)) {
+    try {
+      bytes = await gunzipAsync(bytes, maxBytes === undefined ? {} : { maxOutputLength: maxBytes });
+    } catch (err) {
+      throw gunzipError(err, name, maxBytes);
+    }
+  }
+  return parseNifti(bytes, name, options);
+}
+
+function checkMaxBytes(maxBytes: number | undefined): number | undefined {
+  if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes > 0))
+    throw new RangeError(`parseNifti(): options.maxBytes must be a positive integer, got ${String(maxBytes)}`);
+  return maxBytes;
+}
+
+const isGzip = (bytes: Uint8Array) => bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+
+const tooLarge = (path: string, maxBytes: number) => new RangeError(`readNifti(): '${path}' decompresses to more than ${maxBytes} bytes, the limit`);
+
+function gunzipError(err: unknown, path: string, maxBytes: number | undefined): Error {
+  if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' && maxBytes !== undefined) return tooLarge(path, maxBytes);
+  return fail(path, `is a damaged gzip file: ${(err as Error).message}`);
 }
 
 export interface ParseNiftiOptions {
@@ -181,20 +216,16 @@ function voxelView(bytes: Buffer, offset: number, count: number, datatype: numbe
  */
 export function parseNifti(input: Uint8Array, name = '<buffer>', options: ParseNiftiOptions = {}): NiftiImage {
   const path = name;
-  const maxBytes = options.maxBytes;
-  if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes > 0))
-    throw new RangeError(`parseNifti(): options.maxBytes must be a positive integer, got ${String(maxBytes)}`);
+  const maxBytes = checkMaxBytes(options.maxBytes);
   let bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-  const tooLarge = () => new RangeError(`readNifti(): '${path}' decompresses to more than ${maxBytes} bytes, the limit`);
-  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+  if (isGzip(bytes)) {
     try {
       bytes = gunzipSync(bytes, maxBytes === undefined ? {} : { maxOutputLength: maxBytes });
     } catch (err) {
-      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' && maxBytes !== undefined) throw tooLarge();
-      throw fail(path, `is a damaged gzip file: ${(err as Error).message}`);
+      throw gunzipError(err, path, maxBytes);
     }
   }
-  if (maxBytes !== undefined && bytes.length > maxBytes) throw tooLarge();
+  if (maxBytes !== undefined && bytes.length > maxBytes) throw tooLarge(path, maxBytes);
   if (bytes.length < 348) throw fail(path, `is too short for a NIfTI header (${bytes.length} bytes)`);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const sizes = [v.getInt32(0, true), v.getInt32(0, false)];
