@@ -393,8 +393,9 @@ export function decodeDicomSeg(bytes: Uint8Array, reference: DicomImage, name = 
   const colCos = meta.imageOrientationPatient.slice(3, 6);
   const normal = [rowCos[1] * colCos[2] - rowCos[2] * colCos[1], rowCos[2] * colCos[0] - rowCos[0] * colCos[2], rowCos[0] * colCos[1] - rowCos[1] * colCos[0]];
   const d0 = meta.slices[0].position.reduce((a, x, n) => a + x * normal[n], 0);
-  const gap = reference.spacing[2];
   const K = meta.slices.length;
+  // the slice step along the normal (not |step|: on a gantry-tilted series the slices step off the normal)
+  const gap = K > 1 ? (meta.slices[K - 1].position.reduce((a, x, n) => a + x * normal[n], 0) - d0) / (K - 1) : reference.spacing[2];
   const shared = first(ds, 'x52009229');
   const perFrame = items(ds, 'x52009230');
   if (perFrame.length !== nFrames) throw fail(`has ${perFrame.length} per-frame functional groups for ${nFrames} frames`);
