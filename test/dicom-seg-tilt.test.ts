@@ -1,7 +1,7 @@
 // A DICOM SEG whose frames carry plane positions but no references to the source images is placed by
 // those positions, also on a gantry-tilted series (slices that step off the normal of their planes).
 import test from 'ava';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -41,7 +41,6 @@ test('SEG frames without source references are placed by their plane positions, 
     t.true(Math.abs(img.spacing[2] - Math.abs(normalGap) * Math.hypot(1, tilt)) < 1e-3, `slice step ${img.spacing[2]} vs ${normalGap}`);
     const labels = tidy(() => img.data.gt(img.data.mean()).to('int64').add(img.data.gt(img.data.mean().mul(2)).to('int64')));
     const segPath = join(dir, `seg-${tilt}.dcm`);
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(segPath, encodeDicomSeg(labels, img));
     editDicom(segPath, (_, ds) => {
       for (const g of ds.PerFrameFunctionalGroupsSequence as Record<string, unknown>[]) delete g.DerivationImageSequence;
