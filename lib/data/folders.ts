@@ -9,6 +9,8 @@
  *              labelsTr/<case>.nii.gz, imagesTs/.
  *   nnU-Net v2: dataset.json (`channel_names`, `labels` {"background": 0, ...}, `file_ending`),
  *              imagesTr/<case>_0000.nii.gz (one file per channel), labelsTr/<case>.nii.gz, imagesTs/.
+ *   nnU-Net v1 folders (`modality`, imagesTr/<case>_0000.nii.gz) read as nnU-Net: when dataset.json has no
+ *              `channel_names`, a folder is Decathlon when every label has its imagesTr/<case>.nii.gz.
  * Both: an optional imagesUnlabeled/ (images without labels, in the folder's own naming) and labelsTs/
  * (labels of imagesTs, for `--split test`).
  */
@@ -85,6 +87,21 @@ function classNames(labels: unknown, meta: string): string[] {
   return names;
 }
 
+/**
+ * The layout of a folder. nnU-Net v2 names its channels (`channel_names`); otherwise the labels decide:
+ * Decathlon when every label <id> has its image imagesTr/<id><ending> (so Decathlon case ids that end in
+ * _0000 stay Decathlon), else nnU-Net (v1 also writes `modality`) when imagesTr holds <id>_0000<ending>
+ * channel files, else Decathlon (whose missing-image error then names the file).
+ */
+function folderLayout(json: Record<string, unknown>, imagesTr: string, labelsTr: string, ending: string): FolderLayout {
+  if (json.channel_names !== undefined) return 'nnunet';
+  const images = new Set(listFiles(imagesTr, ending));
+  const labels = listFiles(labelsTr, ending);
+  if (labels.length > 0 && labels.every((f) => images.has(f))) return 'decathlon';
+  if ([...images].some((f) => f.endsWith(`_0000${ending}`))) return 'nnunet';
+  return 'decathlon';
+}
+
 /** Lists the cases of a Decathlon or nnU-Net v2 folder (nothing is decoded yet). */
 export function readImageDataset(root: string): ImageDataset {
   if (!existsSync(root)) throw fail(`'${root}' does not exist`);
@@ -101,7 +118,7 @@ export function readImageDataset(root: string): ImageDataset {
   if (!existsSync(imagesTr)) throw fail(`'${root}' has no imagesTr/ folder`);
   const ending = typeof json.file_ending === 'string' ? json.file_ending : '.nii.gz';
   if (!/\.nii(\.gz)?$/.test(ending)) throw fail(`'${meta}': file_ending '${ending}' is not supported (NIfTI: .nii.gz or .nii)`);
-  const layout: FolderLayout = json.channel_names !== undefined || listFiles(imagesTr, `_0000${ending}`).length > 0 ? 'nnunet' : 'decathlon';
+  const layout = folderLayout(json, imagesTr, labelsTr, ending);
   const names = (json.channel_names ?? json.modality ?? { 0: 'image' }) as Record<string, string>;
   const channels = Object.keys(names)
     .sort((a, b) => Number(a) - Number(b))
@@ -153,6 +170,8 @@ export interface CaseData extends SpatialImage {
   reference: NiftiImage;
 }
 
+const FLOAT_DTYPES = new Set<string>(['float32', 'float64', 'float16', 'bfloat16']);
+
 function sameAffine(a: number[][], b: number[][]): boolean {
   const scale = Math.max(1, ...a.flat().map(Math.abs));
   return a.every((row, i) => row.every((v, j) => Math.abs(v - b[i][j]) <= 1e-3 * scale));
@@ -161,7 +180,8 @@ function sameAffine(a: number[][], b: number[][]): boolean {
 /**
  * Decodes one case: every channel file (or the channels of a 4-D Decathlon image), and the label when
  * `withLabel`. Checks: 3-D images (4-D only for several Decathlon modalities), the channel count, equal
- * shapes and affines of channels and label, finite intensities, label values among the dataset's classes.
+ * shapes and affines of channels and label, finite intensities (no NaN or +-Inf), integer label values
+ * (a float label map within 1e-3 of integers) among the dataset's classes.
  */
 export async function readCase(ds: ImageDataset, c: ImageCase, withLabel = true): Promise<CaseData> {
   const owned: Tensor[] = [];
@@ -190,7 +210,8 @@ export async function readCase(ds: ImageDataset, c: ImageCase, withLabel = true)
       data = tidy(() => stack(parts.map((p) => p.data.to('float32')), 0));
     }
     owned.push(data);
-    if (tidy(() => data.isNan().any().item()) as boolean) throw new Error(`'${first.path}' holds NaN intensities`);
+    // x - x is NaN exactly where x is NaN or +-Inf
+    if (tidy(() => data.sub(data).isNan().any().item()) as boolean) throw new Error(`'${first.path}' holds NaN or infinite intensities`);
     let label: Tensor | undefined;
     if (withLabel && c.label) {
       const lb = await readNifti(c.label);
@@ -200,6 +221,19 @@ export async function readCase(ds: ImageDataset, c: ImageCase, withLabel = true)
       const lshape = ls.length === 4 && ls[3] === 1 ? ls.slice(0, 3) : ls;
       if (lshape.join() !== spatial.join()) throw new Error(`'${c.label}' has shape ${ls.join('x')} but its image '${first.path}' has ${spatial.join('x')}`);
       if (!sameAffine(lb.affine, first.affine)) throw new Error(`'${c.label}' has another affine than its image '${first.path}' (the label must lie on the image's grid)`);
+      if (FLOAT_DTYPES.has(lb.data.dtype)) {
+        // a float label map must hold integers: values between classes come from linear resampling
+        const bad = tidy(() => {
+          const v = (lb.data.dtype === 'float64' ? lb.data : lb.data.to('float32')).reshape([-1]);
+          const off = v.sub(v.round()).abs();
+          const worst = off.max().item() as number;
+          if (worst <= 1e-3) return undefined;
+          const at = Number.isNaN(worst) ? off.isNan().to('uint8').argmax() : off.argmax();
+          return v.narrow(0, at.item() as number, 1).item() as number;
+        });
+        if (bad !== undefined)
+          throw new Error(`'${c.label}' holds label value ${bad}, which is not an integer; labels must be integers (resample label maps with nearest neighbour, not linear interpolation)`);
+      }
       label = tidy(() => lb.data.reshape(lshape).to('float64').round().to('int64'));
       owned.push(label);
       const [lo, hi] = tidy(() => [label!.min().item() as number, label!.max().item() as number]);

@@ -89,6 +89,18 @@ interface Prepared {
   label?: Tensor;
 }
 
+/** `err` with `'<path>': ` before its message (the same error object, so its class and fields stay). */
+function namingFile(err: unknown, path: string): unknown {
+  const prefix = `'${path}': `;
+  if (!(err instanceof Error)) return new Error(prefix + String(err));
+  if (err.message.startsWith(prefix)) return err;
+  const message = err.message;
+  const named = prefix + message;
+  err.message = named;
+  if (typeof err.stack === 'string') err.stack = err.stack.replace(message, () => named);
+  return err;
+}
+
 async function prepare(ds: ImageDataset, c: ImageCase, plan: Plan, withLabel: boolean, cache?: string): Promise<Prepared> {
   const file = cache ? join(cache, `${c.id}${withLabel ? '' : '.image'}.safetensors`) : '';
   if (cache && existsSync(file)) {
@@ -97,7 +109,12 @@ async function prepare(ds: ImageDataset, c: ImageCase, plan: Plan, withLabel: bo
   }
   const cs = await readCase(ds, c, withLabel);
   try {
-    const p = await preprocessWithPlan(cs.data, cs.label, cs.spacing, plan);
+    let p: Awaited<ReturnType<typeof preprocessWithPlan>>;
+    try {
+      p = await preprocessWithPlan(cs.data, cs.label, cs.spacing, plan);
+    } catch (err) {
+      throw namingFile(err, c.images[0]);
+    }
     const image = tidy(() => p.image.squeeze(0));
     p.image.dispose();
     if (cache) await writeSafetensors(file, p.label ? { image, label: p.label } : { image }, { case: c.id });
