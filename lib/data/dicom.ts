@@ -239,12 +239,69 @@ interface ParsedFile {
   frames: number;
 }
 
+const VRS = new Set('AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV'.split(' '));
+/** VRs whose explicit-VR header is 12 bytes (2 reserved bytes, then a 32-bit length). */
+const LONG_VRS = new Set('OB OD OF OL OV OW SQ UC UN UR UT SV UV'.split(' '));
+const IMPLICIT_LE = '1.2.840.10008.1.2';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+
+/**
+ * How a file without the 128-byte preamble and 'DICM' marker starts, when it starts like a raw DICOM data
+ * set (as older PACS export them, and as pydicom reads them with force=True): its first element is of group
+ * 0002 (a file meta group, explicit VR little endian) or 0008, in implicit or explicit VR little endian,
+ * with a length that fits the file. Undefined when it does not look like DICOM.
+ */
+function rawStart(bytes: Uint8Array): { meta: boolean; explicit: boolean } | undefined {
+  if (bytes.length < 8) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const group = view.getUint16(0, true);
+  if (group !== 0x0002 && group !== 0x0008) return undefined;
+  const vr = String.fromCharCode(bytes[4], bytes[5]);
+  const fits = (length: number, header: number) => length === 0xffffffff || header + length <= bytes.length;
+  if (VRS.has(vr)) {
+    const long = LONG_VRS.has(vr);
+    if (long && (bytes.length < 12 || bytes[6] !== 0 || bytes[7] !== 0)) return undefined;
+    if (long ? fits(view.getUint32(8, true), 12) : fits(view.getUint16(6, true), 8)) return { meta: group === 0x0002, explicit: true };
+    return undefined;
+  }
+  // the file meta group is always explicit VR; an implicit element has a 32-bit even length
+  const length = view.getUint32(4, true);
+  if (group === 0x0008 && (length === 0xffffffff || length % 2 === 0) && fits(length, 8)) return { meta: false, explicit: false };
+  return undefined;
+}
+
+/**
+ * The bytes of a raw data set made a Part 10 file for dicom-parser: a zero preamble and 'DICM' before its
+ * own meta group, or before a meta group naming its transfer syntax (implicit VR little endian unless the
+ * first element is explicit VR).
+ */
+function asPart10(bytes: Uint8Array, start: { meta: boolean; explicit: boolean }): Uint8Array {
+  let meta = new Uint8Array(0);
+  if (!start.meta) {
+    const uid = Buffer.from(start.explicit ? EXPLICIT_LE : IMPLICIT_LE, 'latin1');
+    const value = uid.length % 2 ? Buffer.concat([uid, Buffer.from([0])]) : uid;
+    meta = new Uint8Array(8 + value.length);
+    meta.set([0x02, 0x00, 0x10, 0x00, 0x55, 0x49, value.length & 0xff, value.length >> 8]); // (0002,0010) UI
+    meta.set(value, 8);
+  }
+  const out = Buffer.alloc(132 + meta.length + bytes.length); // a Buffer, as dicom-parser inflates Buffers
+  out.set(Buffer.from('DICM', 'latin1'), 128);
+  out.set(meta, 132);
+  out.set(bytes, 132 + meta.length);
+  return out;
+}
+
 /** Parses one file's data set (no pixel decoding); undefined for files to skip in a folder. */
 function parseFile(file: DicomFile, inFolder: boolean): ParsedFile | undefined {
-  const { name, bytes } = file;
+  const { name } = file;
+  let { bytes } = file;
   if (bytes.length < 132 || Buffer.from(bytes.buffer, bytes.byteOffset + 128, 4).toString('latin1') !== 'DICM') {
-    if (inFolder && !/\.(dcm|dicom|ima)$/i.test(name)) return undefined; // README, .json, ... beside the images
-    throw fail(name, `is not a DICOM file (no 'DICM' marker at byte 128${bytes.length < 132 ? `; it has ${bytes.length} bytes` : ''})`);
+    const start = rawStart(bytes);
+    if (start) bytes = asPart10(bytes, start);
+    else {
+      if (inFolder && !/\.(dcm|dicom|ima)$/i.test(name)) return undefined; // README, .json, ... beside the images
+      throw fail(name, `is not a DICOM file (no 'DICM' marker at byte 128${bytes.length < 132 ? `; it has ${bytes.length} bytes` : ''})`);
+    }
   }
   let ds: DataSet;
   try {
@@ -469,8 +526,9 @@ export async function listDicomSeries(input: string | string[]): Promise<DicomSe
 }
 
 /**
- * Reads a DICOM series into a volume: a folder (searched recursively; files without the DICM marker and
- * not named *.dcm are skipped), one multi-frame file, or a list of files. See the module comment for the
+ * Reads a DICOM series into a volume: a folder (searched recursively; files that are not DICOM, with
+ * neither the DICM marker nor a raw data set's first element, and not named *.dcm are skipped), one
+ * multi-frame file, or a list of files. See the module comment for the
  * axis order, spacing and affine. Several series in the input need `options.seriesInstanceUID`; the error
  * lists them. Every problem (damaged file, mixed sizes, uneven spacing, unsupported compression, ...) is
  * an Error with a one-line message naming the file.
