@@ -77,8 +77,18 @@ export function VNet3D(options?: VNet3DOptions): Network {
   );
 }
 
-/** Builds a network from its kind and options (as a checkpoint records them). */
+/** The network kinds {@link fromOptions} builds. */
+export const NETWORK_KINDS = ['UNet2D', 'VNet3D', 'VerSemi'] as const;
+
+/**
+ * Builds a network from its kind and options (as a checkpoint records them). A kind other than
+ * {@link NETWORK_KINDS} (a checkpoint of another program, or of a newer semiseg) is a RangeError naming it.
+ */
 export function fromOptions(kind: 'UNet2D' | 'VNet3D' | 'VerSemi', options: Record<string, unknown>): Network {
+  const fn = 'nets.fromOptions';
+  if (typeof kind !== 'string') throw typeError(fn, 'kind', `a network kind (one of ${NETWORK_KINDS.join(', ')})`, kind);
+  if (!(NETWORK_KINDS as readonly string[]).includes(kind))
+    throw new RangeError(`${fn}(): unknown network kind '${kind}' (expected one of ${NETWORK_KINDS.join(', ')})`);
   if (kind === 'VerSemi') return VerSemi(options as VerSemiOptions);
   return kind === 'UNet2D' ? UNet2D(options as UNet2DOptions) : VNet3D(options as VNet3DOptions);
 }
