@@ -88,7 +88,7 @@ export {
   type DecodedDicomSeg,
 } from './data/dicom-seg.js';
 export { niftiReference } from './data/nifti-header.js';
-export { Segmenter, networkFromCheckpoint } from './segmenter.js';
+export { Segmenter, networkFromCheckpoint, ImageTooLargeError, DEFAULT_MAX_VOXELS } from './segmenter.js';
 export { checkPrecision, resolvePrecision, cpuFeatures, PRECISIONS, type Precision, type ResolvedPrecision } from './precision.js';
 export { type InferenceSettings } from './trainers/validate.js';
 export { readNnUnetDataset, type NnUnetCase, type NnUnetDataset } from './data/nnunet.js';
