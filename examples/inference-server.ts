@@ -11,16 +11,18 @@
  *   curl -F f1=@1.dcm -F f2=@2.dcm ... http://localhost:8080/segment -o seg.dcm
  *
  * Guards: a bounded queue of jobs (503 with Retry-After when full), a body size limit (413, and a limit on
- * what archives expand to), a per-request timeout (408 while uploading, 504 during inference, which is
- * cancelled), 400 for bodies that are not a 3-D NIfTI image or a readable DICOM series (naming the file and
- * what is wrong), 406 for an Accept header the service cannot answer. `GET /health` reports the model, the
- * queue and the live tensor count.
+ * what gzipped NIfTI uploads and archives expand to), a limit on the voxels an image may have on the
+ * model's grid (413; `maxVoxels`), a per-request timeout (408 while uploading, 504 during inference, which
+ * is cancelled), 400 for bodies that are not a NIfTI image or a readable DICOM series and for images the
+ * model cannot take (wrong shape or channels, NaN intensities), naming what is wrong, 406 for an Accept
+ * header the service cannot answer; 500 only for the service's own failures. `GET /health` reports the
+ * model, the queue and the live tensor count.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 
 import {
   encodeDicomSeg,
@@ -28,7 +30,7 @@ import {
   liveTensors,
   niftiReference,
   parseDicomSeries,
-  parseNifti,
+  parseNiftiAsync,
   Segmenter,
   setMaxConcurrentJobs,
   type DicomFile,
@@ -38,6 +40,39 @@ import {
   type Tensor,
 } from '../lib/index.js';
 import { chooseReply, dicomFilesOf, UploadError, type Reply } from './dicom-upload.js';
+
+const OPTION_KEYS = ['checkpoint', 'maxBodyBytes', 'concurrency', 'maxQueue', 'timeoutMs', 'maxExpandedBytes', 'maxVoxels', 'segmentNames', 'precision', 'task'];
+/** setTimeout's largest delay; a longer one fires at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** The options, checked: a wrong one is a TypeError / RangeError naming it, before anything loads. */
+function checkServerOptions(options: InferenceServerOptions, port: unknown, host: unknown): void {
+  const fn = 'startInferenceServer';
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${fn}(): argument 'options' must be an options object, got ${String(options)}`);
+  for (const k of Object.keys(options)) if (!OPTION_KEYS.includes(k)) throw new RangeError(`${fn}(): unknown option '${k}' (expected one of ${OPTION_KEYS.join(', ')})`);
+  if (typeof options.checkpoint !== 'string' || options.checkpoint === '') throw new TypeError(`${fn}(): option 'checkpoint' must be a file path, got ${String(options.checkpoint)}`);
+  const check = (name: keyof InferenceServerOptions, min: number, max: number, integer: boolean) => {
+    const v = options[name];
+    if (v === undefined) return;
+    if (typeof v !== 'number') throw new TypeError(`${fn}(): option '${name}' must be a number, got ${typeof v}`);
+    if (!Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v)))
+      throw new RangeError(`${fn}(): option '${name}' must be ${integer ? 'an integer' : 'a number'} ${max === Infinity || max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`}, got ${v}`);
+  };
+  check('maxBodyBytes', 1, Number.MAX_SAFE_INTEGER, true);
+  check('maxExpandedBytes', 1, Number.MAX_SAFE_INTEGER, true);
+  check('concurrency', 1, 1024, true);
+  check('maxQueue', 0, Number.MAX_SAFE_INTEGER, true);
+  check('timeoutMs', 1, MAX_TIMEOUT_MS, false);
+  check('maxVoxels', 1, Number.MAX_SAFE_INTEGER, true);
+  check('task', 0, Number.MAX_SAFE_INTEGER, true);
+  if (options.segmentNames !== undefined && (!Array.isArray(options.segmentNames) || options.segmentNames.some((n) => typeof n !== 'string' || n === '')))
+    throw new TypeError(`${fn}(): option 'segmentNames' must be an array of non-empty strings`);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`${fn}(): argument 'port' must be an integer in [0, 65535], got ${String(port)}`);
+  if (typeof host !== 'string' || host === '') throw new TypeError(`${fn}(): argument 'host' must be a host name or address, got ${String(host)}`);
+}
+
+/** The message of a library error for a client: without its `fn(): ` prefix. */
+const clientMessage = (err: Error) => err.message.replace(/^[\w.]+\(\): /, '');
 
 export interface InferenceServerOptions {
   /** A semiseg checkpoint (best.ckpt, final.ckpt). */
@@ -50,8 +85,16 @@ export interface InferenceServerOptions {
   maxQueue?: number;
   /** Time limit of a request, upload and inference together, in ms (default 120 s). */
   timeoutMs?: number;
-  /** Largest total size the files of a zip / multipart DICOM upload may expand to (default 4 x maxBodyBytes). */
+  /**
+   * Largest size an upload may expand to (default 4 x maxBodyBytes): a gzipped NIfTI decompressed, or the
+   * files of a zip / multipart DICOM upload together. Past it: 413.
+   */
   maxExpandedBytes?: number;
+  /**
+   * Most voxels an image may have once cropped and resampled to the model's spacing (default 2^27, a
+   * 512^3 volume; Segmenter.load's `maxVoxels`). Past it: 413, before any preprocessing.
+   */
+  maxVoxels?: number;
   /** DICOM SEG answers: the names of labels 1, 2, ... (default 'Segment n'). */
   segmentNames?: string[];
   /** Precision of the forwards (default 'auto': bfloat16 where the CPU or GPU runs it natively, else float32). */
@@ -176,12 +219,17 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 
 /** Starts the service on `port` (0: any free port) of `host`. */
 export async function startInferenceServer(options: InferenceServerOptions, port = 0, host = '127.0.0.1'): Promise<InferenceServer> {
+  checkServerOptions(options, port, host);
   const limit = options.maxBodyBytes ?? 256 * 1024 * 1024;
   const timeoutMs = options.timeoutMs ?? 120_000;
   const concurrency = options.concurrency ?? 1;
   const queue = new JobQueue(concurrency, options.maxQueue ?? 8);
   setMaxConcurrentJobs(Math.max(1, concurrency));
-  const segmenter = await Segmenter.load(options.checkpoint, { precision: options.precision ?? 'auto', task: options.task });
+  const segmenter = await Segmenter.load(options.checkpoint, {
+    precision: options.precision ?? 'auto',
+    ...(options.task !== undefined ? { task: options.task } : {}),
+    ...(options.maxVoxels !== undefined ? { maxVoxels: options.maxVoxels } : {}),
+  });
   const expandedLimit = options.maxExpandedBytes ?? 4 * limit;
   const segments = options.segmentNames?.map((label) => ({ label }));
   if (segments && segments.length < segmenter.settings.classes - 1) {
@@ -216,15 +264,25 @@ export async function startInferenceServer(options: InferenceServerOptions, port
         image = niftiReference(dicom, 'upload');
       } else {
         try {
-          image = parseNifti(body, 'upload');
+          // a gzipped body expands within the same budget as archives (a few KiB of gzip can hold GiBs of
+          // zeros), off the event loop
+          image = await parseNiftiAsync(body, 'upload', { maxBytes: expandedLimit });
         } catch (err) {
-          throw new HttpError(400, (err as Error).message.replace(/^readNifti\(\): /, ''));
+          const m = clientMessage(err as Error);
+          throw new HttpError(err instanceof RangeError && /decompresses to more than/.test(m) ? 413 : 400, m);
         }
       }
-      if (image.data.rank !== 3) throw new HttpError(400, `upload has ${image.data.rank} dimensions; a 3-D image is needed`);
+      const rank = image.data.rank;
+      if (rank !== 3 && rank !== 4) throw new HttpError(400, `upload has ${rank} dimensions; a 3-D image (or a 4-D one of channels) is needed`);
       const release = await queue.acquire(controller.signal);
       try {
         labels = await segmenter.segmentNifti(image, controller.signal);
+      } catch (err) {
+        // what segmentImage refuses up front is the client's image: its shape or channels, NaN voxels (400),
+        // a size past maxVoxels on the model's grid (413); anything else stays an internal error
+        if (err instanceof RangeError && !controller.signal.aborted)
+          throw new HttpError((err as { code?: string }).code === 'ERR_IMAGE_TOO_LARGE' ? 413 : 400, clientMessage(err));
+        throw err;
       } finally {
         release();
       }
@@ -273,36 +331,68 @@ export async function startInferenceServer(options: InferenceServerOptions, port
   };
 }
 
-async function main(): Promise<void> {
+/** A bad command-line argument: one line, exit status 2, before the service starts. */
+class UsageError extends Error {}
+
+/**
+ * `--flag <value>` as a number, or a UsageError naming the flag: an integer in [min, max] when `integer`,
+ * else a finite number > 0 (and <= max). '1MB', '2m', 'ten', '' and NaN are refused, not turned into NaN.
+ */
+function numberOption(flag: string, value: string, o: { integer?: boolean; min?: number; max?: number } = {}): number {
+  const max = o.max ?? Number.MAX_SAFE_INTEGER;
+  const n = /^\s*\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(value) ? Number(value) : NaN;
+  const bound = max === Number.MAX_SAFE_INTEGER ? '' : ` and at most ${max}`;
+  if (o.integer) {
+    const min = o.min ?? 1;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`${flag}: expected an integer >= ${min}${bound}, got '${value}'`);
+  } else if (!(Number.isFinite(n) && n > 0 && n <= max)) throw new UsageError(`${flag}: expected a number > 0${bound}, got '${value}'`);
+  return n;
+}
+
+/** The command line, checked: every numeric flag is validated (a typo must not turn a limit off). */
+export function serverOptionsFromArgs(argv: string[]): { options: InferenceServerOptions; port: number; host: string } {
   const program = new Command('inference-server')
+    .exitOverride()
     .requiredOption('--checkpoint <file>', 'a semiseg checkpoint')
-    .option('--port <n>', 'port', '8080')
+    .option('--port <n>', 'port (0: any free one)', '8080')
     .option('--host <h>', 'address to listen on', '127.0.0.1')
-    .option('--concurrency <n>', 'segmentations at once', '1')
-    .option('--max-queue <n>', 'waiting requests allowed', '8')
+    .option('--concurrency <n>', 'segmentations at once (an integer >= 1)', '1')
+    .option('--max-queue <n>', 'waiting requests allowed (an integer >= 0)', '8')
     .option('--max-body-mb <n>', 'largest upload in MiB', '256')
-    .option('--timeout-s <n>', 'time limit of a request', '120')
-    .option('--max-expanded-mb <n>', 'largest size a zip / multipart DICOM upload may expand to, in MiB (default 4 x --max-body-mb)')
+    .option('--timeout-s <n>', 'time limit of a request, in seconds', '120')
+    .option('--max-expanded-mb <n>', 'largest size a .nii.gz or a zip / multipart DICOM upload may expand to, in MiB (default 4 x --max-body-mb)')
+    .option('--max-voxels <n>', 'most voxels an image may have on the model\'s grid (after resampling to its spacing); past it: 413', String(2 ** 27))
     .option('--segment-names <names>', 'DICOM SEG answers: comma-separated names of labels 1, 2, ...')
     .option('--precision <p>', 'float32, bfloat16, float16 (CUDA) or auto', 'auto')
     .option('--task <id>', 'VerSemi checkpoints: the task (dataset) to segment, 0..T (default 0)')
-    .parse();
-  const o = program.opts();
-  const s = await startInferenceServer(
-    {
-      checkpoint: o.checkpoint,
-      concurrency: Number(o.concurrency),
-      maxQueue: Number(o.maxQueue),
-      maxBodyBytes: Number(o.maxBodyMb) * 1024 * 1024,
-      timeoutMs: Number(o.timeoutS) * 1000,
-      ...(o.maxExpandedMb !== undefined ? { maxExpandedBytes: Number(o.maxExpandedMb) * 1024 * 1024 } : {}),
-      ...(o.segmentNames !== undefined ? { segmentNames: String(o.segmentNames).split(',').map((s) => s.trim()) } : {}),
-      precision: o.precision as Precision,
-      ...(o.task !== undefined ? { task: Number(o.task) } : {}),
-    },
-    Number(o.port),
-    o.host,
-  );
+    .parse(argv);
+  const o = program.opts<Record<string, string | undefined>>();
+  const mib = (flag: string, v: string) => {
+    const bytes = Math.floor(numberOption(flag, v) * 1024 * 1024);
+    if (bytes < 1 || !Number.isSafeInteger(bytes)) throw new UsageError(`${flag}: expected a size in MiB of at least one byte, got '${v}'`);
+    return bytes;
+  };
+  const maxBodyBytes = mib('--max-body-mb', o.maxBodyMb!);
+  const options: InferenceServerOptions = {
+    checkpoint: o.checkpoint!,
+    concurrency: numberOption('--concurrency', o.concurrency!, { integer: true, min: 1, max: 1024 }),
+    maxQueue: numberOption('--max-queue', o.maxQueue!, { integer: true, min: 0 }),
+    maxBodyBytes,
+    timeoutMs: numberOption('--timeout-s', o.timeoutS!, { max: Math.floor(MAX_TIMEOUT_MS / 1000) }) * 1000,
+    maxVoxels: numberOption('--max-voxels', o.maxVoxels!, { integer: true, min: 1 }),
+    ...(o.maxExpandedMb !== undefined ? { maxExpandedBytes: mib('--max-expanded-mb', o.maxExpandedMb) } : {}),
+    ...(o.segmentNames !== undefined ? { segmentNames: String(o.segmentNames).split(',').map((s) => s.trim()) } : {}),
+    precision: o.precision as Precision,
+    ...(o.task !== undefined ? { task: numberOption('--task', o.task, { integer: true, min: 0 }) } : {}),
+  };
+  if (options.segmentNames?.some((n) => n === '')) throw new UsageError(`--segment-names: empty name in '${o.segmentNames}'`);
+  if (!['float32', 'bfloat16', 'float16', 'auto'].includes(o.precision!)) throw new UsageError(`--precision: expected float32, bfloat16, float16 or auto, got '${o.precision}'`);
+  return { options, port: numberOption('--port', o.port!, { integer: true, min: 0, max: 65535 }), host: o.host! };
+}
+
+async function main(): Promise<void> {
+  const { options, port, host } = serverOptionsFromArgs(process.argv);
+  const s = await startInferenceServer(options, port, host);
   const a = s.server.address() as AddressInfo;
   console.log(`semiseg inference server (${s.segmenter.network.kind}${s.segmenter.settings.task !== undefined ? ` task ${s.segmenter.settings.task}` : ''}, ${s.segmenter.precision}) on http://${a.address}:${a.port}: POST /segment, GET /health`);
   const stop = () => void s.close().then(() => process.exit(0));
@@ -312,7 +402,10 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((err: unknown) => {
+    // commander has printed its own line for its errors (unknown option, missing --checkpoint, --help)
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
     console.error(`inference-server: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
+    // a bad flag, or an option startInferenceServer refuses (precision float16 on a CPU, a task id): 2
+    process.exit(err instanceof UsageError || err instanceof RangeError ? 2 : 1);
   });
 }

@@ -107,11 +107,11 @@ test.serial('bad uploads get a 400 naming what is wrong', async (t) => {
   const raw = niftiImageBytes([8, 8, 2], new Float32Array(128), undefined, false);
   const cases: Array<[string, Buffer, RegExp]> = [
     ['empty', Buffer.alloc(0), /empty body/],
-    ['random bytes', Buffer.from('this is not an image at all, but it is long enough to be read as a header'.repeat(8)), /not a NIfTI-1 file/],
-    ['short', Buffer.from('tiny'), /too short for a NIfTI-1 header/],
+    ['random bytes', Buffer.from('this is not an image at all, but it is long enough to be read as a header'.repeat(8)), /is not a NIfTI file/],
+    ['short', Buffer.from('tiny'), /too short for a NIfTI header/],
     ['truncated data', raw.subarray(0, 400), /truncated/],
     ['damaged gzip', Buffer.concat([good.subarray(0, 30), Buffer.alloc(40, 7)]), /damaged gzip/],
-    ['2-D image', niftiImageBytes([8, 8], new Float32Array(64)), /2 dimensions; a 3-D image is needed/],
+    ['2-D image', niftiImageBytes([8, 8], new Float32Array(64)), /2 dimensions; a 3-D image \(or a 4-D one of channels\) is needed/],
   ];
   for (const [what, body, message] of cases) {
     const r = await send('/segment', body);

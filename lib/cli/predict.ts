@@ -7,7 +7,7 @@ import { readH5 } from '../data/hdf5.js';
 import { readNifti, writeNiftiLabels, type NiftiImage } from '../data/nifti.js';
 import { dispose, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
-import { Segmenter } from '../segmenter.js';
+import { channelAxisOf, Segmenter } from '../segmenter.js';
 import { intOption, UsageError } from './options.js';
 import { overlayPng } from './png.js';
 import { niftiReference } from '../data/nifti-header.js';
@@ -38,7 +38,7 @@ export function registerPredict(program: Command): void {
   program
     .command('predict')
     .description('segment one image with a checkpoint and write the label map on its grid')
-    .argument('<input>', 'image: .nii, .nii.gz (3-D), .h5 (the dataset layout), or a DICOM series (a folder, or a .dcm file)')
+    .argument('<input>', 'image: .nii, .nii.gz (3-D, or 4-D with the channels last), .h5 (the dataset layout), or a DICOM series (a folder, or a .dcm file)')
     .requiredOption('--checkpoint <file>', 'a semiseg checkpoint')
     .requiredOption('-o, --output <file>', 'label map to write: .nii.gz, or .dcm (a DICOM SEG, for DICOM input)')
     .option('--png <file>', 'also write an overlay picture of a few slices')
@@ -64,12 +64,23 @@ export function registerPredict(program: Command): void {
       const image = dicom ? niftiReference(dicom, input) : await readInput(input);
       const owned: Tensor[] = [image.data];
       try {
-        if (image.data.rank !== 3) throw new UsageError(`predict: '${input}' has ${image.data.rank} dimensions; a 3-D image is needed`);
         // A NIfTI goes through the checkpoint's preprocessing (normalisation, spacing) and comes back on its
         // own grid; an .h5 volume is in the dataset layout, already normalised (slices first for 2-D networks).
         const nifti = !input.endsWith('.h5');
-        const labels = owned[owned.push(nifti ? await seg.segmentImage(image) : await seg.segment(tidy(() => image.data.to('float32')))) - 1];
-        const volume = image.data;
+        if (!nifti && image.data.rank !== 3) throw new UsageError(`predict: '${input}' has ${image.data.rank} dimensions; a 3-D volume is needed`);
+        let labels: Tensor;
+        if (nifti) {
+          try {
+            labels = await seg.segmentImage(image);
+          } catch (err) {
+            // the image does not fit the model (shape, channels, NaN voxels, size): one line naming the file
+            throw err instanceof RangeError ? new UsageError(`predict: '${input}': ${err.message.replace(/^[\w.]+\(\): /, '')}`) : err;
+          }
+        } else labels = await seg.segment(tidy(() => image.data.to('float32')));
+        owned.push(labels);
+        // the overlay shows the first channel of a 4-D image: (C, I, J, K) or (I, J, K, C), as segmentImage reads it
+        const channelAxis = nifti ? channelAxisOf('predict', image.data.shape, seg.preprocessing?.channels.length ?? 1) : -1;
+        const volume = channelAxis === -1 ? image.data : owned[owned.push(tidy(() => image.data.narrow(channelAxis, 0, 1).squeeze(channelAxis))) - 1];
         const pred = labels;
         const info = { kind: nifti ? 'VNet3D' : seg.network.kind }; // overlays: NIfTI slices along the last axis
         if (dicom && opts.output.endsWith('.dcm')) await writeSegOutput(opts.output, labels, dicom, names);
