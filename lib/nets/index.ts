@@ -82,7 +82,7 @@ export const NETWORK_KINDS = ['UNet2D', 'VNet3D', 'VerSemi'] as const;
 
 /**
  * Builds a network from its kind and options (as a checkpoint records them). A kind other than
- * {@link NETWORK_KINDS} (a checkpoint of another program, or of a newer semiseg) is a RangeError naming it.
+ * UNet2D, VNet3D or VerSemi (a checkpoint of another program, or of a newer semiseg) is a RangeError naming it.
  */
 export function fromOptions(kind: 'UNet2D' | 'VNet3D' | 'VerSemi', options: Record<string, unknown>): Network {
   const fn = 'nets.fromOptions';
