@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { manualSeed, nets, readNifti, saveCheckpoint, setNumThreads, tensor, tidy } from '../lib/index.js';
 import { writeFileAtomic } from '../lib/io/atomic.js';
 import { overlayPng } from '../lib/cli/png.js';
-import type { Plan } from '../lib/plan/plan.js';
-import { niftiImageBytes } from './helpers/nifti.js';
+import { niftiImageBytes, testPlan, testValues } from './helpers/nifti.js';
 import { repoRoot } from './helpers/reference.js';
 
 setNumThreads(1);
@@ -23,15 +22,7 @@ let dir = '';
 let plain = ''; // UNet2D, one channel, no plan
 let twoChannel = ''; // VNet3D of two channels (T1, T2) with a plan
 
-function values(n: number, seed: number): Float32Array {
-  const v = new Float32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    v[i] = 0.05 + s / 2147483648;
-  }
-  return v;
-}
+const values = testValues;
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'semiseg-predict-'));
@@ -40,25 +31,7 @@ test.before(async () => {
   plain = join(dir, 'plain.ckpt');
   await saveCheckpoint(plain, { network: u, iteration: 0, extra: { config: { size: [16, 16], classes: 3, method: 'supervised' } } });
   u.dispose();
-  const plan: Plan = {
-    version: 1,
-    dataset: 'test',
-    channels: ['T1', 'T2'],
-    classes: ['background', 'foreground'],
-    network: 'VNet3D',
-    sliceAxis: 2,
-    spacing: [1, 1, 1],
-    size: [16, 16, 16],
-    strides: [8, 8, 8],
-    batchSize: 2,
-    labeledBatch: 1,
-    normalization: [{ scheme: 'zscore' }, { scheme: 'zscore' }],
-    crop: false,
-    imageInterpolation: 'linear',
-    labelInterpolation: 'nearest',
-    foregroundOversampling: 0.33,
-    budget: 'cpu',
-  };
+  const plan = testPlan({ channels: ['T1', 'T2'], normalization: [{ scheme: 'zscore' }, { scheme: 'zscore' }], crop: false });
   manualSeed(3);
   const v = nets.VNet3D({ inChannels: 2, outChannels: 2, nFilters: 2, normalization: 'instancenorm' });
   twoChannel = join(dir, 'two.ckpt');

@@ -9,9 +9,8 @@ import { join } from 'node:path';
 
 import { liveTensors, manualSeed, nets, parseNifti, saveCheckpoint, Segmenter, setNumThreads, tensor, tidy, zeros, type Tensor } from '../lib/index.js';
 import { DEFAULT_MAX_VOXELS, ImageTooLargeError } from '../lib/segmenter.js';
-import type { Plan } from '../lib/plan/plan.js';
 import type { SpatialImage } from '../lib/data/image.js';
-import { niftiImageBytes } from './helpers/nifti.js';
+import { niftiImageBytes, testPlan, testValues } from './helpers/nifti.js';
 
 setNumThreads(1);
 let dir = '';
@@ -27,39 +26,9 @@ const IDENTITY = [
   [0, 0, 0, 1],
 ];
 
-function plan(o: Partial<Plan>): Plan {
-  return {
-    version: 1,
-    dataset: 'test',
-    channels: ['MRI'],
-    classes: ['background', 'foreground'],
-    network: 'VNet3D',
-    sliceAxis: 2,
-    spacing: [1, 1, 1],
-    size: [16, 16, 16],
-    strides: [8, 8, 8],
-    batchSize: 2,
-    labeledBatch: 1,
-    normalization: [{ scheme: 'zscore' }],
-    crop: true,
-    imageInterpolation: 'linear',
-    labelInterpolation: 'nearest',
-    foregroundOversampling: 0.33,
-    budget: 'cpu',
-    ...o,
-  };
-}
+const plan = testPlan;
 
-/** Deterministic intensities in (0, 1]: no zero, so the plan's crop keeps everything. */
-function values(n: number, seed: number): Float32Array {
-  const v = new Float32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    v[i] = 0.05 + s / 2147483648;
-  }
-  return v;
-}
+const values = testValues;
 
 function image(shape: number[], spacing: number[], seed = 1, data?: Float32Array): SpatialImage {
   const v = data ?? values(shape.reduce((a, b) => a * b, 1), seed);

@@ -14,8 +14,7 @@ import { gzipSync } from 'node:zlib';
 
 import { serverOptionsFromArgs, startInferenceServer, type InferenceServer, type InferenceServerOptions } from '../examples/inference-server.js';
 import { liveTensors, manualSeed, nets, parseNifti, saveCheckpoint, Segmenter, setNumThreads } from '../lib/index.js';
-import type { Plan } from '../lib/plan/plan.js';
-import { niftiImageBytes } from './helpers/nifti.js';
+import { niftiImageBytes, testPlan, testValues } from './helpers/nifti.js';
 import { repoRoot } from './helpers/reference.js';
 
 setNumThreads(1);
@@ -47,15 +46,7 @@ function send(url: string, body: Buffer): Promise<Reply> {
 const errorOf = (r: Reply) => (JSON.parse(r.body.toString()) as { error: string }).error;
 const urlOf = (s: InferenceServer) => `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
 
-function values(n: number, seed: number): Float32Array {
-  const v = new Float32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    v[i] = 0.05 + s / 2147483648;
-  }
-  return v;
-}
+const values = testValues;
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'semiseg-server-input-'));
@@ -64,25 +55,7 @@ test.before(async () => {
   checkpoint = join(dir, 'model.ckpt');
   await saveCheckpoint(checkpoint, { network: net, iteration: 0, extra: { config: { size: [32, 32], classes: 4, method: 'supervised' } } });
   net.dispose();
-  const plan: Plan = {
-    version: 1,
-    dataset: 'test',
-    channels: ['MRI'],
-    classes: ['background', 'foreground'],
-    network: 'VNet3D',
-    sliceAxis: 2,
-    spacing: [1, 1, 1],
-    size: [16, 16, 16],
-    strides: [8, 8, 8],
-    batchSize: 2,
-    labeledBatch: 1,
-    normalization: [{ scheme: 'zscore' }],
-    crop: true,
-    imageInterpolation: 'linear',
-    labelInterpolation: 'nearest',
-    foregroundOversampling: 0.33,
-    budget: 'cpu',
-  };
+  const plan = testPlan();
   const v = nets.VNet3D({ inChannels: 1, outChannels: 2, nFilters: 2 });
   planned = join(dir, 'planned.ckpt');
   await saveCheckpoint(planned, { network: v, iteration: 0, extra: { config: { size: [16, 16, 16], classes: 2, method: 'supervised', plan } } });

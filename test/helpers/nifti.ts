@@ -1,6 +1,8 @@
 // A float32 NIfTI-1 image encoded in memory (what a client would upload), for service tests.
 import { gzipSync } from 'node:zlib';
 
+import type { Plan } from '../../lib/plan/plan.js';
+
 /** `values` in nibabel order (i slowest) of `shape`; the file stores i fastest. */
 export function niftiImageBytes(shape: number[], values: Float32Array, spacing = shape.map(() => 1), gzip = true): Buffer {
   const count = shape.reduce((a, b) => a * b, 1);
@@ -28,4 +30,39 @@ export function niftiImageBytes(shape: number[], values: Float32Array, spacing =
     }
   }
   return gzip ? gzipSync(out) : out;
+}
+
+/** Deterministic intensities in [0.05, 1.05): no zero, so a plan's crop keeps everything. */
+export function testValues(n: number, seed: number): Float32Array {
+  const v = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    v[i] = 0.05 + s / 2147483648;
+  }
+  return v;
+}
+
+/** A small 3-D plan (one MRI channel, z-scored, 16^3 patches at 1 mm) with `o` over it. */
+export function testPlan(o: Partial<Plan> = {}): Plan {
+  return {
+    version: 1,
+    dataset: 'test',
+    channels: ['MRI'],
+    classes: ['background', 'foreground'],
+    network: 'VNet3D',
+    sliceAxis: 2,
+    spacing: [1, 1, 1],
+    size: [16, 16, 16],
+    strides: [8, 8, 8],
+    batchSize: 2,
+    labeledBatch: 1,
+    normalization: [{ scheme: 'zscore' }],
+    crop: true,
+    imageInterpolation: 'linear',
+    labelInterpolation: 'nearest',
+    foregroundOversampling: 0.33,
+    budget: 'cpu',
+    ...o,
+  };
 }
