@@ -8,6 +8,10 @@
  * Empty masks, explicitly: with emptyPolicy 'zero' (default, the published evaluation code) an empty
  * prediction scores 0 on every metric; with 'nan' undefined metrics are NaN. Distances need both
  * masks non-empty, so an empty reference with a non-empty prediction gives NaN distances under both.
+ * A case's NaN stays NaN in its row (and in its mean over classes); {@link MetricsTable.summary}'s means
+ * over cases leave undefined (NaN) values out and count, per class and metric, the cases they are over
+ * (`counts`), and count the cases whose prediction of a class is empty (`emptyPredictions`: a class the
+ * model misses scores 95HD 0, the best value). {@link emptyMaskPolicy} states the rules in words.
  */
 import { callOp, callOpAsync } from './call.js';
 import { type NativeValue } from './native.js';
@@ -121,6 +125,57 @@ export async function perClassMetrics(yPred: Tensor, y: Tensor, options?: PerCla
   return { classes: out, mean: meanOf(Object.values(out)) };
 }
 
+type MetricName = (typeof NAMES)[number];
+type MetricValues = Record<MetricName, number>;
+
+/** The empty-mask rules of {@link binaryMetrics} under `policy`, in words (what an evaluation states). */
+export function emptyMaskPolicy(policy: EmptyPolicy = 'zero'): { emptyPolicy: EmptyPolicy; emptyPrediction: string; emptyReference: string; bothEmpty: string; means: string } {
+  const undefinedDistances = 'hd95 / asd / assd undefined (NaN in the case and left out of the means)';
+  const means = 'over the cases where the metric is defined (undefined values are left out); counts gives how many';
+  return policy === 'zero'
+    ? {
+        emptyPolicy: policy,
+        emptyPrediction: 'every metric 0 (hd95 and asd too: their best value); emptyPredictions counts these cases',
+        emptyReference: `with a non-empty prediction: dice and jaccard 0; ${undefinedDistances}`,
+        bothEmpty: "every metric 0 (the empty-prediction rule; medpy's dc gives 0 too)",
+        means,
+      }
+    : {
+        emptyPolicy: policy,
+        emptyPrediction: `with a non-empty reference: dice and jaccard 0; ${undefinedDistances}`,
+        emptyReference: `with a non-empty prediction: dice and jaccard 0; ${undefinedDistances}`,
+        bothEmpty: 'every metric undefined (NaN in the case and left out of the means)',
+        means,
+      };
+}
+
+/** {@link emptyMaskPolicy} as one line (for the printed table and Markdown output). */
+export function emptyMaskPolicyLine(policy: EmptyPolicy = 'zero'): string {
+  const p = emptyMaskPolicy(policy);
+  return `empty masks: empty prediction -> ${p.emptyPrediction}; empty reference -> ${p.emptyReference}; both empty -> ${p.bothEmpty}; means ${p.means}`;
+}
+
+/** The mean of the defined (non-NaN) values and how many there are (NaN, 0 when there are none). */
+function definedMean(xs: number[]): [number, number] {
+  const ok = xs.filter((x) => !Number.isNaN(x));
+  return [ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : NaN, ok.length];
+}
+
+/** What {@link MetricsTable.summary} returns (and `semiseg evaluate` writes as JSON). */
+export interface MetricsSummary {
+  /** Per class: the mean over cases of each metric, NaN values left out. */
+  classes: Record<number, MetricValues>;
+  /** The mean over cases of the per-case means over classes, NaN values left out. */
+  mean: MetricValues;
+  cases: number;
+  /** How many cases each mean is over (fewer than `cases` where some were undefined). */
+  counts: { classes: Record<number, MetricValues>; mean: MetricValues };
+  /** Per class: the cases whose prediction of the class is empty (scored 0 on every metric by the 'zero' policy). */
+  emptyPredictions: Record<number, number>;
+  /** The empty-mask rules the values follow ({@link emptyMaskPolicy}). */
+  policy: ReturnType<typeof emptyMaskPolicy>;
+}
+
 /** Per-case results aggregated as the papers' tables: per-class and overall means over cases. */
 export class MetricsTable {
   readonly rows: { caseId: string; result: PerClassMetrics }[] = [];
@@ -131,16 +186,33 @@ export class MetricsTable {
     return this;
   }
 
-  /** Mean over cases of each class's metrics, and of the per-case class means. */
-  summary(): { classes: Record<number, Record<(typeof NAMES)[number], number>>; mean: Record<(typeof NAMES)[number], number>; cases: number } {
-    const classes: Record<number, Record<(typeof NAMES)[number], number>> = {};
+  /**
+   * Mean over cases of each class's metrics, and of the per-case class means. A case's undefined (NaN)
+   * value is left out of a mean instead of making it NaN; `counts` says how many cases each mean is over.
+   */
+  summary(): MetricsSummary {
+    const classes: Record<number, MetricValues> = {};
+    const counts: MetricsSummary['counts'] = { classes: {}, mean: { dice: 0, jaccard: 0, hd95: 0, asd: 0, assd: 0 } };
+    const emptyPredictions: Record<number, number> = {};
     const ids = [...new Set(this.rows.flatMap((r) => Object.keys(r.result.classes).map(Number)))];
-    for (const c of ids) classes[c] = meanOf(this.rows.map((r) => r.result.classes[c]).filter(Boolean));
+    for (const c of ids) {
+      const results = this.rows.map((r) => r.result.classes[c]).filter(Boolean);
+      classes[c] = { dice: 0, jaccard: 0, hd95: 0, asd: 0, assd: 0 };
+      counts.classes[c] = { dice: 0, jaccard: 0, hd95: 0, asd: 0, assd: 0 };
+      for (const k of NAMES) [classes[c][k], counts.classes[c][k]] = definedMean(results.map((r) => r[k]));
+      emptyPredictions[c] = results.filter((r) => r.predictionEmpty).length;
+    }
     const mean = { dice: 0, jaccard: 0, hd95: 0, asd: 0, assd: 0 };
-    for (const k of NAMES) mean[k] = this.rows.reduce((s, r) => s + r.result.mean[k], 0) / Math.max(1, this.rows.length);
-    return { classes, mean, cases: this.rows.length };
+    for (const k of NAMES) [mean[k], counts.mean[k]] = definedMean(this.rows.map((r) => r.result.mean[k]));
+    return { classes, mean, cases: this.rows.length, counts, emptyPredictions, policy: emptyMaskPolicy(this.policy()) };
   }
 
+  /** The empty-mask policy the rows were scored with ('zero' when there are none). */
+  policy(): EmptyPolicy {
+    return this.rows.flatMap((r) => Object.values(r.result.classes)).find(Boolean)?.emptyPolicy ?? 'zero';
+  }
+
+  /** One line per case and class (a plain CSV: the empty-mask policy is in summary().policy). */
   toCSV(): string {
     const header = ['case', 'class', ...NAMES];
     const lines = this.rows.flatMap((r) =>

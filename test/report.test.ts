@@ -71,7 +71,7 @@ test.serial("compare: its table's numbers are semiseg evaluate's for the same ch
       // and the page prints them
       const cell = new RegExp(`data-metric="${m}" data-class="mean">([^<]*)<`, 'g');
       const printed = [...html.matchAll(cell)].map((x) => x[1]);
-      t.is(printed[i], formatCell(m, row.cells.mean[m]));
+      t.is(printed[i], formatCell(m, row.cells.mean[m], row.counts.mean[m]));
     }
     t.true(row.cells.mean.dice[1] >= 0, 'a std over cases');
     t.regex(compare.stdout, new RegExp(`val Dice ${(100 * summary.mean.dice).toFixed(2)} % over ${summary.cases} cases`));
@@ -82,7 +82,7 @@ test.serial("compare: its table's numbers are semiseg evaluate's for the same ch
   for (const [i, row] of data.table.entries()) {
     const cells = md[2 + i].split(' | ');
     t.is(cells[1], row.recipe);
-    t.deepEqual(cells.slice(4, 8), METRICS.map((m) => formatCell(m, row.cells.mean[m])));
+    t.deepEqual(cells.slice(4, 8), METRICS.map((m) => formatCell(m, row.cells.mean[m], row.counts.mean[m])));
     t.is(cells[8], ['1', '2', '3'].map((c) => (100 * row.cells[c].dice[0]).toFixed(2)).join(' / '));
   }
   t.regex(compare.stdout, /written: .*report\.html, .*report\.md/);

@@ -4,8 +4,8 @@
  * trains several recipes (and seeds) under one budget, evaluates each best checkpoint with `evaluate`'s
  * code and writes the report.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 import { type Command, InvalidArgumentError } from 'commander';
 
@@ -66,6 +66,15 @@ function priorEvaluation(checkpoint: string, split: string): { cases: number; me
     return JSON.parse(readFileSync(json, 'utf8')) as { cases: number; mean: { dice: number } };
   } catch {
     return null;
+  }
+}
+
+/** Creates the folder of an output file before any work (as train does), or fails naming the path. */
+export function outputFolder(file: string, flag: string): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot create the folder '${dirname(file)}' of '${file}' (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
 }
 
@@ -140,6 +149,8 @@ export function registerReport(program: Command): void {
     .option('--markdown <file>', 'also write the comparison table as Markdown')
     .action(async (runs: string[], opts: { output: string; split?: string; title?: string; note?: string[]; markdown?: string }) => {
       if (opts.split !== undefined && opts.split !== 'val' && opts.split !== 'test') throw new UsageError(`--split: expected val or test, got '${opts.split}'`);
+      outputFolder(opts.output, '--output');
+      if (opts.markdown) outputFolder(opts.markdown, '--markdown');
       for (const r of runs) if (!existsSync(r)) process.stderr.write(`report: '${r}' does not exist (shown as an empty run)\n`);
       const { rows } = await buildReport({ runs, out: opts.output, split: opts.split, title: opts.title, notes: opts.note, markdown: opts.markdown });
       console.log(`written: ${opts.output}${opts.markdown ? `, ${opts.markdown}` : ''} (${runs.length} runs, ${rows.length} evaluated recipe${rows.length === 1 ? '' : 's'})`);
@@ -185,6 +196,10 @@ export function registerReport(program: Command): void {
           plan.push({ recipe, config, dir: resolve(opts.out, `${recipe}-seed${config.seed}`) });
         }
       const report = opts.report ?? join(opts.out, 'report.html');
+      const markdown = opts.markdown ?? join(opts.out, 'report.md');
+      // the report's folders now, not after hours of training
+      outputFolder(report, '--report');
+      outputFolder(markdown, '--markdown');
       const budget = [
         opts.labeled !== undefined ? `labeled ${opts.labeled}` : null,
         opts.iterations !== undefined ? `iterations ${opts.iterations}` : null,
@@ -230,7 +245,6 @@ export function registerReport(program: Command): void {
       const notes = [
         `semiseg compare --recipes ${recipes.join(',')} --data ${opts.data} --seeds ${opts.seeds}${budget.length ? ` (${budget.join(', ')})` : ''}; best checkpoints chosen on the validation volumes seen in training, evaluated on the ${split} split.`,
       ];
-      const markdown = opts.markdown ?? join(opts.out, 'report.md');
       const { rows } = await buildReport({ runs: plan.map((p) => p.dir), out: report, split, title: `semiseg compare: ${recipes.join(', ')}`, notes, markdown });
       console.log(`\n${split} split, mean Dice % (± std ${opts.seeds > 1 ? 'over seeds' : 'over cases'})`);
       for (const r of rows) console.log(`  ${r.label.padEnd(28)} ${formatCell('dice', r.cells.mean.dice)}`);

@@ -9,11 +9,12 @@
  * means, used as they are) and `.csv` (per case), and its pictures from `best.ckpt.<split>.overlays/`
  * (`evaluate --overlays`). A run folder without them still gets its curves.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { readCheckpointInfo } from '../io/checkpoint.js';
+import { emptyMaskPolicyLine } from '../metrics.js';
 import { buildInfo, getNumThreads } from '../runtime.js';
 import { assetText, chartSections, classLabel, classNamesOf, escapeHtml, runsSection, scriptJson } from './assets.js';
 import { caseFileName, writeAtomic } from './overlays.js';
@@ -50,8 +51,22 @@ export interface RunSummary {
   seconds?: number;
   /** The evaluation split found ('test' or 'val'), or null when the run was not evaluated. */
   split: string | null;
-  /** `semiseg evaluate`'s summary: per-class and mean metrics over cases, exactly as it wrote them. */
-  summary: { classes: Record<number, Values>; mean: Values; cases: number } | null;
+  /**
+   * `semiseg evaluate`'s summary: per-class and mean metrics over cases, exactly as it wrote them, with
+   * (evaluations that wrote them) how many cases each mean is over, the cases with an empty prediction
+   * per class, the distances' unit ('mm' for NIfTI data, else voxels) and the empty-mask policy line.
+   */
+  summary: {
+    classes: Record<number, Values>;
+    mean: Values;
+    cases: number;
+    counts?: { classes: Record<number, Partial<Values>>; mean: Partial<Values> };
+    emptyPredictions?: Record<number, number>;
+    units?: string;
+    policy?: string;
+  } | null;
+  /** Class names (classes 1..C-1) of the evaluation JSON, else of the checkpoint's plan; undefined when neither names them. */
+  classNames?: string[];
   cases: CaseResult[];
   /** Case id -> the overlay PNG `evaluate --overlays` wrote. */
   overlays: Record<string, string>;
@@ -72,6 +87,16 @@ export interface TableRow {
   spread: 'cases' | 'seeds';
   iterations: string;
   seconds: number;
+  /** Per class then 'mean': how many cases a metric's mean is over, where fewer than `cases` (undefined values left out). */
+  counts: Record<string, Partial<Record<Metric, number>>>;
+  /** Per class: cases with an empty prediction (every metric 0); absent for evaluations that did not count them. */
+  emptyPredictions?: Record<string, number>;
+  /** The distances' unit: 'mm' (NIfTI data) or 'voxels'. */
+  units: string;
+  /** Class names (classes 1..C-1), from the evaluation or the checkpoint's plan; null: the recipe's. */
+  classNames: string[] | null;
+  /** The empty-mask policy line of the evaluation. */
+  policy?: string;
 }
 
 /** Options of {@link buildReport}. */
@@ -106,7 +131,7 @@ function values(o: Record<string, unknown> | undefined): Values {
 
 /** Per-case results from `semiseg evaluate`'s CSV (case,class,dice,jaccard,hd95,asd,assd). */
 export function parseEvaluationCsv(text: string): CaseResult[] {
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const lines = text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')); // comment lines (a note) are skipped
   const header = lines.shift()?.split(',') ?? [];
   const col = (name: string) => header.indexOf(name);
   if (col('case') < 0 || col('class') < 0 || METRICS.some((m) => col(m) < 0)) throw new Error(`not a semiseg evaluation CSV (header '${header.join(',')}')`);
@@ -126,12 +151,15 @@ export function parseEvaluationCsv(text: string): CaseResult[] {
   return [...byCase.values()];
 }
 
-function mean(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Mean of the defined values (NaN, a case's undefined distance, left out); NaN when none is. */
+function mean(values: number[]): number {
+  const xs = values.filter((x) => !Number.isNaN(x));
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 }
 
-/** Sample standard deviation (n - 1); 0 for a single value. */
-function std(xs: number[]): number {
+/** Sample standard deviation (n - 1) of the defined values; 0 for a single value. */
+function std(values: number[]): number {
+  const xs = values.filter((x) => !Number.isNaN(x));
   if (xs.length < 2) return 0;
   const m = mean(xs);
   return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
@@ -162,6 +190,8 @@ export async function summarizeRun(dir: string, split?: string): Promise<RunSumm
   if (existsSync(best)) {
     try {
       const config = (await readCheckpointInfo(best)).extra?.config as Record<string, unknown> | undefined;
+      const planClasses = (config?.plan as { classes?: unknown } | undefined)?.classes;
+      if (Array.isArray(planClasses) && planClasses.length > 1) run.classNames = planClasses.slice(1).map(String);
       if (config) {
         run.recipe ||= String(config.recipe);
         run.method ||= String(config.method);
@@ -178,12 +208,30 @@ export async function summarizeRun(dir: string, split?: string): Promise<RunSumm
   for (const s of split ? [split] : ['test', 'val']) {
     const prefix = join(log.dir, `best.ckpt.${s}`);
     if (!existsSync(`${prefix}.json`) || !existsSync(`${prefix}.csv`)) continue;
-    const json = JSON.parse(readFileSync(`${prefix}.json`, 'utf8')) as { classes: Record<string, Record<string, unknown>>; mean: Record<string, unknown>; cases: number };
+    const json = JSON.parse(readFileSync(`${prefix}.json`, 'utf8')) as {
+      classes: Record<string, Record<string, unknown>>;
+      mean: Record<string, unknown>;
+      cases: number;
+      counts?: { classes?: Record<string, Record<string, unknown>>; mean?: Record<string, unknown> };
+      emptyPredictions?: Record<string, unknown>;
+      units?: unknown;
+      classNames?: Record<string, unknown>;
+      policy?: { emptyPolicy?: unknown };
+    };
     run.summary = {
       classes: Object.fromEntries(Object.entries(json.classes).map(([c, v]) => [Number(c), values(v)])),
       mean: values(json.mean),
       cases: json.cases,
+      units: typeof json.units === 'string' ? json.units : 'voxels',
     };
+    if (json.counts?.classes && json.counts.mean)
+      run.summary.counts = { classes: Object.fromEntries(Object.entries(json.counts.classes).map(([c, v]) => [Number(c), values(v)])), mean: values(json.counts.mean) };
+    if (json.emptyPredictions) run.summary.emptyPredictions = Object.fromEntries(Object.entries(json.emptyPredictions).map(([c, n]) => [Number(c), num(n)]));
+    if (json.policy) run.summary.policy = emptyMaskPolicyLine(json.policy.emptyPolicy === 'nan' ? 'nan' : 'zero');
+    if (json.classNames && typeof json.classNames === 'object') {
+      const ids = Object.keys(json.classes).map(Number);
+      run.classNames = Array.from({ length: Math.max(0, ...ids) }, (_, i) => String(json.classNames![String(i + 1)] ?? `class ${i + 1}`));
+    }
     run.cases = parseEvaluationCsv(readFileSync(`${prefix}.csv`, 'utf8'));
     run.split = s;
     const pictures = `${prefix}.overlays`;
@@ -231,6 +279,14 @@ export function tableRows(runs: RunSummary[]): TableRow[] {
     };
     for (const c of classes) cells[String(c)] = cell((s) => s.classes[c], (x) => x.classes[c]);
     cells.mean = cell((s) => s.mean, (x) => x.mean);
+    // how many cases a mean is over, where some were left out (one run: evaluate's counts)
+    const counts: TableRow['counts'] = {};
+    const fewer = (n: Partial<Values> | undefined): Partial<Record<Metric, number>> =>
+      Object.fromEntries(METRICS.filter((m) => g.length === 1 && n?.[m] !== undefined && n[m]! < first.summary!.cases).map((m) => [m, n![m]!]));
+    for (const c of classes) counts[String(c)] = fewer(first.summary!.counts?.classes[c]);
+    counts.mean = fewer(first.summary!.counts?.mean);
+    const empty = first.summary!.emptyPredictions;
+    const emptyPredictions = g.length === 1 && empty ? Object.fromEntries(classes.map((c) => [String(c), empty[c] ?? 0])) : undefined;
     const stages = Object.entries(first.iterations).map(([s, n]) => (Object.keys(first.iterations).length > 1 ? `${s} ${n}` : String(n)));
     const secs = g.map((r) => r.seconds).filter((x): x is number => x !== undefined && Number.isFinite(x));
     return {
@@ -245,16 +301,43 @@ export function tableRows(runs: RunSummary[]): TableRow[] {
       spread: g.length === 1 ? 'cases' : 'seeds',
       iterations: stages.join(' + '),
       seconds: secs.length ? mean(secs) : NaN,
+      counts,
+      emptyPredictions,
+      units: [...new Set(g.map((r) => r.summary!.units ?? 'voxels'))].join(' / '),
+      classNames: first.classNames ?? classNamesOf(first.recipe),
+      policy: first.summary!.policy,
     };
   });
 }
 
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '–');
 
-/** A table cell as the papers print it: Dice and Jaccard in %, distances in voxels, mean ± std. */
-export function formatCell(metric: Metric, [m, s]: [number, number]): string {
+/**
+ * A table cell as the papers print it: Dice and Jaccard in %, distances in the evaluation's unit, mean ±
+ * std; `n`: the mean is over n cases only (the others' value undefined), shown as ' (n=…)'.
+ */
+export function formatCell(metric: Metric, [m, s]: [number, number], n?: number): string {
   const k = metric === 'dice' || metric === 'jaccard' ? 100 : 1;
-  return Number.isFinite(m) ? `${f2(k * m)} ± ${f2(k * s)}` : '–';
+  return Number.isFinite(m) ? `${f2(k * m)} ± ${f2(k * s)}${n !== undefined ? ` (n=${n})` : ''}` : '–';
+}
+
+/** The distances' unit of the rows ('voxels', 'mm', or both when the rows differ). */
+function unitsOf(rows: TableRow[]): string {
+  return [...new Set(rows.flatMap((r) => r.units.split(' / ')))].join(' / ') || 'voxels';
+}
+
+/** The notes under a table: means over fewer cases, empty predictions, the empty-mask policy. */
+function tableNotes(rows: TableRow[], cname: (c: string) => string): string[] {
+  const notes: string[] = [];
+  if (rows.some((r) => Object.values(r.counts).some((n) => Object.keys(n).length > 0)))
+    notes.push('(n=k): the mean is over k of the cases only; in the others the metric is undefined (reference empty, prediction not).');
+  const empty = rows
+    .filter((r) => r.emptyPredictions && Object.values(r.emptyPredictions).some((n) => n > 0))
+    .map((r) => `${r.label}: ${Object.entries(r.emptyPredictions!).filter(([, n]) => n > 0).map(([c, n]) => `${cname(c)} ${n} of ${r.cases}`).join(', ')}`);
+  if (empty.length) notes.push(`Cases with an empty prediction (every metric 0, 95HD and ASD too): ${empty.join('; ')}.`);
+  const policies = [...new Set(rows.map((r) => r.policy).filter((p): p is string => p !== undefined))];
+  notes.push(...(policies.length ? policies : [emptyMaskPolicyLine('zero')]).map((p) => p.charAt(0).toUpperCase() + p.slice(1) + '.'));
+  return notes;
 }
 
 function duration(s: number): string {
@@ -269,7 +352,8 @@ function tableHtml(rows: TableRow[], classNames: string[] | null): string {
   const classes = Object.keys(rows[0].cells).filter((k) => k !== 'mean');
   const cname = (c: string) => classLabel(classNames, c);
   const cols = [...classes, 'mean'];
-  const heads = { dice: 'Dice %', jaccard: 'Jaccard %', hd95: '95HD (voxels)', asd: 'ASD (voxels)' };
+  const units = unitsOf(rows);
+  const heads = { dice: 'Dice %', jaccard: 'Jaccard %', hd95: `95HD (${units})`, asd: `ASD (${units})` };
   // the papers' layout: one block per method, a row per class and the mean, the four metrics as columns
   const head = `<tr><th>method</th><th>recipe</th><th>labeled</th><th>runs</th><th>class</th>${METRICS.map((m) => `<th>${heads[m]}</th>`).join('')}<th>iterations</th><th>wall time</th></tr>`;
   const span = `rowspan="${cols.length}"`;
@@ -279,7 +363,7 @@ function tableHtml(rows: TableRow[], classNames: string[] | null): string {
         .map((c, k) => {
           const lead = k === 0 ? `<td ${span}>${escapeHtml(r.label)}</td><td ${span}>${escapeHtml(r.recipe)}</td><td ${span}>${escapeHtml(r.share ?? '–')}</td><td ${span}>${r.runs}${r.runs > 1 ? ' seeds' : ''}</td>` : '';
           const tail = k === 0 ? `<td ${span}>${escapeHtml(r.iterations)}</td><td ${span}>${duration(r.seconds)}</td>` : '';
-          const cells = METRICS.map((m) => `<td class="cell" data-metric="${m}" data-class="${c}">${r.cells[c] ? formatCell(m, r.cells[c][m]) : '–'}</td>`).join('');
+          const cells = METRICS.map((m) => `<td class="cell" data-metric="${m}" data-class="${c}">${r.cells[c] ? formatCell(m, r.cells[c][m], r.counts[c]?.[m]) : '–'}</td>`).join('');
           return `<tr class="${c === 'mean' ? 'mean' : 'class'}${k === 0 ? ' first' : ''}">${lead}<td class="cls">${escapeHtml(cname(c))}</td>${cells}${tail}</tr>`;
         })
         .join('\n'),
@@ -289,7 +373,10 @@ function tableHtml(rows: TableRow[], classNames: string[] | null): string {
     ? 'mean ± std over seeds (rows with several runs: the std of the runs\' means) or over cases (one run)'
     : 'mean ± std over cases';
   return `<div class="table-wrap"><table id="comparison"><thead>${head}</thead><tbody>${body}</tbody></table></div>
-<p class="note">Best checkpoint of each run, on the ${escapeHtml([...new Set(rows.map((r) => r.split))].join(' / '))} split (${rows[0].cases} cases); ${spread}. Dice and Jaccard in %, 95HD and ASD in voxels (lower is better). The same numbers as <code>semiseg evaluate</code>.</p>`;
+<p class="note">Best checkpoint of each run, on the ${escapeHtml([...new Set(rows.map((r) => r.split))].join(' / '))} split (${rows[0].cases} cases); ${spread}. Dice and Jaccard in %, 95HD and ASD in ${escapeHtml(units)} (lower is better). The same numbers as <code>semiseg evaluate</code>.</p>
+${tableNotes(rows, cname)
+  .map((n) => `<p class="note">${escapeHtml(n)}</p>`)
+  .join('\n')}`;
 }
 
 /**
@@ -297,19 +384,20 @@ function tableHtml(rows: TableRow[], classNames: string[] | null): string {
  * classes of each metric, then each class's Dice, iterations and wall time; the same numbers as the HTML
  * table, ± std over cases (one run) or over seeds (several).
  */
-export function markdownTable(rows: TableRow[], classNames: string[] | null = classNamesOf(rows[0]?.recipe)): string {
+export function markdownTable(rows: TableRow[], classNames: string[] | null = rows[0]?.classNames ?? classNamesOf(rows[0]?.recipe)): string {
   if (rows.length === 0) return '(no evaluated runs)\n';
   const classes = Object.keys(rows[0].cells).filter((k) => k !== 'mean');
   const cname = (c: string) => classLabel(classNames, c);
-  const heads = ['method', 'recipe', 'labeled', 'runs', 'Dice %', 'Jaccard %', '95HD (voxels)', 'ASD (voxels)', `${classes.map(cname).join(' / ')} Dice %`, 'iterations', 'wall time'];
+  const units = unitsOf(rows);
+  const heads = ['method', 'recipe', 'labeled', 'runs', 'Dice %', 'Jaccard %', `95HD (${units})`, `ASD (${units})`, `${classes.map(cname).join(' / ')} Dice %`, 'iterations', 'wall time'];
   const cell = (x: string) => x.replace(/\|/g, '\\|');
   const lines = rows.map((r) => {
     const perClass = classes.map((c) => (r.cells[c] ? f2(100 * r.cells[c].dice[0]) : '–')).join(' / ');
-    const values = [r.label, r.recipe, r.share ?? '–', r.runs > 1 ? `${r.runs} seeds` : '1', ...METRICS.map((m) => formatCell(m, r.cells.mean[m])), perClass, r.iterations, duration(r.seconds)];
+    const values = [r.label, r.recipe, r.share ?? '–', r.runs > 1 ? `${r.runs} seeds` : '1', ...METRICS.map((m) => formatCell(m, r.cells.mean[m], r.counts.mean?.[m])), perClass, r.iterations, duration(r.seconds)];
     return `| ${values.map(cell).join(' | ')} |`;
   });
   const spread = rows.some((r) => r.spread === 'seeds') ? 'mean ± std over seeds (the std of the runs\' means; one run: over cases)' : 'mean ± std over cases';
-  return [`| ${heads.join(' | ')} |`, `| ${heads.map(() => '---').join(' | ')} |`, ...lines, '', `${rows[0].split} split, ${rows[0].cases} cases; ${spread}; wall time per run.`, ''].join('\n');
+  return [`| ${heads.join(' | ')} |`, `| ${heads.map(() => '---').join(' | ')} |`, ...lines, '', `${rows[0].split} split, ${rows[0].cases} cases; ${spread}; wall time per run.`, '', ...tableNotes(rows, cname).flatMap((n) => [n, '']) ].join('\n');
 }
 
 function dataUri(path: string): string {
@@ -346,11 +434,24 @@ function inlineScript(name: string): string {
   return assetText(name).replace(/<\/(script)/gi, '<\\/$1');
 }
 
+/** The class names of the report: the evaluation's (or the checkpoint plan's) when known, else the recipe's. */
+function namesOf(runs: RunSummary[], rows: TableRow[]): string[] | null {
+  return rows[0]?.classNames ?? runs.find((r) => r.classNames)?.classNames ?? classNamesOf(runs.find((r) => r.recipe)?.recipe);
+}
+
+/** Creates the folder of an output file up front (before any run is read), naming the path when it cannot. */
+function outputFolder(file: string, what: string): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+  } catch (err) {
+    throw new Error(`report: cannot create the folder of ${what} '${file}' (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
 /** Builds the report's HTML (everything inlined). */
 export function reportHtml(runs: RunSummary[], o: { title?: string; notes?: string[] } = {}): string {
-  const recipe = runs.find((r) => r.recipe)?.recipe;
-  const classNames = classNamesOf(recipe);
   const rows = tableRows(runs);
+  const classNames = namesOf(runs, rows);
   const boxes = rows.length
     ? [...new Map(runs.filter((r) => r.summary).map((r) => [`${r.recipe}|${r.labeled ?? ''}`, r])).keys()].map((key) => {
         const group = runs.filter((r) => r.summary && `${r.recipe}|${r.labeled ?? ''}` === key);
@@ -393,10 +494,12 @@ ${chartSections()}
 /** Reads the run folders and writes the report to `o.out` (atomically). */
 export async function buildReport(o: ReportOptions): Promise<{ path: string; runs: RunSummary[]; rows: TableRow[] }> {
   if (!Array.isArray(o.runs) || o.runs.length === 0) throw new Error('report: give at least one run folder');
+  outputFolder(o.out, 'the report');
+  if (o.markdown) outputFolder(o.markdown, 'the Markdown table');
   const runs: RunSummary[] = [];
   for (const dir of o.runs) runs.push(await summarizeRun(dir, o.split));
   writeAtomic(o.out, reportHtml(runs, o));
   const rows = tableRows(runs);
-  if (o.markdown) writeAtomic(o.markdown, markdownTable(rows, classNamesOf(runs.find((r) => r.recipe)?.recipe)));
+  if (o.markdown) writeAtomic(o.markdown, markdownTable(rows, namesOf(runs, rows)));
   return { path: o.out, runs, rows };
 }
