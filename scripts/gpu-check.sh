@@ -121,6 +121,7 @@ cp bench-results/bench-cuda-*.md bench-results/bench-cuda-*.json "$out/" 2>/dev/
 
 # ---- 4. short BCP ACDC training with evaluation -----------------------------------------------------
 run="$work/run-bcp-acdc"
+rm -rf "$run" # train refuses a folder holding a run (without --resume)
 stage train "${GPU_CHECK_TRAIN_S:-75}" node dist/lib/cli.js train --recipe bcp-acdc --data "$work/data/ACDC" --labeled 3 \
   --pretrain-iterations 200 --iterations 300 --validate-every 100 --device cuda --precision auto --out "$run" --json
 best=$(ls "$run"/best.ckpt "$run"/final.ckpt 2>/dev/null | head -1)

@@ -15,7 +15,10 @@ pre=$((iters / 3))
 run() {
   local name="$1"; shift
   if [ ! -f "$out/$name/best.ckpt" ]; then
-    $cli train "$@" "${common[@]}" --out "$out/$name" > "$out/$name.log" 2>&1
+    # an interrupted run resumes; one that never saved starts again (train refuses a used folder otherwise)
+    local resume=()
+    if [ -f "$out/$name/last.ckpt" ]; then resume=(--resume); else rm -rf "$out/$name"; fi
+    $cli train "$@" "${common[@]}" --out "$out/$name" ${resume[@]+"${resume[@]}"} > "$out/$name.log" 2>&1
   fi
   $cli evaluate --checkpoint "$out/$name/best.ckpt" --data "$data" --split val --out "$out/$name.val" > "$out/$name.eval.txt" 2>/dev/null
   echo "== $name"; cat "$out/$name.eval.txt"

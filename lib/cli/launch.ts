@@ -1,8 +1,9 @@
 /**
  * `semiseg train --nproc N`: starts N local worker processes of the same command with the PyTorch
  * rendezvous variables (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), shows
- * rank 0's output and the others' errors prefixed by their rank, forwards Ctrl-C (every rank stops at the
- * same iteration and rank 0 writes last.ckpt), and when one worker fails stops the rest and exits 1.
+ * rank 0's output and the others' errors prefixed by their rank, forwards Ctrl-C and SIGTERM (every rank
+ * stops at the same iteration and rank 0 writes last.ckpt), and when one worker fails stops the rest and
+ * exits 1.
  * With --nnodes M --node-rank K the same command on each machine makes one group of M x N ranks.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -113,15 +114,16 @@ export async function launch(o: LaunchOptions, argv: string[] = process.argv.sli
     );
   }
   const alive = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
-  // The first Ctrl-C asks the workers to stop at the next iteration (rank 0 writes last.ckpt); a second one,
-  // or SIGTERM / SIGHUP, terminates them (SIGKILL 5 s later for one stuck in a collective).
+  // The first Ctrl-C or SIGTERM (docker stop, a scheduler) asks the workers to stop at the next iteration
+  // (rank 0 writes last.ckpt); a second one, or SIGHUP, terminates them (SIGKILL 5 s later for one stuck
+  // in a collective).
   let interrupts = 0;
   const terminate = () => {
     for (const c of alive()) c.kill('SIGTERM');
     setTimeout(() => alive().forEach((c) => c.kill('SIGKILL')), 5000).unref();
   };
   const onSignal = (signal: NodeJS.Signals) => {
-    if (signal === 'SIGINT' && ++interrupts === 1) alive().forEach((c) => c.kill('SIGINT'));
+    if (signal !== 'SIGHUP' && ++interrupts === 1) alive().forEach((c) => c.kill('SIGINT'));
     else terminate();
   };
   process.on('SIGINT', onSignal);

@@ -7,7 +7,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 
 import { distributedInfo, ProcessGroup, rendezvousFromEnv } from '../dist.js';
 import { cuda, getNumThreads, setNumThreads } from '../runtime.js';
-import { train, type TrainEvent } from '../trainers/loop.js';
+import { train, type SplitIds, type TrainEvent } from '../trainers/loop.js';
 import { recipeNames, resolveConfig, RECIPES, type TrainConfig } from '../trainers/recipes.js';
 import { PRECISION_HELP } from './precision.js';
 import { readImageDataset } from '../data/folders.js';
@@ -47,6 +47,32 @@ function setOption(value: string, previous: Record<string, unknown> = {}): Recor
   }
   return { ...previous, [key]: parsed };
 }
+
+/** `--val n`: at least one case, as validation picks best.ckpt (0 would validate on nothing). */
+function valOption(value: string): number {
+  if (value.trim() === '0')
+    throw new InvalidArgumentError('--val 0 would hold out no case, but every run validates (that picks best.ckpt): give --val 1 or more, or --val-list <file>');
+  return intOption(1)(value);
+}
+
+/** The signals that stop a run as Ctrl-C does (last.ckpt saved, exit status 1). */
+/** The signals that stop a training run, saving last.ckpt (Ctrl-C; docker stop and schedulers send SIGTERM). */
+export const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+/** What marks a folder as holding a run (of `train`, or `compare`'s). */
+const RUN_FILES = ['last.ckpt', 'final.ckpt', 'best.ckpt', 'log.jsonl'];
+
+/**
+ * A new run (no --resume) refuses a folder that holds a run: it would append to that run's log and leave
+ * its evaluations beside the new checkpoints, and `report` would mix the two.
+ */
+export function checkFreshRunFolder(out: string): void {
+  const found = RUN_FILES.filter((f) => existsSync(join(out, f)));
+  if (found.length > 0)
+    throw new UsageError(`--out: '${out}' already holds a run (${found.join(', ')}); continue it with --resume, or train into another --out (or remove the folder)`);
+}
+
+const canonical = (v: unknown): string => JSON.stringify(v, (_, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
 
 export interface TrainOpts {
   recipe?: string;
@@ -95,6 +121,10 @@ export function configFrom(opts: TrainOpts, extra: Partial<TrainConfig> = {}): T
   if (opts.recipe === undefined) opts = { ...opts, recipe: recipeOf(opts) };
   if (!RECIPES[opts.recipe!]) throw new UsageError(`--recipe: unknown recipe '${opts.recipe}' (one of ${recipeNames().join(', ')})`);
   const base = RECIPES[opts.recipe!];
+  if (opts.set && 'plan' in opts.set)
+    throw new UsageError(
+      `--set plan.${Object.keys((opts.set.plan ?? {}) as object)[0] ?? '<key>'}: only a Decathlon / nnU-Net NIfTI folder (dataset.json, imagesTr/, labelsTr/) is planned; '${opts.data}' has no plan to change (its checkpoints could not be evaluated)`,
+    );
   const o: Partial<TrainConfig> = { ...extra, ...(opts.set as Partial<TrainConfig>) };
   if (opts.labeled !== undefined) o.labeled = opts.labeled;
   if (opts.iterations !== undefined) o.iterations = opts.iterations;
@@ -166,6 +196,16 @@ export async function plannedRunConfig(opts: TrainOpts): Promise<TrainConfig> {
   delete set.plan;
   const ds = readImageDataset(opts.data);
   const saved = opts.resume && opts.out ? readRunPlan(opts.out) : null;
+  if (saved) {
+    // a resumed run keeps the plan of its folder: a different --size or --set plan.* would be ignored
+    const size = opts.size?.length === 1 ? saved.size.map(() => opts.size![0]) : opts.size;
+    if (size && canonical(size) !== canonical(saved.size))
+      throw new UsageError(`--size ${opts.size!.join('x')}: '${opts.out}' was planned with size ${saved.size.join('x')} and a resume keeps its plan; drop --size, or train into another --out`);
+    for (const [k, v] of Object.entries(planOverrides)) {
+      if (canonical(v) !== canonical((saved as unknown as Record<string, unknown>)[k]))
+        throw new UsageError(`--set plan.${k}=${canonical(v)}: '${opts.out}' was planned with ${k} = ${canonical((saved as unknown as Record<string, unknown>)[k]) ?? 'unset'} and a resume keeps its plan; drop it, or train into another --out`);
+    }
+  }
   const tty = process.stderr.isTTY && !opts.json && !quietRank();
   const plan =
     saved ??
@@ -182,6 +222,13 @@ export async function plannedRunConfig(opts: TrainOpts): Promise<TrainConfig> {
   if (!RECIPES[recipe]) throw new UsageError(`--recipe: unknown recipe '${recipe}' (one of ${recipeNames().join(', ')})`);
   const withSplit = { ...plan, split: { labeled: split.labeled.map((c) => c.id), validation: split.val.map((c) => c.id) } };
   return configFrom({ ...opts, recipe, set, size: undefined, labeled: undefined }, plannedConfig(recipe, withSplit, split.labeled.length, {}));
+}
+
+/** The case ids of a planned run's split (kept in last.ckpt: a resume with another split is refused). */
+export function plannedSplitIds(opts: TrainOpts): SplitIds {
+  const ds = readImageDataset(opts.data);
+  const split = plannedSplit(ds, splitOptions(opts, ds.labeled.length));
+  return { labeled: split.labeled.map((c) => c.id), unlabeled: split.unlabeled.map((c) => c.id), validation: split.val.map((c) => c.id) };
 }
 
 /** The preprocessed training data of a planned run; rank 0 writes plan.json into the run folder first. */
@@ -215,7 +262,7 @@ export function registerTrain(program: Command): void {
     .requiredOption('--data <dir>', "dataset folder (Decathlon or nnU-Net NIfTI layout, ACDC or LA HDF5 layout), or 'synthetic'; versemi: a comma-separated list, one task each")
     .option('--labeled <n>', 'labeled patients (ACDC), volumes (LA) or cases (NIfTI folders: the first n by name)', intOption(1))
     .option('--labeled-list <file>', 'NIfTI folders: the labeled case ids, one per line')
-    .option('--val <n>', 'NIfTI folders: hold out the last n labeled cases for validation (default: 20 % of them, at most 10)', intOption(0))
+    .option('--val <n>', 'NIfTI folders: hold out the last n labeled cases for validation (default: 20 % of them, at most 10; at least 1)', valOption)
     .option('--val-list <file>', 'NIfTI folders: the validation case ids, one per line')
     .option('--iterations <n>', 'training iterations (BCP: self-training)', intOption(1))
     .option('--pretrain-iterations <n>', 'BCP pre-training iterations', intOption(0))
@@ -230,7 +277,7 @@ export function registerTrain(program: Command): void {
     .option('--precision <p>', PRECISION_HELP + ' (mixed precision: weights and optimizer state stay float32)')
     .option('--set <key=value>', 'override any recipe setting (repeatable), e.g. --set emaAlpha=0.999 or --set action.queries=64', setOption)
     .option('--out <dir>', 'output folder (default runs/<recipe>)')
-    .option('--resume', 'continue from <out>/last.ckpt')
+    .option('--resume', 'continue from <out>/last.ckpt (without it, an --out holding a run is refused)')
     .option('--json', 'progress as JSON lines')
     .option('--nproc <n>', 'data-parallel: start n worker processes here (batch sizes are per process)', intOption(1, 1024))
     .option('--nnodes <n>', 'data-parallel: machines taking part (run the same command on each)', intOption(1, 100000), 1)
@@ -245,6 +292,7 @@ export function registerTrain(program: Command): void {
       const launching = (opts.nproc ?? 1) > 1 || opts.nnodes > 1;
       const planned = opts.data !== 'synthetic' && isImageDataset(opts.data);
       if (!planned) checkKnownLayout(opts.data);
+      if (!opts.resume && opts.out !== undefined) checkFreshRunFolder(opts.out); // before planning anything
       let config = planned && launching ? (null as unknown as TrainConfig) : planned ? await plannedRunConfig(opts) : configFrom(opts);
       if (launching && process.env.RANK !== undefined && process.env.LOCAL_WORLD_SIZE !== undefined)
         throw new UsageError('--nproc inside a worker: the launcher already started this process as a rank');
@@ -261,13 +309,19 @@ export function registerTrain(program: Command): void {
       const perNode = Number(process.env.LOCAL_WORLD_SIZE ?? 0);
       if (distributed && perNode > 1 && cmd.parent?.opts().threads === undefined)
         setNumThreads(Math.max(1, Math.floor(Math.min(availableParallelism(), getNumThreads() * perNode) / perNode)));
+      if (!opts.resume) checkFreshRunFolder(runFolder(opts, config)); // the default folder, runs/<recipe>
+      const split = planned ? plannedSplitIds(opts) : undefined;
       const data = planned ? await plannedRunData(opts, config, quietRank()) : trainData(opts.data, config);
       if (config.method === 'versemi') config = { ...config, tasks: data.tasks ?? 1 }; // one task per --data folder
       const controller = new AbortController();
-      const onSignal = () => controller.abort();
-      // A worker can get Ctrl-C twice (from the terminal and from the launcher): stop once, stay alive to save.
-      if (distributed) process.on('SIGINT', onSignal);
-      else process.once('SIGINT', onSignal);
+      // Ctrl-C and SIGTERM (docker stop, a scheduler) stop at the next iteration, or the validation running,
+      // saving last.ckpt. A worker can get the signal twice (from the terminal and from the launcher): stop
+      // once, stay alive to save; a single process ends at a second one (of either kind).
+      const onSignal = () => {
+        if (!distributed) for (const s of STOP_SIGNALS) process.removeListener(s, onSignal);
+        controller.abort();
+      };
+      for (const s of STOP_SIGNALS) process.on(s, onSignal);
       const mode = opts.json ? 'json' : process.stdout.isTTY ? 'tty' : 'lines';
       const quiet = distributed && rendezvous.rank !== 0;
       const report: (e: TrainEvent) => void = quiet ? () => undefined : progressReporter(mode);
@@ -294,9 +348,10 @@ export function registerTrain(program: Command): void {
           group,
           syncBatchNorm: Boolean(opts.syncBn),
           overlays: opts.overlays === false ? 0 : undefined,
+          split,
         });
       } finally {
-        process.removeListener('SIGINT', onSignal);
+        for (const s of STOP_SIGNALS) process.removeListener(s, onSignal);
         group?.shutdown();
         data.dispose();
         await dashboard?.close();

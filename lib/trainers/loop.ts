@@ -1,7 +1,8 @@
 /**
  * The training loop every method shares: stages of fixed iteration counts, the learning-rate schedule,
  * validation every `validateEvery` iterations with the best checkpoint kept (atomic writes), a resumable
- * `last.ckpt` at each validation and on cancellation, `final.ckpt` at the end, JSON-lines logs in
+ * `last.ckpt` at each validation and on cancellation (also during a validation: the finished iteration is
+ * saved and a resumed run validates it first), `final.ckpt` at the end, JSON-lines logs in
  * `<out>/log.jsonl` and progress events. A non-finite loss stops the run naming the iteration; the
  * checkpoints written before it are kept.
  *
@@ -76,6 +77,17 @@ export interface TrainOptions {
    * 0 writes none). Methods with their own validation (VerSemi) write none.
    */
   overlays?: number;
+  /**
+   * The case ids of the training split (labeled, unlabeled, validation), where the data has ids (NIfTI
+   * folders): kept in last.ckpt, and a resume whose split differs is refused, naming the cases.
+   */
+  split?: SplitIds;
+}
+
+export interface SplitIds {
+  labeled: string[];
+  unlabeled: string[];
+  validation: string[];
 }
 
 export interface TrainResult {
@@ -104,6 +116,10 @@ interface ResumeState {
   firstLoss: number;
   /** float16 training: the loss scaler's scale and counters. */
   scaler?: GradScalerState;
+  /** Cancelled during the validation of `iteration`: a resumed run validates it first. */
+  pendingValidation?: boolean;
+  /** The split's case ids (TrainOptions.split). */
+  split?: SplitIds;
 }
 
 export function buildMethod(c: TrainConfig, inChannels = 1): MethodRuntime {
@@ -134,8 +150,58 @@ export function inferenceSettings(c: TrainConfig): InferenceSettings {
   return { size: c.size, classes: c.classes, largestComponent: c.network === 'VNet3D' && c.method === 'bcp', precision: c.precision, ...(c.plan && c.network === 'VNet3D' ? { strides: c.plan.strides } : {}) };
 }
 
-/** Settings that must agree between a checkpoint and the run resuming from it. */
-const RESUME_KEYS = ['recipe', 'method', 'network', 'classes', 'labeled', 'batchSize', 'labeledBatch', 'seed', 'pretrainIterations', 'iterations', 'tasks', 'action'] as const;
+/**
+ * The settings a resumed run may change (the resumed run honours them from its first iteration on; none
+ * changes what the weights become): where it runs and how fast, and how often it validates. Every other
+ * setting must agree between last.ckpt and the run resuming from it (a changed one is refused, named).
+ */
+export const RESUME_MAY_CHANGE = ['device', 'precision', 'channelsLast', 'validateEvery'] as const;
+
+const canonicalJson = (v: unknown): string | undefined =>
+  v === undefined ? undefined : JSON.stringify(v, (_, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
+
+/** The first setting (`key` or `group.key`) that differs between a checkpoint's config and this run's, or null. */
+function configDifference(saved: Record<string, unknown>, now: Record<string, unknown>): { key: string; saved: unknown; now: unknown } | null {
+  const keys = [...new Set([...Object.keys(saved), ...Object.keys(now)])];
+  for (const k of keys) {
+    if ((RESUME_MAY_CHANGE as readonly string[]).includes(k)) continue;
+    let a = saved[k];
+    let b = now[k];
+    if (k === 'plan' && a && b) {
+      // the split is compared by checkSameSplit, with the cases named
+      a = { ...(a as Record<string, unknown>), split: undefined };
+      b = { ...(b as Record<string, unknown>), split: undefined };
+    }
+    if (canonicalJson(a) === canonicalJson(b)) continue;
+    if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+      const inner = configDifference(a as Record<string, unknown>, b as Record<string, unknown>);
+      if (inner) return { ...inner, key: `${k}.${inner.key}` };
+    }
+    return { key: k, saved: a, now: b };
+  }
+  return null;
+}
+
+/** Refuses a resume whose split (case ids) differs from the checkpoint's, naming the cases. */
+function checkSameSplit(lastPath: string, saved: ResumeState, config: TrainConfig, split: SplitIds | undefined): void {
+  const savedPlan = saved.config.plan?.split as { labeled?: string[]; validation?: string[] } | undefined;
+  const nowPlan = config.plan?.split as { labeled?: string[]; validation?: string[] } | undefined;
+  const before: Partial<SplitIds> = { labeled: saved.split?.labeled ?? savedPlan?.labeled, unlabeled: saved.split?.unlabeled, validation: saved.split?.validation ?? savedPlan?.validation };
+  const after: Partial<SplitIds> = { labeled: split?.labeled ?? nowPlan?.labeled, unlabeled: split?.unlabeled, validation: split?.validation ?? nowPlan?.validation };
+  const options = { labeled: '--labeled / --labeled-list', unlabeled: 'the unlabeled images (imagesUnlabeled/)', validation: '--val / --val-list' };
+  const list = (ids: string[]) => (ids.length === 0 ? 'none' : ids.length > 4 ? `${ids.slice(0, 4).join(', ')}, ... (${ids.length})` : ids.join(', '));
+  const differs: string[] = [];
+  const how: string[] = [];
+  for (const part of ['labeled', 'validation', 'unlabeled'] as const) {
+    const a = before[part];
+    const b = after[part];
+    if (!a || !b || JSON.stringify([...a].sort()) === JSON.stringify([...b].sort())) continue;
+    differs.push(`${part} cases (only in the checkpoint: ${list(a.filter((id) => !b.includes(id)))}; only in this run: ${list(b.filter((id) => !a.includes(id)))})`);
+    how.push(options[part]);
+  }
+  if (differs.length > 0)
+    throw new Error(`train: cannot resume: '${lastPath}' was trained on another split than this run: ${differs.join('; ')}; resume with the split of the run (the same ${how.join(', ')})`);
+}
 
 export async function train(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
   const started = Date.now();
@@ -178,23 +244,82 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   let replicaDivergence: number | undefined;
 
   const allNetworks = Object.values(method.networks);
-  const saveLast = async (stage: number, iteration: number) => {
+  const saveLast = async (stage: number, iteration: number, pendingValidation = false) => {
     if (!isMain) return;
-    state = { ...state, stage, iteration, methodState: method.state(), scaler: method.optimizer().scaler?.state() };
+    state = { ...state, stage, iteration, methodState: method.state(), scaler: method.optimizer().scaler?.state(), split: o.split, pendingValidation: pendingValidation || undefined };
     await saveCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer(), iteration, extra: { ...state } });
     emit({ type: 'checkpoint', kind: 'last', path: lastPath, stage: stages[stage].name, iteration });
   };
 
+  const sharded = group !== undefined && !method.validate;
+  const validates = isMain || sharded;
+  /** Validation after iteration `it` of stage `si`: best checkpoint, events, last.ckpt. */
+  const validateAt = async (si: number, it: number) => {
+    const stage = stages[si];
+    const volumes = await data.validation();
+    const mine = group && sharded ? volumes.filter((_, i) => i % group.worldSize === group.rank) : volumes;
+    // (no signal on several ranks: a rank must not stop alone mid-validation; stops are agreed per iteration)
+    const signal = group ? undefined : o.signal;
+    // the first volume's prediction, kept for the overlay pictures (rank 0 validates volume 0)
+    const shown: { volume?: Volume; prediction?: Tensor } = {};
+    const keepFirst = isMain && (o.overlays ?? 3) > 0 ? (volume: Volume, prediction: Tensor, i: number) => {
+      if (i === 0) Object.assign(shown, { volume, prediction: prediction.clone() });
+    } : undefined;
+    let v: ValidationResult;
+    try {
+      try {
+        v = method.validate ? await method.validate(volumes, settings, signal, keepFirst) : await validateDice(main, mine, settings, signal, keepFirst);
+      } catch (err) {
+        if (!signal?.aborted) throw err;
+        // Cancelled while validating: iteration `it` has finished; save it, and a resumed run validates it first.
+        await saveLast(si, it, true);
+        throw new Error(`train: cancelled after iteration ${it} of stage '${stage.name}'; resume from '${lastPath}'`);
+      }
+      if (shown.volume && shown.prediction)
+        writeValidationOverlays(join(out, 'overlays'), shown.volume, shown.prediction, config.network === 'UNet2D', o.overlays ?? 3, { stage: stage.name, iteration: it, dice: v.dice });
+    } finally {
+      shown.prediction?.dispose();
+    }
+    if (group && sharded) v = await groupMean(group, v, mine.length);
+    const prev = state.bests[stage.name];
+    const improved = !prev || v.dice > prev.dice;
+    state.validations.push({ stage: stage.name, iteration: it, dice: v.dice });
+    if (improved) {
+      const path = bestPath(stage);
+      if (isMain)
+        await saveCheckpoint(path, {
+          network: main,
+          networks: method.inferenceNetworks?.(),
+          tensors: method.inferenceTensors?.(),
+          optimizer: stage.bestKeepsOptimizer ? method.optimizer() : undefined,
+          iteration: it,
+          extra: { config, stage: stage.name, dice: v.dice, perClass: v.perClass },
+        });
+      state.bests[stage.name] = { stage: stage.name, iteration: it, dice: v.dice, path };
+      emit({ type: 'checkpoint', kind: 'best', path, stage: stage.name, iteration: it });
+    }
+    emit({ type: 'validation', stage: stage.name, iteration: it, dice: v.dice, perClass: v.perClass, bestDice: state.bests[stage.name].dice, improved });
+    await saveLast(si, it);
+  };
+
   try {
+    // a semi-supervised stage draws unlabeled items: none at all would fail only when that stage starts
+    const needsUnlabeled = stages.find((s) => !s.labeledOnly && config.batchSize > config.labeledBatch);
+    if (needsUnlabeled && data.unlabeled === 0)
+      throw new Error(
+        `train: ${config.method} trains ${stages.length > 1 ? `its '${needsUnlabeled.name}' stage ` : ''}on unlabeled items (${config.batchSize - config.labeledBatch} of each batch of ${config.batchSize}), but all ${data.labeled} training items of '${data.name}' are labeled: pass --labeled N with fewer labeled cases than are available (the others then train unlabeled), or add unlabeled images (imagesUnlabeled/ of a NIfTI folder)`,
+      );
     if (group) await checkSameRun(group, config, data);
     if (o.resume) {
       if (!existsSync(lastPath)) throw new Error(`train: cannot resume: there is no checkpoint '${lastPath}'`);
       const saved = (await readCheckpointInfo(lastPath)).extra as unknown as ResumeState | undefined;
       if (!saved?.config) throw new Error(`train: cannot resume: '${lastPath}' was not written by the training loop`);
-      for (const k of RESUME_KEYS) {
-        if (JSON.stringify(saved.config[k]) !== JSON.stringify(config[k]))
-          throw new Error(`train: cannot resume: '${lastPath}' has ${k} = ${JSON.stringify(saved.config[k])}, this run ${JSON.stringify(config[k])}`);
-      }
+      checkSameSplit(lastPath, saved, config, o.split);
+      const differs = configDifference(JSON.parse(JSON.stringify(saved.config)) as Record<string, unknown>, JSON.parse(JSON.stringify(config)) as Record<string, unknown>);
+      if (differs)
+        throw new Error(
+          `train: cannot resume: '${lastPath}' has ${differs.key} = ${canonicalJson(differs.saved) ?? 'unset'}, this run ${canonicalJson(differs.now) ?? 'unset'} (a resume may change only ${RESUME_MAY_CHANGE.join(', ')})`,
+        );
       state = { ...saved, config };
       await stages[state.stage].begin(true, null);
       await loadCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer() });
@@ -242,6 +367,8 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       );
       source.skip(first);
       pending = first < stage.iterations ? source.batch(first + 1) : null;
+      // cancelled during a validation: it comes first (before the next stage starts from the stage's best)
+      if (resumingHere && state.pendingValidation && validates) await validateAt(si, first);
       for (let it = first + 1; it <= stage.iterations; it++) {
         if (group ? await agreeToStop(group, o.signal) : o.signal?.aborted) {
           await saveLast(si, it - 1);
@@ -290,46 +417,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         });
         // Data-parallel: each rank validates its share of the volumes and the Dice sums are all-reduced
         // (a method with its own validation: rank 0 alone).
-        const sharded = group !== undefined && !method.validate;
-        if ((isMain || sharded) && (it % config.validateEvery === 0 || it === stage.iterations)) {
-          const volumes = await data.validation();
-          const mine = group && sharded ? volumes.filter((_, i) => i % group.worldSize === group.rank) : volumes;
-          // (no signal on several ranks: a rank must not stop alone mid-validation; stops are agreed per iteration)
-          const signal = group ? undefined : o.signal;
-          // the first volume's prediction, kept for the overlay pictures (rank 0 validates volume 0)
-          const shown: { volume?: Volume; prediction?: Tensor } = {};
-          const keepFirst = isMain && (o.overlays ?? 3) > 0 ? (volume: Volume, prediction: Tensor, i: number) => {
-            if (i === 0) Object.assign(shown, { volume, prediction: prediction.clone() });
-          } : undefined;
-          let v: ValidationResult;
-          try {
-            v = method.validate ? await method.validate(volumes, settings, signal, keepFirst) : await validateDice(main, mine, settings, signal, keepFirst);
-            if (shown.volume && shown.prediction)
-              writeValidationOverlays(join(out, 'overlays'), shown.volume, shown.prediction, config.network === 'UNet2D', o.overlays ?? 3, { stage: stage.name, iteration: it, dice: v.dice });
-          } finally {
-            shown.prediction?.dispose();
-          }
-          if (group && sharded) v = await groupMean(group, v, mine.length);
-          const prev = state.bests[stage.name];
-          const improved = !prev || v.dice > prev.dice;
-          state.validations.push({ stage: stage.name, iteration: it, dice: v.dice });
-          if (improved) {
-            const path = bestPath(stage);
-            if (isMain)
-              await saveCheckpoint(path, {
-                network: main,
-                networks: method.inferenceNetworks?.(),
-                tensors: method.inferenceTensors?.(),
-                optimizer: stage.bestKeepsOptimizer ? method.optimizer() : undefined,
-                iteration: it,
-                extra: { config, stage: stage.name, dice: v.dice, perClass: v.perClass },
-              });
-            state.bests[stage.name] = { stage: stage.name, iteration: it, dice: v.dice, path };
-            emit({ type: 'checkpoint', kind: 'best', path, stage: stage.name, iteration: it });
-          }
-          emit({ type: 'validation', stage: stage.name, iteration: it, dice: v.dice, perClass: v.perClass, bestDice: state.bests[stage.name].dice, improved });
-          await saveLast(si, it);
-        }
+        if (validates && (it % config.validateEvery === 0 || it === stage.iterations)) await validateAt(si, it);
       }
       // checked at the end of every stage (the next one starts from rank 0's state anyway)
       if (group) replicaDivergence = Math.max(replicaDivergence ?? 0, await divergence(group, allNetworks, method));

@@ -1,0 +1,185 @@
+// Guards of `semiseg train` and the training loop: Ctrl-C during a validation saves the finished
+// iteration (a resumed run validates it first and ends as an uninterrupted one), SIGTERM stops like
+// Ctrl-C, a resume with another split or other settings is refused naming them (--validate-every may
+// change), a folder holding a run is refused without --resume, --val 0 and --set plan.* on data without a
+// plan are usage errors, and a semi-supervised method with no unlabeled item fails before training.
+// Serial: an optimizer refuses to step while any async native call of the process is pending.
+import test from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { loadCheckpoint, nets, readCheckpointInfo, setNumThreads, trainers, type Network } from '../lib/index.js';
+import { syntheticFolder } from './helpers/folders.js';
+import { maxAbsDiff } from './helpers/grad.js';
+import { repoRoot } from './helpers/reference.js';
+
+setNumThreads(1);
+const tmp = () => mkdtempSync(join(tmpdir(), 'semiseg-guard-'));
+const cli = join(repoRoot, 'dist/lib/cli.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, '--threads', '1', ...args], { encoding: 'utf8' });
+
+function tiny(recipe: string, extra: Partial<trainers.TrainConfig> = {}): trainers.TrainConfig {
+  return trainers.resolveConfig(recipe, { iterations: 6, batchSize: recipe.startsWith('supervised') ? 2 : 4, labeledBatch: 2, size: [32, 32], validateEvery: 3, lr: 0.03, networkOptions: { features: [2, 4, 8, 16, 32] }, ...extra });
+}
+
+async function runLoop(config: trainers.TrainConfig, out: string, options: Partial<trainers.TrainOptions> = {}, unlabeled = 4) {
+  const data = trainers.syntheticData({ spatialDims: 2, size: 32, labeled: 4, unlabeled, valCases: 1 });
+  try {
+    return await trainers.train(config, { data, out, ...options });
+  } finally {
+    data.dispose();
+  }
+}
+
+async function weights(path: string): Promise<Network> {
+  const info = await readCheckpointInfo(path);
+  const net = nets.fromOptions('UNet2D', info.options);
+  await loadCheckpoint(path, { network: net, restoreRng: false });
+  return net;
+}
+
+test.serial('Ctrl-C during a validation saves the finished iteration; the resumed run validates it first and ends as an uninterrupted one', async (t) => {
+  const config = tiny('supervised-acdc');
+  const whole = tmp();
+  const uninterrupted = await runLoop(config, whole);
+  const parts = tmp();
+  const controller = new AbortController();
+  // the abort comes with the iteration event of iteration 3, so it lands in the validation that follows
+  const err = await t.throwsAsync(
+    runLoop(config, parts, {
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'iteration' && e.iteration === 3) controller.abort();
+      },
+    }),
+  );
+  t.regex(err!.message, /^train: cancelled after iteration 3 of stage 'train'; resume from '.*last\.ckpt'$/);
+  t.is((await readCheckpointInfo(join(parts, 'last.ckpt'))).iteration, 3, 'last.ckpt holds the finished iteration');
+  const events: trainers.TrainEvent[] = [];
+  const resumed = await runLoop(config, parts, { resume: true, onEvent: (e) => events.push(e) });
+  const steps = events.flatMap((e) => (e.type === 'validation' || e.type === 'iteration' ? [`${e.type} ${e.iteration}`] : []));
+  t.deepEqual(steps.slice(0, 3), ['validation 3', 'iteration 4', 'iteration 5'], 'the interrupted validation comes first');
+  t.deepEqual(resumed.validations, uninterrupted.validations);
+  t.deepEqual(resumed.best && { iteration: resumed.best.iteration, dice: resumed.best.dice }, uninterrupted.best && { iteration: uninterrupted.best.iteration, dice: uninterrupted.best.dice });
+  const a = await weights(join(whole, 'final.ckpt'));
+  const b = await weights(join(parts, 'final.ckpt'));
+  const pa = a.namedParameters();
+  const pb = b.namedParameters();
+  let worst = 0;
+  for (const k of Object.keys(pa)) worst = Math.max(worst, maxAbsDiff(pa[k], pb[k]));
+  t.is(worst, 0, `largest weight difference ${worst}`);
+  for (const d of [pa, pb]) for (const v of Object.values(d)) v.dispose();
+  a.dispose();
+  b.dispose();
+});
+
+test.serial('a resume with another split or other settings is refused, naming them; --validate-every may change', async (t) => {
+  const out = tmp();
+  const split = { labeled: ['a', 'b'], unlabeled: ['c', 'd'], validation: ['e'] };
+  await runLoop(tiny('supervised-acdc', { iterations: 3 }), out, { split });
+  let err = await t.throwsAsync(runLoop(tiny('supervised-acdc', { iterations: 3 }), out, { resume: true, split: { ...split, labeled: ['a', 'e'], validation: ['b'] } }));
+  t.regex(
+    err!.message,
+    /^train: cannot resume: '.*last\.ckpt' was trained on another split than this run: labeled cases \(only in the checkpoint: b; only in this run: e\); validation cases \(only in the checkpoint: e; only in this run: b\); resume with the split of the run \(the same --labeled \/ --labeled-list, --val \/ --val-list\)$/,
+  );
+  err = await t.throwsAsync(runLoop(tiny('supervised-acdc', { iterations: 3 }), out, { resume: true, split: { ...split, unlabeled: ['c'] } }));
+  t.regex(err!.message, /other split than this run: unlabeled cases \(only in the checkpoint: d; only in this run: none\)/);
+  err = await t.throwsAsync(runLoop(tiny('supervised-acdc', { iterations: 3, lr: 0.05 }), out, { resume: true, split }));
+  t.regex(err!.message, /^train: cannot resume: '.*last\.ckpt' has lr = 0\.03, this run 0\.05 \(a resume may change only device, precision, channelsLast, validateEvery\)$/);
+  err = await t.throwsAsync(runLoop(tiny('supervised-acdc', { iterations: 3, size: [48, 48] }), out, { resume: true, split }));
+  t.regex(err!.message, /has size = \[32,32\], this run \[48,48\]/);
+  err = await t.throwsAsync(runLoop(tiny('supervised-acdc', { iterations: 3, dice: { ...tiny('supervised-acdc').dice, smooth: 1 } }), out, { resume: true, split }));
+  t.regex(err!.message, /has dice\.smooth = [\d.e-]+, this run 1 \(/);
+  const result = await runLoop(tiny('supervised-acdc', { iterations: 3, validateEvery: 2 }), out, { resume: true, split });
+  t.is(result.final, join(out, 'final.ckpt'));
+});
+
+test.serial('a semi-supervised method with no unlabeled item fails before training, saying what to pass', async (t) => {
+  const out = tmp();
+  const events: string[] = [];
+  const err = await t.throwsAsync(runLoop(tiny('bcp-acdc', { pretrainIterations: 3 }), out, { onEvent: (e) => events.push(e.type) }, 0));
+  t.regex(
+    err!.message,
+    /^train: bcp trains its 'train' stage on unlabeled items \(2 of each batch of 4\), but all \d+ training items of '.*' are labeled: pass --labeled N with fewer labeled cases than are available \(the others then train unlabeled\), or add unlabeled images \(imagesUnlabeled\/ of a NIfTI folder\)$/,
+  );
+  t.deepEqual(events, [], 'nothing trained');
+  t.false(existsSync(join(out, 'last.ckpt')));
+});
+
+const synthArgs = ['train', '--recipe', 'supervised-acdc', '--data', 'synthetic', '--size', '32', '--batch-size', '2', '--labeled-batch', '1', '--set', 'networkOptions.features=[2,4,8,16,32]', '--seed', '3'];
+
+test.serial('SIGTERM stops a run as Ctrl-C does: last.ckpt saved, the resume line, exit status 1', async (t) => {
+  const out = tmp();
+  const child = spawn(process.execPath, [cli, '--threads', '1', ...synthArgs, '--iterations', '100000', '--validate-every', '100000', '--json', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let sent = false;
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    if (!sent && stdout.includes('"iteration":3,')) {
+      sent = true;
+      child.kill('SIGTERM');
+    }
+  });
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+  t.is(signal, null, 'not killed by the signal');
+  t.is(code, 1, stderr);
+  const m = /^semiseg: train: cancelled after iteration (\d+) of stage 'train'; resume from '.*last\.ckpt'$/m.exec(stderr);
+  t.truthy(m, stderr);
+  t.is((await readCheckpointInfo(join(out, 'last.ckpt'))).iteration, Number(m![1]));
+  rmSync(out, { recursive: true });
+});
+
+test.serial('train refuses an --out holding a run unless --resume; --val 0 and --set plan.* without a plan are usage errors', (t) => {
+  const out = join(tmp(), 'run');
+  let r = run(...synthArgs, '--iterations', '2', '--validate-every', '2', '--out', out);
+  t.is(r.status, 0, r.stderr);
+  const log = readFileSync(join(out, 'log.jsonl'), 'utf8');
+  r = run(...synthArgs, '--iterations', '4', '--validate-every', '2', '--out', out);
+  t.is(r.status, 2);
+  t.is(r.stderr.trim(), `semiseg: --out: '${out}' already holds a run (last.ckpt, final.ckpt, best.ckpt, log.jsonl); continue it with --resume, or train into another --out (or remove the folder)`);
+  t.is(readFileSync(join(out, 'log.jsonl'), 'utf8'), log, 'the run is untouched');
+  r = run(...synthArgs, '--iterations', '2', '--validate-every', '2', '--out', out, '--resume');
+  t.is(r.status, 0, r.stderr);
+  r = run(...synthArgs, '--iterations', '2', '--val', '0');
+  t.is(r.status, 2);
+  t.regex(r.stderr, /--val 0 would hold out no case, but every run validates \(that picks best\.ckpt\): give --val 1 or more, or --val-list <file>/);
+  const fresh = join(tmp(), 'plan');
+  r = run(...synthArgs, '--iterations', '2', '--set', 'plan.network=UNet2D', '--out', fresh);
+  t.is(r.status, 2);
+  t.is(r.stderr.trim(), "semiseg: --set plan.network: only a Decathlon / nnU-Net NIfTI folder (dataset.json, imagesTr/, labelsTr/) is planned; 'synthetic' has no plan to change (its checkpoints could not be evaluated)");
+  t.false(existsSync(fresh), 'nothing written');
+});
+
+test.serial('NIfTI folder: a resume with another split, --size or --lr is refused naming it; BCP with every case labeled fails before training', (t) => {
+  const root = syntheticFolder({ n: 6, shape: [20, 20, 18] });
+  const out = join(root, 'run');
+  const args = ['train', '--method', 'supervised', '--data', root, '--val', '1', '--iterations', '2', '--validate-every', '2', '--batch-size', '2', '--labeled-batch', '1', '--size', '32', '--set', 'plan.network=UNet2D', '--set', 'networkOptions.features=[2,4,8,16,32]', '--out', out];
+  let r = run(...args);
+  t.is(r.status, 0, r.stderr);
+  const list = join(root, 'val.txt');
+  writeFileSync(list, 'case_000\n');
+  r = run(...args, '--resume', '--val', '1', '--val-list', list);
+  t.is(r.status, 1);
+  t.regex(r.stderr, /cannot resume: '.*last\.ckpt' was trained on another split than this run: labeled cases \(only in the checkpoint: case_000; only in this run: case_005\); validation cases \(only in the checkpoint: case_005; only in this run: case_000\)/);
+  r = run(...args, '--resume', '--size', '48');
+  t.is(r.status, 2);
+  t.regex(r.stderr, /--size 48: '.*run' was planned with size 32x32 and a resume keeps its plan; drop --size, or train into another --out/);
+  r = run(...args, '--resume', '--set', 'plan.network=VNet3D');
+  t.is(r.status, 2);
+  t.regex(r.stderr, /--set plan\.network="VNet3D": '.*run' was planned with network = "UNet2D" and a resume keeps its plan/);
+  r = run(...args, '--resume', '--lr', '0.5');
+  t.is(r.status, 1);
+  t.regex(r.stderr, /cannot resume: '.*last\.ckpt' has lr = [\d.e-]+, this run 0\.5 \(a resume may change only device, precision, channelsLast, validateEvery\)/);
+  r = run(...args, '--resume', '--validate-every', '1');
+  t.is(r.status, 0, r.stderr);
+  const bcpOut = join(root, 'bcp');
+  r = run('train', '--method', 'bcp', '--data', root, '--val', '1', '--iterations', '2', '--pretrain-iterations', '2', '--batch-size', '4', '--labeled-batch', '2', '--size', '32', '--set', 'plan.network=UNet2D', '--out', bcpOut);
+  t.is(r.status, 1);
+  t.regex(r.stderr, /^semiseg: train: bcp trains its 'train' stage on unlabeled items \(2 of each batch of 4\), but all \d+ training items of '.*' are labeled: pass --labeled N/m);
+  t.false(existsSync(join(bcpOut, 'last.ckpt')), 'nothing trained');
+  rmSync(root, { recursive: true });
+});
