@@ -246,4 +246,11 @@ test.serial('compare again: finished runs are reused, an unfinished one resumes,
     data.table.map((row) => [row.recipe, row.runs, row.spread]),
     recipes.map((recipe) => [recipe, 2, 'seeds']),
   );
+
+  // --retrain: the clashing settings train anew in an emptied folder (one run's log, a fresh evaluation)
+  const retrained = run(...args.map((a) => (a === '40' ? '60' : a)).map((a) => (a === recipes.join(',') ? 'supervised-acdc' : a)), '--out', again, '--retrain');
+  t.is(retrained.status, 0, retrained.stderr);
+  const log = readFileSync(join(again, 'supervised-acdc-seed1337', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+  t.is(log.filter((e) => e.type === 'start').length, 1, 'one run in the log');
+  t.not(readFileSync(`${best}.val.json`, 'utf8'), evaluation, 're-evaluated');
 });

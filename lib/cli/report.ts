@@ -4,7 +4,7 @@
  * trains several recipes (and seeds) under one budget, evaluates each best checkpoint with `evaluate`'s
  * code and writes the report.
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import { type Command, InvalidArgumentError } from 'commander';
@@ -18,7 +18,7 @@ import { trainData } from './datasets.js';
 import { evaluateCheckpoint } from './evaluation.js';
 import { intOption, UsageError } from './options.js';
 import { progressReporter } from './progress.js';
-import { configFrom, plannedRunConfig, plannedRunData, sizeOption, type TrainOpts } from './train.js';
+import { configFrom, plannedRunConfig, plannedRunData, sizeOption, STOP_SIGNALS, type TrainOpts } from './train.js';
 import { isImageDataset, readImageDataset } from '../data/folders.js';
 import type { TrainConfig } from '../trainers/recipes.js';
 import { readCheckpointInfo } from '../io/checkpoint.js';
@@ -214,7 +214,7 @@ export function registerReport(program: Command): void {
       console.log(`semiseg compare: ${recipes.join(', ')} x ${opts.seeds} seed${opts.seeds === 1 ? '' : 's'} on ${opts.data}; budget: ${budget.join(', ') || "each recipe's own"}; evaluation on the ${split} split; ${getNumThreads()} thread${getNumThreads() === 1 ? '' : 's'}`);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
-      process.once('SIGINT', onSignal);
+      for (const s of STOP_SIGNALS) process.once(s, onSignal); // Ctrl-C, docker stop: last.ckpt is saved
       const dashboard = await dashboardFor(opts.dashboard, plan.map((p) => p.dir));
       try {
         // check every folder before training anything, so a clash is found in seconds, not after hours
@@ -223,6 +223,9 @@ export function registerReport(program: Command): void {
           const state = prior[i];
           console.log(`\n[${i + 1}/${plan.length}] ${p.recipe} seed ${p.config.seed} -> ${p.dir}${state === 'done' ? ' (finished earlier: reused)' : state === 'resume' ? ' (resuming from last.ckpt)' : ''}`);
           if (state !== 'done') {
+            // --retrain: this run's folder (compare's own <recipe>-seed<k>) starts empty, so its log and
+            // evaluations are not mixed with the previous run's
+            if (opts.retrain) rmSync(p.dir, { recursive: true, force: true });
             const data = planned ? await plannedRunData({ ...opts, out: p.dir } as unknown as TrainOpts, p.config, false) : trainData(opts.data, p.config);
             const report = progressReporter(process.stdout.isTTY ? 'tty' : 'lines');
             try {
@@ -239,7 +242,7 @@ export function registerReport(program: Command): void {
           console.log(`  ${split} Dice ${(100 * summary.mean.dice).toFixed(2)} % over ${summary.cases} cases (${checkpoint}.${split}.json)`);
         }
       } finally {
-        process.removeListener('SIGINT', onSignal);
+        for (const s of STOP_SIGNALS) process.removeListener(s, onSignal);
         await dashboard?.close();
       }
       const notes = [
