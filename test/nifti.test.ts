@@ -5,8 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { readNifti, writeNiftiLabels } from '../lib/data/nifti.js';
-import { dispose, readTorchStateDict, tensor, tidy } from '../lib/index.js';
+import { parseNifti, readNifti, writeNiftiLabels } from '../lib/data/nifti.js';
+import { dispose, liveTensors, readTorchStateDict, tensor, tidy } from '../lib/index.js';
 import { referencePython } from './helpers/reference.js';
 import { maxAbsDiff, runPythonCode } from './helpers/python.js';
 
@@ -132,6 +132,14 @@ json.dump(out, open(d + '/odd.json', 'w'))
     t.deepEqual(img.data.toArray(), ref.toArray(), `${name}: voxels`);
     t.true(img.affine.flat().every((x, i) => Math.abs(x - meta[name].affine.flat()[i]) < 1e-5), `${name}: affine ${img.affine} vs ${meta[name].affine}`);
     t.deepEqual(img.spacing.map((s) => +s.toFixed(5)), meta[name].zooms.map((s) => +s.toFixed(5)), `${name}: spacing`);
+    // readNifti assembles the tensor on the compute thread; parseNifti on the calling one: the same image
+    const live = liveTensors();
+    const sync = parseNifti(readFileSync(join(dir, name)), name);
+    t.is(sync.data.dtype, img.data.dtype, `${name}: dtype (parseNifti)`);
+    t.deepEqual(sync.data.toArray(), img.data.toArray(), `${name}: voxels (parseNifti)`);
+    t.deepEqual(sync.header, img.header);
+    sync.data.dispose();
+    t.is(liveTensors(), live, `${name}: nothing left behind`);
     dispose([ref, img.data]);
   }
   // a label map written on a NIfTI-2 image's grid: NIfTI-1, the same affine

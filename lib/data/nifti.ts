@@ -15,7 +15,8 @@ import { gunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { tensor } from '../create.js';
 
 import { tidy } from '../scope.js';
-import { Tensor, tensorArg } from '../tensor.js';
+import { callOpAsync } from '../call.js';
+import { Tensor, tensorArg, wrap } from '../tensor.js';
 import { checkPath } from '../validate.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { SpatialImage } from './image.js';
@@ -139,7 +140,27 @@ export async function parseNiftiAsync(input: Uint8Array, name = '<buffer>', opti
       throw gunzipError(err, name, maxBytes);
     }
   }
-  return parseNifti(bytes, name, options);
+  // the transpose into nibabel's order (and the widening to int64) on the compute thread too
+  const d = decodeNifti(bytes, name, options);
+  const raw = tensor(d.values, { shape: d.fileShape });
+  const view = raw.permute(d.perm);
+  let data: Tensor | undefined;
+  try {
+    data = wrap(await callOpAsync('contiguous', [tensorArg('parseNiftiAsync', 'image', view)]));
+    if (data.dtype !== d.dtype) {
+      const narrow = data;
+      data = undefined;
+      try {
+        data = wrap(await callOpAsync('to', [tensorArg('parseNiftiAsync', 'image', narrow), d.dtype, undefined]));
+      } finally {
+        narrow.dispose();
+      }
+    }
+  } finally {
+    view.dispose();
+    raw.dispose();
+  }
+  return finishNifti(d, data);
 }
 
 function checkMaxBytes(maxBytes: number | undefined): number | undefined {
@@ -215,6 +236,31 @@ function voxelView(bytes: Buffer, offset: number, count: number, datatype: numbe
  * header (nibabel would read the header itself as voxels).
  */
 export function parseNifti(input: Uint8Array, name = '<buffer>', options: ParseNiftiOptions = {}): NiftiImage {
+  const d = decodeNifti(input, name, options);
+  return finishNifti(d, tidy(() => tensor(d.values, { shape: d.fileShape, dtype: d.dtype }).permute(d.perm).contiguous()));
+}
+
+/** A decoded image before its tensor: the voxels in file order (i fastest) and the geometry. */
+interface DecodedNifti {
+  values: Float32Array | Float64Array | Int32Array | Uint8Array | BigInt64Array | Uint32Array;
+  dtype: 'float32' | 'int64';
+  /** the shape in file order (reversed) and the permutation into nibabel's order */
+  fileShape: number[];
+  perm: number[];
+  spacing: number[];
+  affine: number[][];
+  version: 1 | 2;
+  header: Uint8Array | null;
+  path: string;
+}
+
+function finishNifti(d: DecodedNifti, data: Tensor): NiftiImage {
+  // writeNiftiLabels copies a NIfTI-1 header: a NIfTI-2 image gets one built from its affine
+  const header = d.header ?? niftiReference({ data, spacing: d.spacing, affine: d.affine }, d.path).header;
+  return { data, spacing: d.spacing, affine: d.affine, header, path: d.path };
+}
+
+function decodeNifti(input: Uint8Array, name: string, options: ParseNiftiOptions): DecodedNifti {
   const path = name;
   const maxBytes = checkMaxBytes(options.maxBytes);
   let bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
@@ -276,16 +322,18 @@ export function parseNifti(input: Uint8Array, name = '<buffer>', options: ParseN
             [0, 0, pixdim[3], 0],
             [0, 0, 0, 1],
           ];
-  const reversed = [...h.shape].reverse();
-  const perm = reversed.map((_, k) => reversed.length - 1 - k);
-  const data = tidy(() => {
-    const raw = tensor(values, { shape: reversed, dtype: values instanceof Float32Array ? 'float32' : 'int64' });
-    return raw.permute(perm).contiguous();
-  });
-  const spacing = pixdim.slice(1, 1 + h.shape.length);
-  // writeNiftiLabels copies a NIfTI-1 header: a NIfTI-2 image gets one built from its affine
-  const header = version === 1 ? new Uint8Array(bytes.subarray(0, 348)) : niftiReference({ data, spacing, affine }, path).header;
-  return { data, spacing, affine, header, path };
+  const fileShape = [...h.shape].reverse();
+  return {
+    values,
+    dtype: values instanceof Float32Array ? 'float32' : 'int64',
+    fileShape,
+    perm: fileShape.map((_, k) => fileShape.length - 1 - k),
+    spacing: pixdim.slice(1, 1 + h.shape.length),
+    affine,
+    version,
+    header: version === 1 ? new Uint8Array(bytes.subarray(0, 348)) : null,
+    path,
+  };
 }
 
 /**
