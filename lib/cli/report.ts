@@ -12,7 +12,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { buildReport, formatCell } from '../report/report.js';
 import { startDashboard, type Dashboard } from '../report/server.js';
 import { getNumThreads } from '../runtime.js';
-import { train, type TrainEvent } from '../trainers/loop.js';
+import { canonicalJson, train, type TrainEvent } from '../trainers/loop.js';
 import { recipeNames, RECIPES } from '../trainers/recipes.js';
 import { trainData } from './datasets.js';
 import { evaluateCheckpoint } from './evaluation.js';
@@ -22,18 +22,6 @@ import { configFrom, plannedRunConfig, plannedRunData, sizeOption, STOP_SIGNALS,
 import { isImageDataset, readImageDataset } from '../data/folders.js';
 import type { TrainConfig } from '../trainers/recipes.js';
 import { readCheckpointInfo } from '../io/checkpoint.js';
-
-/** JSON with sorted keys, so two configs compare by content. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object')
-    return `{${Object.keys(v)
-      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(v);
-}
 
 /**
  * What compare finds in a run folder: a finished run of exactly this config is reused ('done'), an
@@ -48,10 +36,10 @@ export async function priorRun(dir: string, config: TrainConfig): Promise<'done'
     if (!saved) throw new UsageError(`compare: '${final}' was not written by the training loop; use another --out or --retrain`);
     const now = JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
     const keys = [...new Set([...Object.keys(saved), ...Object.keys(now)])].sort();
-    const differs = keys.find((k) => canonical(saved[k]) !== canonical(now[k]));
+    const differs = keys.find((k) => canonicalJson(saved[k]) !== canonicalJson(now[k]));
     if (differs !== undefined)
       throw new UsageError(
-        `compare: '${dir}' holds a finished run with ${differs} = ${canonical(saved[differs]) ?? 'unset'}, this run ${canonical(now[differs]) ?? 'unset'}; use another --out or --retrain`,
+        `compare: '${dir}' holds a finished run with ${differs} = ${canonicalJson(saved[differs]) ?? 'unset'}, this run ${canonicalJson(now[differs]) ?? 'unset'}; use another --out or --retrain`,
       );
     return 'done';
   }

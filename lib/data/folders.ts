@@ -17,6 +17,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
+import { FLOAT_DTYPES } from '../dtype.js';
 import { stack } from '../functional.js';
 import { dispose, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
@@ -170,8 +171,6 @@ export interface CaseData extends SpatialImage {
   reference: NiftiImage;
 }
 
-const FLOAT_DTYPES = new Set<string>(['float32', 'float64', 'float16', 'bfloat16']);
-
 function sameAffine(a: number[][], b: number[][]): boolean {
   const scale = Math.max(1, ...a.flat().map(Math.abs));
   return a.every((row, i) => row.every((v, j) => Math.abs(v - b[i][j]) <= 1e-3 * scale));
@@ -221,7 +220,7 @@ export async function readCase(ds: ImageDataset, c: ImageCase, withLabel = true)
       const lshape = ls.length === 4 && ls[3] === 1 ? ls.slice(0, 3) : ls;
       if (lshape.join() !== spatial.join()) throw new Error(`'${c.label}' has shape ${ls.join('x')} but its image '${first.path}' has ${spatial.join('x')}`);
       if (!sameAffine(lb.affine, first.affine)) throw new Error(`'${c.label}' has another affine than its image '${first.path}' (the label must lie on the image's grid)`);
-      if (FLOAT_DTYPES.has(lb.data.dtype)) {
+      if (FLOAT_DTYPES.includes(lb.data.dtype)) {
         // a float label map must hold integers: values between classes come from linear resampling
         const bad = tidy(() => {
           const v = (lb.data.dtype === 'float64' ? lb.data : lb.data.to('float32')).reshape([-1]);

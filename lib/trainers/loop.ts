@@ -157,8 +157,17 @@ export function inferenceSettings(c: TrainConfig): InferenceSettings {
  */
 export const RESUME_MAY_CHANGE = ['device', 'precision', 'channelsLast', 'validateEvery'] as const;
 
-const canonicalJson = (v: unknown): string | undefined =>
-  v === undefined ? undefined : JSON.stringify(v, (_, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
+/** JSON with sorted keys, so two configs compare by content (undefined: unset). */
+export function canonicalJson(v: unknown): string | undefined {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v) as string | undefined;
+}
 
 /** The first setting (`key` or `group.key`) that differs between a checkpoint's config and this run's, or null. */
 function configDifference(saved: Record<string, unknown>, now: Record<string, unknown>): { key: string; saved: unknown; now: unknown } | null {
