@@ -4,7 +4,6 @@
 // archives that expand past the limit a 413, unanswerable Accept headers a 406, and the service lives on.
 // Serial: liveTensors() is process-wide.
 import test from 'ava';
-import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +14,7 @@ import { zipSync } from 'fflate';
 import { startInferenceServer, type InferenceServer } from '../examples/inference-server.js';
 import { decodeDicomSeg, dispose, liveTensors, listDicomSeries, manualSeed, nets, parseNifti, readDicomSeries, saveCheckpoint, Segmenter, setNumThreads, type Tensor } from '../lib/index.js';
 import { copySeries, dicomDir, editDicom, SERIES } from './helpers/dicom.js';
+import { errorOf, post } from './helpers/http.js';
 import { niftiImageBytes } from './helpers/nifti.js';
 
 setNumThreads(1);
@@ -23,26 +23,7 @@ let checkpoint = '';
 let svc: InferenceServer;
 let base = '';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
-
-function send(path: string, body: Buffer, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}${path}`, { method: 'POST', headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-const errorOf = (r: Reply) => (JSON.parse(r.body.toString()) as { error: string }).error;
+const send = (path: string, body: Buffer, headers: Record<string, string> = {}) => post(`${base}${path}`, body, headers);
 const values = (t: Tensor) => Array.from(t.toArray() as BigInt64Array, Number);
 
 function zipOf(folder: string, extra: Record<string, Uint8Array> = {}): Buffer {

@@ -5,7 +5,6 @@
 // Serial: liveTensors() is process-wide.
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
-import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { gzipSync } from 'node:zlib';
 
 import { serverOptionsFromArgs, startInferenceServer, type InferenceServer, type InferenceServerOptions } from '../examples/inference-server.js';
 import { liveTensors, manualSeed, nets, parseNifti, saveCheckpoint, Segmenter, setNumThreads } from '../lib/index.js';
+import { errorOf, post } from './helpers/http.js';
 import { niftiImageBytes, testPlan, testValues } from './helpers/nifti.js';
 import { repoRoot } from './helpers/reference.js';
 
@@ -24,26 +24,7 @@ let planned = ''; // VNet3D with a 1 mm plan
 let svc: InferenceServer;
 let base = '';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
-
-function send(url: string, body: Buffer): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${url}/segment`, { method: 'POST' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-const errorOf = (r: Reply) => (JSON.parse(r.body.toString()) as { error: string }).error;
+const send = (url: string, body: Buffer) => post(`${url}/segment`, body);
 const urlOf = (s: InferenceServer) => `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
 
 const values = testValues;
