@@ -31,6 +31,7 @@ import {
   niftiReference,
   parseDicomSeries,
   parseNiftiAsync,
+  precisionWarning,
   Segmenter,
   setMaxConcurrentJobs,
   type DicomFile,
@@ -395,6 +396,8 @@ async function main(): Promise<void> {
   const s = await startInferenceServer(options, port, host);
   const a = s.server.address() as AddressInfo;
   console.log(`semiseg inference server (${s.segmenter.network.kind}${s.segmenter.settings.task !== undefined ? ` task ${s.segmenter.settings.task}` : ''}, ${s.segmenter.precision}) on http://${a.address}:${a.port}: POST /segment, GET /health`);
+  const warning = precisionWarning(s.segmenter.precision, s.segmenter.network.device);
+  if (warning) console.warn(`warning: ${warning}`);
   const stop = () => void s.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -89,7 +89,7 @@ export {
 } from './data/dicom-seg.js';
 export { niftiReference } from './data/nifti-header.js';
 export { Segmenter, networkFromCheckpoint, ImageTooLargeError, DEFAULT_MAX_VOXELS } from './segmenter.js';
-export { checkPrecision, resolvePrecision, cpuFeatures, PRECISIONS, type Precision, type ResolvedPrecision } from './precision.js';
+export { checkPrecision, resolvePrecision, precisionWarning, cpuFeatures, PRECISIONS, type Precision, type ResolvedPrecision } from './precision.js';
 export { type InferenceSettings } from './trainers/validate.js';
 export { readNnUnetDataset, type NnUnetCase, type NnUnetDataset } from './data/nnunet.js';
 export { readList, acdcPatient, acdcSplit, laSplit, acdcSlicePath, acdcVolumePath, laVolumePath, type SplitLists } from './data/datasets.js';

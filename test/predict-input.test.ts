@@ -1,14 +1,15 @@
 // `semiseg predict` and the atomic writer with inputs and outputs that go wrong or are not plain 3-D: an
 // output folder that does not exist (the error names the output, not its temporary file), 4-D NIfTI
 // images (a trailing 1, or channels last as the Decathlon stores them: a 3-D label map on the image's grid,
-// the overlay from the first channel), NaN voxels and wrong channel counts (one line, exit status 2).
+// the overlay from the first channel), NaN voxels and wrong channel counts (one line, exit status 2),
+// --max-voxels, and the warning for bfloat16 where this CPU emulates it.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { manualSeed, nets, readNifti, saveCheckpoint, setNumThreads, tensor, tidy } from '../lib/index.js';
+import { cpuFeatures, manualSeed, nets, precisionWarning, readNifti, saveCheckpoint, setNumThreads, tensor, tidy } from '../lib/index.js';
 import { writeFileAtomic } from '../lib/io/atomic.js';
 import { overlayPng } from '../lib/cli/png.js';
 import { niftiImageBytes, testPlan, testValues } from './helpers/nifti.js';
@@ -149,4 +150,37 @@ test('predict refuses an image with NaN voxels in one line, exit status 2, writi
   t.is(r.status, 2);
   t.is(r.stderr, `semiseg: predict: '${input}': the image holds NaN or infinite intensities\n`);
   t.false(existsSync(out));
+});
+
+test('predict --max-voxels refuses an image larger than the limit on the model\'s grid, naming the file and the limit', (t) => {
+  const input = join(dir, 'big.nii.gz');
+  writeFileSync(input, niftiImageBytes([20, 16, 5], values(1600, 7), [1.5, 1.5, 5]));
+  const out = join(dir, 'big-labels.nii.gz');
+  const r = run('predict', input, '--checkpoint', plain, '-o', out, '--max-voxels', '1000');
+  t.is(r.status, 2, r.stderr);
+  t.is(r.stderr, `semiseg: predict: '${input}': the image of shape 20x16x5 at spacing 1.5x1.5x5 mm is 20x16x5 (1600 voxels; the model does not resample): more than the limit of 1000 voxels (maxVoxels)\n`);
+  t.false(existsSync(out), 'nothing written');
+  const ok = run('predict', input, '--checkpoint', plain, '-o', out, '--max-voxels', '1600');
+  t.is(ok.status, 0, ok.stderr);
+  t.true(existsSync(out));
+  const bad = run('predict', input, '--checkpoint', plain, '-o', out, '--max-voxels', '0');
+  t.is(bad.status, 2);
+  t.regex(bad.stderr, /option '--max-voxels <n>' argument '0' is invalid\. expected an integer between 1 and \d+, got '0'/);
+});
+
+test('predict --precision bfloat16 warns on a CPU that emulates bfloat16, and only there', (t) => {
+  const input = join(dir, 'bf.nii.gz');
+  writeFileSync(input, niftiImageBytes([20, 16, 5], values(1600, 8), [1.5, 1.5, 5]));
+  const emulated = !cpuFeatures().nativeBf16;
+  const warning = precisionWarning('bfloat16', 'cpu');
+  t.is(warning === undefined, !emulated);
+  t.is(precisionWarning('float32', 'cpu'), undefined);
+  const bf = run('predict', input, '--checkpoint', plain, '-o', join(dir, 'bf-labels.nii.gz'), '--precision', 'bfloat16');
+  t.is(bf.status, 0, bf.stderr);
+  if (emulated) t.is(bf.stderr, `semiseg: warning: ${warning}\n`);
+  else t.is(bf.stderr, '');
+  if (emulated) t.regex(warning!, /^precision bfloat16 is emulated on this CPU \(no AVX-512 BF16 or AMX-BF16\): expect it to be slower than float32/);
+  const auto = run('predict', input, '--checkpoint', plain, '-o', join(dir, 'auto-labels.nii.gz'), '--precision', 'auto');
+  t.is(auto.status, 0, auto.stderr);
+  t.is(auto.stderr, '', "'auto' never picks an emulated precision");
 });

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { emptyMaskPolicyLine, type MetricsTable } from '../metrics.js';
 import { evaluateCheckpoint } from './evaluation.js';
 import { intOption, UsageError } from './options.js';
-import { PRECISION_HELP, precisionOption } from './precision.js';
+import { PRECISION_HELP, precisionOption, warnIfEmulated } from './precision.js';
 
 const LABELS = { dice: 'Dice', jaccard: 'Jaccard', hd95: '95HD', asd: 'ASD', assd: 'ASSD' } as const;
 
@@ -84,6 +84,7 @@ export function registerEvaluate(program: Command): void {
           const precision = precisionOption(opts.precision, net.device);
           settings.precision = precision.chosen;
           if (!opts.json && precision.requested === 'auto') process.stderr.write(`precision: ${precision.chosen} (auto)\n`);
+          warnIfEmulated(precision.chosen, net.device);
           return { precision: settings.precision };
         },
         onVolume: (id, done, total) => {

@@ -7,12 +7,12 @@ import { readH5 } from '../data/hdf5.js';
 import { readNifti, writeNiftiLabels, type NiftiImage } from '../data/nifti.js';
 import { dispose, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
-import { channelAxisOf, Segmenter } from '../segmenter.js';
+import { channelAxisOf, DEFAULT_MAX_VOXELS, Segmenter } from '../segmenter.js';
 import { intOption, UsageError } from './options.js';
 import { overlayPng } from './png.js';
 import { niftiReference } from '../data/nifti-header.js';
 import { isDicomInput, readDicomInput, segmentNames, writeSegOutput } from './predict-dicom.js';
-import { PRECISION_HELP, precisionOption } from './precision.js';
+import { PRECISION_HELP, precisionOption, warnIfEmulated } from './precision.js';
 
 /** A NIfTI-1 header for data without one (HDF5 input): identity affine, unit spacing. */
 function blankReference(data: Tensor, path: string): NiftiImage {
@@ -46,7 +46,8 @@ export function registerPredict(program: Command): void {
     .option('--series <uid>', 'DICOM input: the SeriesInstanceUID to read when the folder holds several')
     .option('--segment-names <names>', 'DICOM SEG output: comma-separated names of labels 1, 2, ... (default Segment 1, ...)')
     .option('--precision <p>', PRECISION_HELP, 'float32')
-    .action(async (input: string, opts: { checkpoint: string; output: string; png?: string; task?: number; precision: string }) => {
+    .option('--max-voxels <n>', `most voxels the image may have on the model's grid (after cropping and resampling to its spacing) (default ${DEFAULT_MAX_VOXELS}, a 512^3 volume)`, intOption(1))
+    .action(async (input: string, opts: { checkpoint: string; output: string; png?: string; task?: number; precision: string; maxVoxels?: number }) => {
       if (!/\.(nii(\.gz)?|dcm)$/.test(opts.output)) throw new UsageError(`--output: '${opts.output}' must end in .nii or .nii.gz (a NIfTI label map) or .dcm (a DICOM SEG)`);
       const dicomOpts = opts as typeof opts & { series?: string; segmentNames?: string };
       const dicomIn = await isDicomInput(input);
@@ -56,10 +57,11 @@ export function registerPredict(program: Command): void {
       const names = segmentNames(dicomOpts.segmentNames);
       let seg: Segmenter;
       try {
-        seg = await Segmenter.load(opts.checkpoint, { precision: precisionOption(opts.precision, 'cpu').requested, task: opts.task });
+        seg = await Segmenter.load(opts.checkpoint, { precision: precisionOption(opts.precision, 'cpu').requested, task: opts.task, maxVoxels: opts.maxVoxels });
       } catch (err) {
         throw err instanceof RangeError ? new UsageError((err as Error).message) : err;
       }
+      warnIfEmulated(seg.precision, seg.network.device);
       const dicom = dicomIn ? await readDicomInput(input, dicomOpts.series) : undefined;
       const image = dicom ? niftiReference(dicom, input) : await readInput(input);
       const owned: Tensor[] = [image.data];

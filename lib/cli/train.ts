@@ -9,7 +9,7 @@ import { distributedInfo, ProcessGroup, rendezvousFromEnv } from '../dist.js';
 import { cuda, getNumThreads, setNumThreads } from '../runtime.js';
 import { train, type SplitIds, type TrainEvent } from '../trainers/loop.js';
 import { recipeNames, resolveConfig, RECIPES, type TrainConfig } from '../trainers/recipes.js';
-import { PRECISION_HELP } from './precision.js';
+import { PRECISION_HELP, warnIfEmulated } from './precision.js';
 import { readImageDataset } from '../data/folders.js';
 import type { TrainData } from '../trainers/data.js';
 import { plannedData, plannedSplit, type PlannedDataOptions } from '../trainers/planned-data.js';
@@ -324,6 +324,7 @@ export function registerTrain(program: Command): void {
       for (const s of STOP_SIGNALS) process.on(s, onSignal);
       const mode = opts.json ? 'json' : process.stdout.isTTY ? 'tty' : 'lines';
       const quiet = distributed && rendezvous.rank !== 0;
+      if (!quiet) warnIfEmulated(config.precision, config.device);
       const report: (e: TrainEvent) => void = quiet ? () => undefined : progressReporter(mode);
       let group: ProcessGroup | undefined;
       const out = runFolder(opts, config);
