@@ -24,6 +24,7 @@ export function progressReporter(mode: 'tty' | 'lines' | 'json'): (e: TrainEvent
     }
     switch (e.type) {
       case 'start':
+        lastDice = NaN; // one reporter can serve several runs (the demo's): no Dice of the run before
         line(`semiseg train: ${e.recipe} (${e.method}), ${e.stages.map((s) => `${s.name} ${s.iterations}`).join(' + ')} iterations${e.resumedAt ? `, resumed at ${e.resumedAt.stage} ${e.resumedAt.iteration}` : ''}`);
         break;
       case 'iteration': {
