@@ -1,12 +1,14 @@
 // BCP's optimizer hand-over (bcp.keepOptimizer): the ACDC recipe starts self-training from the best
 // pre-training checkpoint with its SGD momentum buffers (the official ACDC code's load_net_opt), the LA
-// recipe from a fresh optimizer (its LA code loads the weights only).
+// recipe from a fresh optimizer (its LA code loads the weights only). A stage whose validations all
+// scored 0 hands over its latest checkpoint, not its first. (Serial: two trainings in one thread refuse
+// each other's optimizer steps while the other's native calls are pending.)
 import test from 'ava';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { dispose, loadCheckpoint, nets, SGD, setNumThreads, trainers } from '../lib/index.js';
+import { dispose, loadCheckpoint, nets, readCheckpointInfo, SGD, setNumThreads, tidy, trainers } from '../lib/index.js';
 
 setNumThreads(1);
 
@@ -58,4 +60,28 @@ test('self-training starts from the momentum buffers of the best pre-training ch
   }
   dispose(expected);
   net.dispose();
+});
+
+test.serial('while every validation scores 0, the best checkpoint is the latest: self-training starts from the most trained weights', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'semiseg-bcp-zero-'));
+  const config = trainers.resolveConfig('bcp-acdc', { pretrainIterations: 4, iterations: 2, validateEvery: 2, batchSize: 4, labeledBatch: 2, size: [32, 32], labeled: 4, valCases: 1 });
+  const data = trainers.syntheticData({ labeled: 4, unlabeled: 4, size: 32, valCases: 1, seed: 2 });
+  // validation volumes without foreground: every Dice is 0 (the papers' protocol scores an empty reference 0)
+  const validation = data.validation.bind(data);
+  data.validation = async () => (await validation()).map((v) => ({ ...v, label: tidy(() => v.label.mul(0)) }));
+  const events: trainers.TrainEvent[] = [];
+  try {
+    const r = await trainers.train(config, { data, out, onEvent: (e) => events.push(e) });
+    const validations = events.filter((e) => e.type === 'validation');
+    t.deepEqual(validations.map((e) => [e.stage, e.iteration, e.dice, e.improved]), [
+      ['pretrain', 2, 0, true],
+      ['pretrain', 4, 0, true],
+      ['train', 2, 0, true],
+    ]);
+    t.is(r.bests.pretrain.iteration, 4, 'the latest pre-training validation');
+    t.is((await readCheckpointInfo(join(out, 'best-pretrain.ckpt'))).iteration, 4);
+    t.is(r.best!.iteration, 2);
+  } finally {
+    data.dispose();
+  }
 });

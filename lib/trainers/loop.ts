@@ -1,6 +1,7 @@
 /**
  * The training loop every method shares: stages of fixed iteration counts, the learning-rate schedule,
- * validation every `validateEvery` iterations with the best checkpoint kept (atomic writes), a resumable
+ * validation every `validateEvery` iterations with the best checkpoint kept (atomic writes; the first of
+ * the highest Dice, or the latest while every validation scored 0), a resumable
  * `last.ckpt` at each validation and on cancellation (also during a validation: the finished iteration is
  * saved and a resumed run validates it first), `final.ckpt` at the end, JSON-lines logs in
  * `<out>/log.jsonl` and progress events. A non-finite loss stops the run naming the iteration; the
@@ -291,7 +292,9 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
     }
     if (group && sharded) v = await groupMean(group, v, mine.length);
     const prev = state.bests[stage.name];
-    const improved = !prev || v.dice > prev.dice;
+    // The first validation of the highest Dice; while every validation has scored 0 (nothing segmented
+    // yet: no ranking at all), the latest, the most trained (BCP's self-training starts from it).
+    const improved = !prev || v.dice > prev.dice || (v.dice === 0 && prev.dice === 0);
     state.validations.push({ stage: stage.name, iteration: it, dice: v.dice });
     if (improved) {
       const path = bestPath(stage);
