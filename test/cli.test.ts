@@ -48,6 +48,14 @@ test('demo prints a human summary', (t) => {
   t.regex(r.stdout, /semiseg demo: supervised-only vs BCP, 30 iterations each on synthetic slices/);
   t.regex(r.stdout, /supervised +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d +\(\d+, \d+ s\)/);
   t.regex(r.stdout, /bcp +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d/);
+  // run again into the same folder: each run's folder holds the new run only (its log was appended to)
+  const again = run('demo', '--data', 'synthetic', '--iterations', '30', '--size', '32', '--out', out);
+  t.is(again.status, 0, again.stderr);
+  for (const method of ['supervised', 'bcp']) {
+    const events = readFileSync(join(out, method, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    t.is(events.filter((e) => e.type === 'start').length, 1, `${method}: one run in log.jsonl`);
+    t.is(events.filter((e) => e.type === 'done').length, 1);
+  }
 });
 
 for (const [args, message] of [

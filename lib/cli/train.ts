@@ -7,7 +7,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 
 import { distributedInfo, ProcessGroup, rendezvousFromEnv } from '../dist.js';
 import { cuda, getNumThreads, setNumThreads } from '../runtime.js';
-import { train, type SplitIds, type TrainEvent } from '../trainers/loop.js';
+import { canonicalJson, RUN_FILES, train, type SplitIds, type TrainEvent } from '../trainers/loop.js';
 import { recipeNames, resolveConfig, RECIPES, type TrainConfig } from '../trainers/recipes.js';
 import { PRECISION_HELP, warnIfEmulated } from './precision.js';
 import { readImageDataset } from '../data/folders.js';
@@ -60,7 +60,6 @@ function valOption(value: string): number {
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 /** What marks a folder as holding a run (of `train`, or `compare`'s). */
-const RUN_FILES = ['last.ckpt', 'final.ckpt', 'best.ckpt', 'log.jsonl'];
 
 /**
  * A new run (no --resume) refuses a folder that holds a run: it would append to that run's log and leave
@@ -71,8 +70,6 @@ export function checkFreshRunFolder(out: string): void {
   if (found.length > 0)
     throw new UsageError(`--out: '${out}' already holds a run (${found.join(', ')}); continue it with --resume, or train into another --out (or remove the folder)`);
 }
-
-const canonical = (v: unknown): string => JSON.stringify(v, (_, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
 
 export interface TrainOpts {
   recipe?: string;
@@ -199,11 +196,11 @@ export async function plannedRunConfig(opts: TrainOpts): Promise<TrainConfig> {
   if (saved) {
     // a resumed run keeps the plan of its folder: a different --size or --set plan.* would be ignored
     const size = opts.size?.length === 1 ? saved.size.map(() => opts.size![0]) : opts.size;
-    if (size && canonical(size) !== canonical(saved.size))
+    if (size && canonicalJson(size) !== canonicalJson(saved.size))
       throw new UsageError(`--size ${opts.size!.join('x')}: '${opts.out}' was planned with size ${saved.size.join('x')} and a resume keeps its plan; drop --size, or train into another --out`);
     for (const [k, v] of Object.entries(planOverrides)) {
-      if (canonical(v) !== canonical((saved as unknown as Record<string, unknown>)[k]))
-        throw new UsageError(`--set plan.${k}=${canonical(v)}: '${opts.out}' was planned with ${k} = ${canonical((saved as unknown as Record<string, unknown>)[k]) ?? 'unset'} and a resume keeps its plan; drop it, or train into another --out`);
+      if (canonicalJson(v) !== canonicalJson((saved as unknown as Record<string, unknown>)[k]))
+        throw new UsageError(`--set plan.${k}=${canonicalJson(v)}: '${opts.out}' was planned with ${k} = ${canonicalJson((saved as unknown as Record<string, unknown>)[k]) ?? 'unset'} and a resume keeps its plan; drop it, or train into another --out`);
     }
   }
   const tty = process.stderr.isTTY && !opts.json && !quietRank();

@@ -6,7 +6,7 @@
  * few labeled cases, the others' images unlabeled, held-out validation cases. `data` may also be another Decathlon / nnU-Net folder, an ACDC folder, or
  * 'synthetic' (generated cardiac-like slices). Minutes on a CPU.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { isImageDataset, readImageDataset } from '../data/folders.js';
@@ -15,7 +15,7 @@ import { packageRoot } from '../native.js';
 import { fingerprintDataset } from '../plan/fingerprint.js';
 import { planFromFingerprint, type Plan } from '../plan/plan.js';
 import { acdcData, syntheticData, type TrainData } from '../trainers/data.js';
-import { train, type TrainEvent } from '../trainers/loop.js';
+import { RUN_FILES, train, type TrainEvent } from '../trainers/loop.js';
 import { plannedData, plannedSplit } from '../trainers/planned-data.js';
 import { resolveConfig, type TrainConfig } from '../trainers/recipes.js';
 
@@ -109,7 +109,10 @@ async function plannedDemo(root: string, o: DemoOptions): Promise<DemoResult> {
 }
 
 async function demoRun(config: TrainConfig, data: TrainData, out: string, o: DemoOptions): Promise<DemoRun> {
-  const r = await train(config, { data, out: join(out, config.method), signal: o.signal, onEvent: (e) => o.onEvent?.(config.method, e) });
+  const dir = join(out, config.method);
+  // the demo's own folder: a run of an earlier demo there is replaced (its log would be appended to)
+  if (RUN_FILES.some((f) => existsSync(join(dir, f)))) rmSync(dir, { recursive: true, force: true });
+  const r = await train(config, { data, out: dir, signal: o.signal, onEvent: (e) => o.onEvent?.(config.method, e) });
   const best = r.best;
   const perClass = best ? ((await readCheckpointInfo(best.path)).extra?.perClass as number[]) : [];
   return { method: config.method as 'supervised' | 'bcp', perClass, dice: best?.dice ?? 0, iteration: best?.iteration ?? 0, seconds: r.seconds, firstLoss: r.firstLoss, lastLoss: r.lastLoss };

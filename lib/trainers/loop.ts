@@ -156,6 +156,9 @@ export function inferenceSettings(c: TrainConfig): InferenceSettings {
  * changes what the weights become): where it runs and how fast, and how often it validates. Every other
  * setting must agree between last.ckpt and the run resuming from it (a changed one is refused, named).
  */
+/** The files a run leaves in its folder that mark it as one (a new run there would mix with it). */
+export const RUN_FILES = ['last.ckpt', 'final.ckpt', 'best.ckpt', 'log.jsonl'];
+
 export const RESUME_MAY_CHANGE = ['device', 'precision', 'channelsLast', 'validateEvery'] as const;
 
 /** JSON with sorted keys, so two configs compare by content (undefined: unset). */
