@@ -2,6 +2,8 @@
 
 #include "tensor_handle.h"
 
+#include <algorithm>
+
 namespace semiseg::binding {
 
 void JobBase::call(Napi::Env env, Napi::Function, void*, JobBase* job) {
@@ -31,12 +33,41 @@ std::shared_ptr<EnvChannel> EnvChannel::create(Napi::Env env) {
   return channel;
 }
 
-void EnvChannel::jobStarted(Napi::Env env) {
-  if (pending_++ == 0) tsfn_.Ref(env);
+std::vector<const void*> storagesOf(const std::vector<at::Tensor>& tensors) {
+  std::vector<const void*> out;
+  out.reserve(2 * tensors.size());
+  for (const at::Tensor& t : tensors) {
+    if (!t.defined()) continue;
+    if (t.has_storage()) out.push_back(t.storage().unsafeGetStorageImpl());
+    if (!t.is_leaf()) continue;  // only leaves keep a gradient (reading it on others warns)
+    const at::Tensor& g = t.grad();
+    if (g.defined() && g.has_storage()) out.push_back(g.storage().unsafeGetStorageImpl());
+  }
+  return out;
 }
 
-void EnvChannel::jobSettled(Napi::Env env) {
+void EnvChannel::jobStarted(Napi::Env env, const Touches& touches) {
+  if (pending_++ == 0) tsfn_.Ref(env);
+  if (!touches)
+    ++unknown_;
+  else
+    for (const void* s : *touches) ++used_[s];
+}
+
+void EnvChannel::jobSettled(Napi::Env env, const Touches& touches) {
   if (--pending_ == 0) tsfn_.Unref(env);
+  if (!touches)
+    --unknown_;
+  else
+    for (const void* s : *touches)
+      if (auto it = used_.find(s); it != used_.end() && --it->second == 0) used_.erase(it);
+}
+
+int EnvChannel::touching(const std::vector<const void*>& storages) const {
+  int n = unknown_;
+  for (const void* s : storages)
+    if (auto it = used_.find(s); it != used_.end()) n = std::max(n, unknown_ + it->second);
+  return n;
 }
 
 void EnvChannel::deliver(JobBase* job) {

@@ -59,7 +59,7 @@ class GroupHandle : public Napi::ObjectWrap<GroupHandle> {
             g->allreduceSum(ts);
             return true;
           },
-          undefined);
+          undefined, {}, storagesOf(ts));
     });
   }
   Napi::Value broadcast(const Napi::CallbackInfo& info) {
@@ -73,7 +73,7 @@ class GroupHandle : public Napi::ObjectWrap<GroupHandle> {
             g->broadcast(ts, root);
             return true;
           },
-          undefined);
+          undefined, {}, storagesOf(ts));
     });
   }
   Napi::Value barrier(const Napi::CallbackInfo& info) {
@@ -85,7 +85,7 @@ class GroupHandle : public Napi::ObjectWrap<GroupHandle> {
             g->barrier();
             return true;
           },
-          undefined);
+          undefined, {}, Touches{std::vector<const void*>{}});
     });
   }
   Napi::Value shutdown(const Napi::CallbackInfo& info) {
@@ -130,7 +130,8 @@ Napi::Value distConnect(const Napi::CallbackInfo& info) {
           Napi::Object obj = addonData(env).groupCtor.New({});
           GroupHandle::Unwrap(obj)->group = g;
           return obj;
-        });
+        },
+        {}, Touches{std::vector<const void*>{}});
   });
 }
 

@@ -66,7 +66,8 @@ Napi::Value slidingWindow(const Napi::CallbackInfo& info) {
     auto release = nh.enter(env, net->isTraining(), "slidingWindow");
     return runAsync<at::Tensor>(
         env, [net, image, opts, flag] { return infer::slidingWindow(*net, image, opts, flag.get()); },
-        [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorHandle::wrap(env, t); }, release);
+        [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorHandle::wrap(env, t); }, release,
+        NetworkHandle::storages(*net, {image}));
   });
 }
 
@@ -87,7 +88,8 @@ Napi::Value sliceLabels(const Napi::CallbackInfo& info) {
         [net, volume, batch, autocast, fold, flag] {
           return infer::sliceLabels(*net, volume, batch, autocast, fold, flag.get());
         },
-        [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorHandle::wrap(env, t); }, release);
+        [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorHandle::wrap(env, t); }, release,
+        NetworkHandle::storages(*net, {volume}));
   });
 }
 

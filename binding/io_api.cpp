@@ -24,7 +24,7 @@ Napi::Value writeStateDict(const Napi::CallbackInfo& info) {
     for (auto& [k, t] : dict) t = t.detach().clone();
     return runAsync<bool>(
         env, [path, dict] { return io::writeStateDict(path, dict), true; },
-        [](Napi::Env env, bool&) { return env.Undefined(); });
+        [](Napi::Env env, bool&) { return env.Undefined(); }, {}, Touches{std::vector<const void*>{}});
   });
 }
 
@@ -35,7 +35,8 @@ Napi::Value readStateDict(const Napi::CallbackInfo& info) {
     std::string path = pathArg(info);
     return runAsync<nets::NamedTensors>(
         env, [path] { return io::readStateDict(path); },
-        [](Napi::Env env, nets::NamedTensors& d) { return namedToJs(env, d); });
+        [](Napi::Env env, nets::NamedTensors& d) { return namedToJs(env, d); }, {},
+        Touches{std::vector<const void*>{}});
   });
 }
 
@@ -57,7 +58,7 @@ Napi::Value writeCheckpoint(const Napi::CallbackInfo& info) {
     for (auto& [k, t] : c.aux) t = t.detach().clone();
     return runAsync<bool>(
         env, [path, c] { return io::writeCheckpoint(path, c), true; },
-        [](Napi::Env env, bool&) { return env.Undefined(); });
+        [](Napi::Env env, bool&) { return env.Undefined(); }, {}, Touches{std::vector<const void*>{}});
   });
 }
 
@@ -76,7 +77,8 @@ Napi::Value readCheckpoint(const Napi::CallbackInfo& info) {
           o.Set("meta", Napi::String::New(env, c.meta));
           o.Set("rng", c.rng.defined() ? Napi::Value(TensorHandle::wrap(env, c.rng)) : env.Null());
           return o;
-        });
+        },
+        {}, Touches{std::vector<const void*>{}});
   });
 }
 

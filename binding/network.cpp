@@ -75,6 +75,11 @@ std::function<void()> NetworkHandle::enter(Napi::Env env, bool training, const c
   };
 }
 
+std::vector<const void*> NetworkHandle::storages(const nets::Network& net, std::vector<at::Tensor> extra) {
+  for (auto& [name, t] : net.stateDict()) extra.push_back(t);
+  return storagesOf(extra);
+}
+
 void NetworkHandle::checkIdle(Napi::Env env, const char* what) const {
   if (busy_->first > 0)
     throw Napi::Error::New(env, network(env)->kind() + "." + what + "(): the network is busy with " +
@@ -106,7 +111,7 @@ Napi::Value NetworkHandle::runForward(const Napi::CallbackInfo& info, bool featu
         [features](Napi::Env env, TensorList& out) -> Napi::Value {
           return features ? toJs(env, semiseg::Value(out)) : TensorHandle::wrap(env, out.front());
         },
-        release);
+        release, storages(*net, {x}));
   });
 }
 

@@ -8,6 +8,7 @@
 #include "nets/network.h"
 
 #include <memory>
+#include <vector>
 
 namespace semiseg::binding {
 
@@ -26,6 +27,9 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
   void checkIdle(Napi::Env env, const char* what) const;
   // Throws unless a call of this kind may start now (see the class comment).
   void checkCanRun(Napi::Env env, bool training, const char* what) const;
+  // What an async call on this network touches (async.h): its parameters and buffers (and their
+  // gradients), plus `extra` (inputs).
+  static std::vector<const void*> storages(const nets::Network& net, std::vector<at::Tensor> extra = {});
 
  private:
   Napi::Value kind(const Napi::CallbackInfo& info);

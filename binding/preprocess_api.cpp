@@ -69,7 +69,8 @@ Napi::Value preprocessCase(const Napi::CallbackInfo& info) {
           out.Set("cropStart", toJs(env, r.cropStart));
           out.Set("cropShape", toJs(env, r.cropShape));
           return out;
-        });
+        },
+        {}, storagesOf(label ? std::vector<at::Tensor>{image, *label} : std::vector<at::Tensor>{image}));
   });
 }
 
@@ -81,7 +82,7 @@ Napi::Value resampleImage(const Napi::CallbackInfo& info) {
     std::string mode = info[2].ToString().Utf8Value();
     return runAsync<at::Tensor>(
         env, [x, size, mode] { return preprocess::resample(x, size, mode); },
-        [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorHandle::wrap(env, t); });
+        [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorHandle::wrap(env, t); }, {}, storagesOf({x}));
   });
 }
 
@@ -94,7 +95,7 @@ Napi::Value resampleLabelMap(const Napi::CallbackInfo& info) {
     int64_t classes = info[3].ToNumber().Int64Value();
     return runAsync<at::Tensor>(
         env, [x, size, mode, classes] { return preprocess::resampleLabels(x, size, mode, classes); },
-        [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorHandle::wrap(env, t); });
+        [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorHandle::wrap(env, t); }, {}, storagesOf({x}));
   });
 }
 

@@ -39,8 +39,15 @@ Napi::Value op(const Napi::CallbackInfo& info) {
 Napi::Value opAsync(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     auto args = std::make_shared<Args>(opArgs(info));
+    TensorList touched = args->allTensors();
+    // a backward writes the gradients of every leaf it reaches (the parameters of the networks it ran)
+    if (args->op() == "backward" && args->isTensor(0)) {
+      TensorList leaves = autogradLeaves(args->tensor(0, "input"));
+      touched.insert(touched.end(), leaves.begin(), leaves.end());
+    }
     return runAsync<Value>(
-        info.Env(), [args] { return callOp(*args); }, [](Napi::Env env, Value& v) { return toJs(env, v); });
+        info.Env(), [args] { return callOp(*args); }, [](Napi::Env env, Value& v) { return toJs(env, v); }, {},
+        storagesOf(touched));
   });
 }
 
@@ -71,7 +78,8 @@ Napi::Value toDataAsync(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     at::Tensor t = TensorHandle::unwrap(info[0], "tensor");
     return runAsync<at::Tensor>(
-        info.Env(), [t] { return exportable(t); }, [](Napi::Env env, at::Tensor& v) { return typedArrayOf(env, v); });
+        info.Env(), [t] { return exportable(t); }, [](Napi::Env env, at::Tensor& v) { return typedArrayOf(env, v); },
+        {}, storagesOf({t}));
   });
 }
 

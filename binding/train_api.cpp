@@ -60,11 +60,13 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
   }
   // step() and zeroGrad() write parameters and gradients that any pending async job of this thread may
   // be reading (a forward of the same network): they wait for none, so they refuse instead.
+  // Pending jobs on other tensors (another network's inference, another training) do not count.
   void checkNoPendingJobs(Napi::Env env, const char* what) const {
     checkIdle(env);
-    if (envChannel(env)->pending() > 0)
+    const int n = envChannel(env)->touching(storagesOf(get(env).parameters()));
+    if (n > 0)
       throw Napi::Error::New(env,
-                             std::string("optimizer.") + what + "(): " + std::to_string(envChannel(env)->pending()) +
+                             std::string("optimizer.") + what + "(): " + std::to_string(n) +
                                  " async native call(s) are pending and may read these parameters; await them first");
   }
   Napi::Value zeroGrad(const Napi::CallbackInfo& info) {
@@ -94,7 +96,7 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
             o->step();
             return true;
           },
-          [](Napi::Env env, bool&) { return env.Undefined(); }, [b = busy] { --*b; });
+          [](Napi::Env env, bool&) { return env.Undefined(); }, [b = busy] { --*b; }, storagesOf(o->parameters()));
     });
   }
   // unscaleGrads(scale) -> whether every gradient is finite (train/grad_scaler.h)
@@ -224,7 +226,8 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
         [release, busy = oh.busy] {
           release();
           --*busy;
-        });
+        },
+        NetworkHandle::storages(*net, {x, y}));
   });
 }
 

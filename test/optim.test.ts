@@ -211,6 +211,45 @@ test('EMA: warm-up rule, parameters-only and all-buffers scopes', async (t) => {
   for (const n of [student, teacher, teacher2]) n.dispose();
 });
 
+// The refusal is scoped to what the pending calls touch: another network's inference (a service that
+// also trains) or another training's backward leave this optimizer free; this network's forward, a
+// backward through it, or a pending read of one of its parameters do not.
+test.serial('optimizers refuse only while a pending call touches their own parameters', async (t) => {
+  manualSeed(4);
+  const net = nets.UNet2D({ features: [2, 2, 2, 2, 2] });
+  const other = nets.UNet2D({ features: [2, 2, 2, 2, 2] }).eval();
+  const sgd = SGD(net, { lr: 0.1, momentum: 0.9 });
+  const otherSgd = SGD(other, { lr: 0.1 });
+  const x = randn([2, 1, 16, 16]);
+  const y = randint([2, 16, 16], 0, 4);
+  // another network's forward in flight: this optimizer steps
+  let pending = other.forward(x);
+  t.notThrows(() => sgd.zeroGrad());
+  t.throws(() => otherSgd.zeroGrad(), { message: /optimizer\.zeroGrad\(\): 1 async native call\(s\) are pending and may read these parameters/ });
+  (await pending).dispose();
+  // a backward through this network in flight: its optimizer waits, the other's does not
+  const logits = await net.forward(x);
+  const loss = logits.logSoftmax(1).mul(-1).mean();
+  const backward = loss.backwardAsync();
+  t.throws(() => sgd.step(), { message: /optimizer\.step\(\): 1 async native call\(s\) are pending/ });
+  t.notThrows(() => otherSgd.zeroGrad());
+  await backward;
+  t.notThrows(() => sgd.step());
+  // a pending read of one of its parameters (toArray on the compute threads)
+  const weight = net.stateDict()['decoder.out_conv.weight'];
+  const read = weight.dataAsync();
+  t.throws(() => sgd.zeroGrad(), { message: /optimizer\.zeroGrad\(\): 1 async native call\(s\) are pending/ });
+  await read;
+  // a whole training step of this network beside another network's inference
+  pending = other.forward(x);
+  const value = await trainStep(net, sgd, x, y, { loss: 'ceDice' });
+  t.true(Number.isFinite(value));
+  (await pending).dispose();
+  dispose([x, y, logits, loss, weight]);
+  net.dispose();
+  other.dispose();
+});
+
 test.serial('optimizers refuse unsafe or inconsistent use instead of corrupting weights', async (t) => {
   const net = nets.UNet2D({ features: [2, 2, 2, 2, 2] }).eval();
   const sgd = SGD(net, { lr: 0.1, momentum: 0.9 });

@@ -17,6 +17,8 @@ using OpTable = std::unordered_map<std::string, OpFn>;
 // Runs op `name`. Unknown names and bad arguments throw c10::Error with a message naming them.
 Value callOp(const Args& args);
 std::vector<std::string> opNames();
+// The leaf tensors (parameters) whose gradients a backward from `root` accumulates into.
+std::vector<at::Tensor> autogradLeaves(const at::Tensor& root);
 
 // Each family registers its ops (cpp/tensor/ops_*.cpp).
 void registerFactoryOps(OpTable& table);

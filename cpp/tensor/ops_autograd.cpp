@@ -3,8 +3,32 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/autograd/functions/accumulate_grad.h>
+
+#include <unordered_set>
 
 namespace semiseg {
+
+std::vector<at::Tensor> autogradLeaves(const at::Tensor& root) {
+  std::vector<at::Tensor> leaves;
+  if (!root.defined()) return leaves;
+  if (!root.grad_fn()) {
+    if (root.requires_grad()) leaves.push_back(root);
+    return leaves;
+  }
+  std::vector<torch::autograd::Node*> stack{root.grad_fn().get()};
+  std::unordered_set<torch::autograd::Node*> seen{stack.front()};
+  while (!stack.empty()) {
+    torch::autograd::Node* node = stack.back();
+    stack.pop_back();
+    if (auto* acc = dynamic_cast<torch::autograd::AccumulateGrad*>(node)) leaves.push_back(acc->variable);
+    for (const auto& edge : node->next_edges()) {
+      torch::autograd::Node* next = edge.function.get();
+      if (next && seen.insert(next).second) stack.push_back(next);
+    }
+  }
+  return leaves;
+}
 
 void registerAutogradOps(OpTable& t) {
   // (input, flag): sets requires_grad in place; returns nothing

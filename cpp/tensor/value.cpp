@@ -23,6 +23,15 @@ const char* kindName(const Value& v) {
 
 const Value& Args::at(size_t i) const { return i < values_.size() ? values_[i] : kNone; }
 
+TensorList Args::allTensors() const {
+  TensorList out;
+  for (const Value& v : values_) {
+    if (const auto* t = std::get_if<at::Tensor>(&v)) out.push_back(*t);
+    if (const auto* l = std::get_if<TensorList>(&v)) out.insert(out.end(), l->begin(), l->end());
+  }
+  return out;
+}
+
 void Args::fail(size_t i, const char* name, const char* expected) const {
   TORCH_CHECK(false, op_, "(): argument '", name, "' must be ", expected, ", got ", kindName(at(i)));
 }

@@ -38,6 +38,8 @@ class Args {
   const std::string& string(size_t i, const char* name) const;
   IntList ints(size_t i, const char* name) const;  // an int or a list of ints
   const TensorList& tensors(size_t i, const char* name) const;
+  // Every tensor among the arguments (lists flattened).
+  TensorList allTensors() const;
 
   std::optional<int64_t> optInt64(size_t i, const char* name) const;
   std::optional<double> optF64(size_t i, const char* name) const;

@@ -117,6 +117,11 @@ export class Optimizer {
     return new Optimizer('adam', params, options ?? {});
   }
 
+  /**
+   * Sets the gradients to none. zeroGrad, step and stepAsync throw while a pending native call of this
+   * thread touches these parameters or their gradients (a forward of their network, a backward through
+   * it, a read of a weight): await it first. Calls on other tensors do not count.
+   */
   zeroGrad(): void {
     this.native.zeroGrad();
   }
