@@ -165,10 +165,16 @@ function definedMean(xs: number[]): [number, number] {
 export interface MetricsSummary {
   /** Per class: the mean over cases of each metric, NaN values left out. */
   classes: Record<number, MetricValues>;
-  /** The mean over cases of the per-case means over classes, NaN values left out. */
+  /**
+   * The mean over classes of the class means, as the papers' tables (equal to the mean over cases of the
+   * per-case means when every value is defined; where one is not, the case's other classes still count).
+   */
   mean: MetricValues;
   cases: number;
-  /** How many cases each mean is over (fewer than `cases` where some were undefined). */
+  /**
+   * How many cases each class mean is over (fewer than `cases` where some were undefined); for the overall
+   * mean, the fewest cases behind any of its class means.
+   */
   counts: { classes: Record<number, MetricValues>; mean: MetricValues };
   /** Per class: the cases whose prediction of the class is empty (scored 0 on every metric by the 'zero' policy). */
   emptyPredictions: Record<number, number>;
@@ -187,7 +193,7 @@ export class MetricsTable {
   }
 
   /**
-   * Mean over cases of each class's metrics, and of the per-case class means. A case's undefined (NaN)
+   * Mean over cases of each class's metrics, and the mean of those class means. A case's undefined (NaN)
    * value is left out of a mean instead of making it NaN; `counts` says how many cases each mean is over.
    */
   summary(): MetricsSummary {
@@ -203,7 +209,10 @@ export class MetricsTable {
       emptyPredictions[c] = results.filter((r) => r.predictionEmpty).length;
     }
     const mean = { dice: 0, jaccard: 0, hd95: 0, asd: 0, assd: 0 };
-    for (const k of NAMES) [mean[k], counts.mean[k]] = definedMean(this.rows.map((r) => r.result.mean[k]));
+    for (const k of NAMES) {
+      mean[k] = definedMean(ids.map((c) => classes[c][k]))[0];
+      counts.mean[k] = ids.length ? Math.min(...ids.map((c) => counts.classes[c][k])) : 0;
+    }
     return { classes, mean, cases: this.rows.length, counts, emptyPredictions, policy: emptyMaskPolicy(this.policy()) };
   }
 

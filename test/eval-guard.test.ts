@@ -110,6 +110,20 @@ test('evaluate refuses a checkpoint whose class count is not the HDF5 data\'s, n
   t.is(summary.counts.classes['3'].dice, 1);
 });
 
+test('the overall mean is the mean of the class means: a case with one undefined class still counts for the others', (t) => {
+  const m = (hd95: number) => ({ dice: 0.5, jaccard: 0.4, hd95, asd: hd95 / 2, assd: hd95 / 2, predictionEmpty: false, referenceEmpty: Number.isNaN(hd95), emptyPolicy: 'zero' as const });
+  const table = new MetricsTable();
+  table.add('x', { classes: { 1: m(1), 2: m(NaN) }, mean: { dice: 0.5, jaccard: 0.4, hd95: NaN, asd: NaN, assd: NaN } });
+  table.add('y', { classes: { 1: m(3), 2: m(5) }, mean: { dice: 0.5, jaccard: 0.4, hd95: 4, asd: 2, assd: 2 } });
+  const s = table.summary();
+  t.is(s.classes[1].hd95, 2);
+  t.is(s.classes[2].hd95, 5);
+  t.is(s.mean.hd95, 3.5, "(2 + 5) / 2, not case y's 4 alone");
+  t.is(s.mean.asd, 1.75);
+  t.is(s.mean.dice, 0.5);
+  t.deepEqual(s.counts.mean, { dice: 2, jaccard: 2, hd95: 1, asd: 1, assd: 1 });
+});
+
 test('means over cases leave a case\'s undefined distance out and count the cases (medpy values)', async (t) => {
   const table = await nanTable();
   const a = table.rows[0].result.classes[2];
@@ -130,17 +144,20 @@ print(json.dumps([m.dc(r, g), m.hd95(r, g), m.asd(r, g)]))`;
   t.is(s.classes[2].dice, (a.dice + b.dice) / 2);
   t.deepEqual(s.counts.classes[2], { dice: 2, jaccard: 2, hd95: 1, asd: 1, assd: 1 });
   t.deepEqual(s.counts.classes[1], { dice: 2, jaccard: 2, hd95: 2, asd: 2, assd: 2 });
-  // the overall mean: over the cases whose mean over classes is defined (case a only for distances)
-  t.is(s.mean.hd95, table.rows[0].result.mean.hd95);
+  // the overall mean: the mean of the class means (as the papers' tables), so case b's class-1 distances
+  // count although its class 2 is undefined; its count is the fewest cases behind a class mean
+  const classOne = (table.rows[0].result.classes[1].hd95 + table.rows[1].result.classes[1].hd95) / 2;
+  t.is(s.mean.hd95, (classOne + a.hd95) / 2);
+  t.is(s.mean.dice, (s.classes[1].dice + s.classes[2].dice) / 2);
   t.deepEqual(s.counts.mean, { dice: 2, jaccard: 2, hd95: 1, asd: 1, assd: 1 });
-  t.is(JSON.parse(JSON.stringify(s)).mean.hd95, table.rows[0].result.mean.hd95, 'no null in the JSON');
+  t.is(JSON.parse(JSON.stringify(s)).mean.hd95, s.mean.hd95, 'no null in the JSON');
   // the printed table marks the means over fewer cases and says over how many
   const text = formatTable(table, { 1: 'Anterior', 2: 'Posterior' }, 'mm');
   const lines = text.split('\n');
   t.is(lines[0], 'class         Dice %  Jacc. %     95HD      ASD empty pred.');
   t.is(lines[2], `Posterior    ${(100 * s.classes[2].dice).toFixed(2).padStart(7)} ${(100 * s.classes[2].jaccard).toFixed(2).padStart(8)} ${`${a.hd95.toFixed(2)}*`.padStart(8)} ${`${a.asd.toFixed(2)}*`.padStart(8)}         0/2`);
   t.true(lines.includes('* Posterior: 95HD over 1, ASD over 1 of 2 volumes (undefined in the others: reference empty, prediction not)'));
-  t.true(lines.includes('* mean: 95HD over 1, ASD over 1 of 2 volumes (undefined in the others: reference empty, prediction not)'));
+  t.true(lines.includes('* mean: the mean of the class means; 95HD, ASD of a class over as few as 1 of 2 volumes'));
   t.false(text.includes('–'));
 });
 

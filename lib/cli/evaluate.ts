@@ -22,7 +22,12 @@ export function formatTable(table: MetricsTable, names: Record<number, string>, 
     `${label.padEnd(12)} ${value(100 * m.dice, n.dice).padStart(7)} ${value(100 * m.jaccard, n.jaccard).padStart(8)} ${value(m.hd95, n.hd95).padStart(8)} ${value(m.asd, n.asd).padStart(8)} ${empty.padStart(11)}`;
   const fewer = (label: string, n: Record<string, number>) => {
     const short = (['dice', 'jaccard', 'hd95', 'asd'] as const).filter((k) => n[k] < s.cases);
-    if (short.length) notes.push(`* ${label}: ${short.map((k) => `${LABELS[k]} over ${n[k]}`).join(', ')} of ${s.cases} volumes (undefined in the others: reference empty, prediction not)`);
+    if (short.length)
+      notes.push(
+        label === 'mean'
+          ? `* mean: the mean of the class means; ${short.map((k) => LABELS[k]).join(', ')} of a class over as few as ${Math.min(...short.map((k) => n[k]))} of ${s.cases} volumes`
+          : `* ${label}: ${short.map((k) => `${LABELS[k]} over ${n[k]}`).join(', ')} of ${s.cases} volumes (undefined in the others: reference empty, prediction not)`,
+      );
   };
   const lines = [`${'class'.padEnd(12)} ${'Dice %'.padStart(7)} ${'Jacc. %'.padStart(8)} ${'95HD'.padStart(8)} ${'ASD'.padStart(8)} ${'empty pred.'.padStart(11)}`];
   for (const [c, m] of Object.entries(s.classes)) {
