@@ -35,14 +35,11 @@ std::shared_ptr<EnvChannel> EnvChannel::create(Napi::Env env) {
 
 std::vector<const void*> storagesOf(const std::vector<at::Tensor>& tensors) {
   std::vector<const void*> out;
-  out.reserve(2 * tensors.size());
-  for (const at::Tensor& t : tensors) {
-    if (!t.defined()) continue;
-    if (t.has_storage()) out.push_back(t.storage().unsafeGetStorageImpl());
-    if (!t.is_leaf()) continue;  // only leaves keep a gradient (reading it on others warns)
-    const at::Tensor& g = t.grad();
-    if (g.defined() && g.has_storage()) out.push_back(g.storage().unsafeGetStorageImpl());
-  }
+  out.reserve(tensors.size());
+  for (const at::Tensor& t : tensors)
+    if (t.defined() && t.has_storage()) out.push_back(t.storage().unsafeGetStorageImpl());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

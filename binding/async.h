@@ -2,8 +2,8 @@
 // thread with finish(result). Grad mode is thread-local in LibTorch, so the caller's mode is captured now
 // and re-applied on the compute thread. `done` runs on the JS thread before the Promise settles.
 //
-// Each job says which tensors it reads or writes (`Touches`: their storages, and their gradients'); an
-// optimizer refuses to change parameters or gradients that a pending job of its thread touches, while jobs
+// Each job says which tensors it reads or writes (`Touches`: their storages); an optimizer refuses to
+// change parameters, gradients or its state that a pending job of its thread touches, while jobs
 // on other tensors (inference of another network, a second training, decoding) run on. A job that does not
 // say (std::nullopt) counts as touching everything.
 //
@@ -33,7 +33,9 @@ namespace semiseg::binding {
 
 // The storages (StorageImpl*) of the tensors a job touches; std::nullopt: unknown (everything).
 using Touches = std::optional<std::vector<const void*>>;
-// The storages of the defined tensors, and of their gradients where defined.
+// The storages of the defined tensors, each once. Not their gradients: a job that writes gradients
+// (a backward, a step) lists the parameters, and reading .grad() here could race with a compute thread
+// setting or freeing it.
 std::vector<const void*> storagesOf(const std::vector<at::Tensor>& tensors);
 
 struct JobBase {

@@ -80,6 +80,14 @@ std::vector<const void*> NetworkHandle::storages(const nets::Network& net, std::
   return storagesOf(extra);
 }
 
+void NetworkHandle::checkUntouched(Napi::Env env, const char* what) const {
+  checkIdle(env, what);
+  if (const int n = envChannel(env)->touching(storages(*network(env))); n > 0)
+    throw Napi::Error::New(env, network(env)->kind() + "." + what + "(): " + std::to_string(n) +
+                                    " async native call(s) on its weights are pending (a backward, a step, a read); "
+                                    "await them first");
+}
+
 void NetworkHandle::checkIdle(Napi::Env env, const char* what) const {
   if (busy_->first > 0)
     throw Napi::Error::New(env, network(env)->kind() + "." + what + "(): the network is busy with " +
@@ -165,7 +173,7 @@ Napi::Value NetworkHandle::parameterCount(const Napi::CallbackInfo& info) {
 Napi::Value NetworkHandle::to(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&] {
-    checkIdle(env, "to");
+    checkUntouched(env, "to");
     auto device = parseDevice(info[0].As<Napi::String>().Utf8Value());
     std::optional<c10::ScalarType> dtype;
     if (info[1].IsString()) dtype = parseDtype(info[1].As<Napi::String>().Utf8Value());
@@ -176,7 +184,7 @@ Napi::Value NetworkHandle::to(const Napi::CallbackInfo& info) {
 }
 Napi::Value NetworkHandle::setChannelsLast(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] {
-    checkIdle(info.Env(), "setChannelsLast");
+    checkUntouched(info.Env(), "setChannelsLast");
     network(info.Env())->setChannelsLast(info[0].ToBoolean());
     return info.Env().Undefined();
   });
@@ -205,7 +213,7 @@ Napi::Value NetworkHandle::clone(const Napi::CallbackInfo& info) {
 Napi::Value NetworkHandle::loadState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
-    checkIdle(env, "loadStateDict");
+    checkUntouched(env, "loadStateDict");
     auto dict = namedFromJs(info[0], info[1], "state dict");
     auto report = nets::loadState(*network(env), dict, info[2].ToBoolean());
     Napi::Object out = Napi::Object::New(env);
@@ -271,7 +279,7 @@ Napi::Value emaUpdate(const Napi::CallbackInfo& info) {
   return guard(env, [&] {
     NetworkHandle& teacher = NetworkHandle::unwrap(info[0], "teacher");
     NetworkHandle& student = NetworkHandle::unwrap(info[1], "student");
-    teacher.checkIdle(env, "emaUpdate");
+    teacher.checkUntouched(env, "emaUpdate");
     student.checkIdle(env, "emaUpdate");
     nets::emaUpdate(*teacher.network(env), *student.network(env), info[2].ToNumber().DoubleValue(),
                     info[3].ToBoolean());

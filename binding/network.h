@@ -27,9 +27,11 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
   void checkIdle(Napi::Env env, const char* what) const;
   // Throws unless a call of this kind may start now (see the class comment).
   void checkCanRun(Napi::Env env, bool training, const char* what) const;
-  // What an async call on this network touches (async.h): its parameters and buffers (and their
-  // gradients), plus `extra` (inputs).
+  // What an async call on this network touches (async.h): its parameters and buffers, plus `extra`.
   static std::vector<const void*> storages(const nets::Network& net, std::vector<at::Tensor> extra = {});
+  // checkIdle, and no pending call of this thread touches the network's tensors (a backward through it,
+  // a read of a weight, a step of its optimizer): for calls that change them.
+  void checkUntouched(Napi::Env env, const char* what) const;
 
  private:
   Napi::Value kind(const Napi::CallbackInfo& info);

@@ -58,17 +58,35 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
   void checkIdle(Napi::Env env) const {
     if (*busy > 0) throw Napi::Error::New(env, "optimizer: busy with an async train step; await it first");
   }
-  // step() and zeroGrad() write parameters and gradients that any pending async job of this thread may
-  // be reading (a forward of the same network): they wait for none, so they refuse instead.
+
+ public:
+  // The storages of the parameters and of the optimizer state (momentum, Adam moments), which step()
+  // changes in place and stateDict() hands out.
+  std::vector<at::Tensor> stepTensors(Napi::Env env) const {
+    std::vector<at::Tensor> ts = get(env).parameters();
+    for (auto& [name, t] : get(env).state()) ts.push_back(t);
+    return ts;
+  }
+  // step() and zeroGrad() (and trainStep) write parameters, gradients and state that a pending async job of
+  // this thread may be reading (a forward of the same network): they wait for none, so they refuse instead.
   // Pending jobs on other tensors (another network's inference, another training) do not count.
   void checkNoPendingJobs(Napi::Env env, const char* what) const {
     checkIdle(env);
-    const int n = envChannel(env)->touching(storagesOf(get(env).parameters()));
+    const auto channel = envChannel(env);
+    int n = channel->touching(storagesOf(stepTensors(env)));
+    // gradients only once no pending job touches the parameters (a backward or step could be setting them)
+    if (n == 0) {
+      std::vector<at::Tensor> grads;
+      for (const at::Tensor& p : get(env).parameters()) grads.push_back(p.grad());
+      n = channel->touching(storagesOf(grads));
+    }
     if (n > 0)
       throw Napi::Error::New(env,
                              std::string("optimizer.") + what + "(): " + std::to_string(n) +
                                  " async native call(s) are pending and may read these parameters; await them first");
   }
+
+ private:
   Napi::Value zeroGrad(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&] {
       checkNoPendingJobs(info.Env(), "zeroGrad");
@@ -96,7 +114,8 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
             o->step();
             return true;
           },
-          [](Napi::Env env, bool&) { return env.Undefined(); }, [b = busy] { --*b; }, storagesOf(o->parameters()));
+          [](Napi::Env env, bool&) { return env.Undefined(); }, [b = busy] { --*b; },
+          storagesOf(stepTensors(info.Env())));
     });
   }
   // unscaleGrads(scale) -> whether every gradient is finite (train/grad_scaler.h)
@@ -206,6 +225,7 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
     OptimizerHandle& oh = OptimizerHandle::unwrap(info[1], "optimizer");
     if (*oh.busy > 0)
       throw Napi::Error::New(env, "trainStep(): the optimizer is busy with another step; await it first");
+    oh.checkNoPendingJobs(env, "trainStep");
     at::Tensor x = TensorHandle::unwrap(info[2], "input");
     at::Tensor y = TensorHandle::unwrap(info[3], "target");
     Napi::Object o = info[4].As<Napi::Object>();
@@ -227,7 +247,12 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
           release();
           --*busy;
         },
-        NetworkHandle::storages(*net, {x, y}));
+        [&] {
+          std::vector<at::Tensor> touched = oh.stepTensors(env);
+          touched.push_back(x);
+          touched.push_back(y);
+          return NetworkHandle::storages(*net, std::move(touched));
+        }());
   });
 }
 

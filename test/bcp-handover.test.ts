@@ -2,7 +2,8 @@
 // pre-training checkpoint with its SGD momentum buffers (the official ACDC code's load_net_opt), the LA
 // recipe from a fresh optimizer (its LA code loads the weights only). A stage whose validations all
 // scored 0 hands over its latest checkpoint, not its first. (The two trainings run concurrently in one
-// thread: each optimizer waits only for the calls that touch its own parameters.)
+// thread: each optimizer waits only for the calls that touch its own parameters. Neither test depends on
+// the shared random generator's draws.)
 import test from 'ava';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

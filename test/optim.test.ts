@@ -235,11 +235,25 @@ test.serial('optimizers refuse only while a pending call touches their own param
   t.notThrows(() => otherSgd.zeroGrad());
   await backward;
   t.notThrows(() => sgd.step());
-  // a pending read of one of its parameters (toArray on the compute threads)
+  // a pending read of one of its parameters (toArray on the compute threads) stops the optimizer, a
+  // whole train step, and the network's own writers
   const weight = net.stateDict()['decoder.out_conv.weight'];
   const read = weight.dataAsync();
   t.throws(() => sgd.zeroGrad(), { message: /optimizer\.zeroGrad\(\): 1 async native call\(s\) are pending/ });
+  await t.throwsAsync(trainStep(net, sgd, x, y, { loss: 'ceDice' }), { message: /trainStep\(\): 1 async native call\(s\) are pending/ });
+  const sd = net.stateDict();
+  t.throws(() => net.loadStateDict(sd), { message: /UNet2D\.loadStateDict\(\): 1 async native call\(s\) on its weights are pending/ });
+  t.throws(() => net.to({ dtype: 'float64' }), { message: /UNet2D\.to\(\): 1 async native call\(s\) on its weights are pending/ });
   await read;
+  t.notThrows(() => net.loadStateDict(sd));
+  dispose(Object.values(sd));
+  // the optimizer state that step() changes in place (stateDict hands out the live buffers)
+  const state = sgd.stateDict();
+  const buffer = Object.entries(state).find(([k]) => /momentum_buffer$/.test(k))![1];
+  const readState = buffer.dataAsync();
+  t.throws(() => sgd.step(), { message: /optimizer\.step\(\): 1 async native call\(s\) are pending/ });
+  await readState;
+  dispose(Object.values(state));
   // a whole training step of this network beside another network's inference
   pending = other.forward(x);
   const value = await trainStep(net, sgd, x, y, { loss: 'ceDice' });
