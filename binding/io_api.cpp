@@ -28,13 +28,14 @@ Napi::Value writeStateDict(const Napi::CallbackInfo& info) {
   });
 }
 
-// readStateDict(path) -> Promise<[names, handles]>
+// readStateDict(path, key?) -> Promise<[names, handles]>
 Napi::Value readStateDict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     std::string path = pathArg(info);
+    std::string key = info.Length() > 1 && info[1].IsString() ? info[1].ToString().Utf8Value() : std::string();
     return runAsync<nets::NamedTensors>(
-        env, [path] { return io::readStateDict(path); },
+        env, [path, key] { return io::readStateDict(path, key); },
         [](Napi::Env env, nets::NamedTensors& d) { return namedToJs(env, d); }, {},
         Touches{std::vector<const void*>{}});
   });

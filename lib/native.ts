@@ -208,7 +208,7 @@ export interface Native {
   setSyncBatchNorm(group: NativeGroupHandle | null): void;
 
   writeStateDict(path: string, names: string[], tensors: NativeTensorHandle[]): Promise<void>;
-  readStateDict(path: string): Promise<NativeNamed>;
+  readStateDict(path: string, key?: string): Promise<NativeNamed>;
   writeCheckpoint(
     path: string,
     modelNames: string[],

@@ -150,13 +150,96 @@ test.serial('truncated and corrupted checkpoints never crash the process', async
   u.dispose();
 });
 
-test.serial('an OrderedDict state_dict pickle gets a message saying how to save it', async (t) => {
+// What the published codes save, written by PyTorch itself: torch.save(model.state_dict()) (an
+// OrderedDict with _metadata) from a GPU (storages tagged 'cuda:0'), BCP's {'net': ..., 'opt': ...} with a
+// numpy scalar beside it, parameters, views and shared storages; and crafted files that lie about their
+// storages or name arbitrary globals, which must fail in one line without running anything or crashing.
+const INTEROP_PY = String.raw`
+import collections, io, json, os, pickle, sys, zipfile
+import numpy as np, torch, torch.serialization as ser
+torch.manual_seed(0)
+D = sys.argv[1] if len(sys.argv) > 1 else ROOT
+net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
+sd = net.state_dict()
+tag = ser.location_tag
+ser.location_tag = lambda storage: 'cuda:0'
+torch.save(sd, os.path.join(D, 'ordered-cuda.pth'))
+ser.location_tag = tag
+out = lambda d: {k: v.float().flatten().tolist() for k, v in d.items()}
+saved = out(sd)  # state_dict() holds the live parameters: the step below changes them
+opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+net(torch.randn(2, 1, 6, 6)).sum().backward(); opt.step()
+torch.save({'net': net.state_dict(), 'opt': opt.state_dict(), 'best': np.float64(0.8), 'epoch': 3}, os.path.join(D, 'bcp.pth'))
+torch.save({'a': dict(sd), 'b': {'w': torch.arange(6.).reshape(2, 3)}}, os.path.join(D, 'two.pth'))
+base = torch.arange(12.).reshape(3, 4)
+torch.save({'t': base.t(), 'half': base[1:], 'p': torch.nn.Parameter(torch.ones(2)), 'h': base.half()}, os.path.join(D, 'views.pth'))
+torch.save(dict(sd), os.path.join(D, 'legacy.pth'), _use_new_zipfile_serialization=False)
+class St:
+    def __init__(s, key, numel): s.key, s.numel = key, numel
+class T:
+    def __init__(s, st, size): s.a = (st, 0, (size,), (1,), False, collections.OrderedDict())
+    def __reduce__(s): return (torch._utils._rebuild_tensor_v2, s.a)
+class Evil:
+    def __reduce__(s): return (os.system, ('touch ' + os.path.join(D, 'PWNED'),))
+class P(pickle.Pickler):
+    def persistent_id(s, o):
+        return ('storage', torch.FloatStorage, o.key, 'cpu', o.numel) if isinstance(o, St) else None
+def crafted(name, obj, records):
+    b = io.BytesIO(); P(b, protocol=2).dump(obj)
+    with zipfile.ZipFile(os.path.join(D, name), 'w') as z:
+        z.writestr('archive/data.pkl', b.getvalue()); z.writestr('archive/byteorder', 'little')
+        for k, v in records.items(): z.writestr('archive/data/' + k, v)
+        z.writestr('archive/version', '3\n')
+crafted('lying.pth', {'w': T(St('0', 2 ** 28), 2 ** 28)}, {'0': b'\0' * 16})
+ck = {'format': 'semiseg-checkpoint', 'version': 1, 'model': {}, 'optimizer': {}, 'meta': '{bad', 'rng': None, 'aux': {}}
+torch.save(ck, os.path.join(D, 'bad-meta.ckpt'))
+del ck['version']; torch.save(ck, os.path.join(D, 'no-version.ckpt'))
+crafted('evil.pth', {'w': Evil()}, {})
+print(json.dumps({'sd': saved, 'net': out(net.state_dict()), 'views': out({'t': base.t(), 'half': base[1:], 'p': torch.ones(2), 'h': base.half()})}))
+`;
+
+test.serial('PyTorch files as the published codes save them: OrderedDict, GPU-saved, wrapped checkpoints; crafted files fail safely', async (t) => {
   if (!referencePython) return t.pass('skipped: no python with torch');
-  const od = join(root, 'ordered.pt');
-  runPythonCode(`import torch; torch.save(torch.nn.Linear(2, 3).state_dict(), ${JSON.stringify(od)})`);
-  const err = await t.throwsAsync(readTorchStateDict(od));
-  t.regex(err!.message, /readTorchStateDict\(\): '.*ordered\.pt'/);
-  t.regex(err!.message, /holds a collections\.OrderedDict .* save a plain dict instead: torch\.save\(dict\(model\.state_dict\(\)\), path\)/);
+  const ref = JSON.parse(runPythonCode(`ROOT = ${JSON.stringify(root)}\n${INTEROP_PY}`)) as Record<string, Record<string, number[]>>;
+  const same = (got: Record<string, import('../lib/index.js').Tensor>, want: Record<string, number[]>, what: string) => {
+    t.deepEqual(Object.keys(got), Object.keys(want), what);
+    for (const k of Object.keys(want)) t.deepEqual(Array.from(got[k].to('float32').contiguous().toArray() as Float32Array), want[k].map(Math.fround), `${what}: ${k}`);
+    dispose(Object.values(got));
+  };
+  // torch.save(model.state_dict()) of a model on a GPU: an OrderedDict (its _metadata dropped), read onto the CPU
+  const ordered = await readTorchStateDict(join(root, 'ordered-cuda.pth'));
+  t.is(ordered['0.weight'].device, 'cpu');
+  t.is(ordered['1.num_batches_tracked'].dtype, 'int64');
+  same(ordered, ref.sd, 'OrderedDict from cuda:0');
+  // BCP's save_net_opt: the only entry that is a state dict, beside an optimizer state and a numpy scalar
+  same(await readTorchStateDict(join(root, 'bcp.pth')), ref.net, "{'net', 'opt'}");
+  same(await readTorchStateDict(join(root, 'bcp.pth'), { key: 'net' }), ref.net, "key 'net'");
+  await t.throwsAsync(readTorchStateDict(join(root, 'bcp.pth'), { key: 'opt' }), { message: /readTorchStateDict\(\): '.*bcp\.pth': entry 'opt' holds 'state', a dict, not a tensor/ });
+  await t.throwsAsync(readTorchStateDict(join(root, 'bcp.pth'), { key: 'best' }), { message: /entry 'best' is a numpy\.core\.multiarray\.scalar, not a state dict|entry 'best' is a numpy\._core\.multiarray\.scalar, not a state dict/ });
+  await t.throwsAsync(readTorchStateDict(join(root, 'two.pth')), { message: /readTorchStateDict\(\): '.*two\.pth' holds several state dicts \('a', 'b'\): pass the one to read as option 'key'/ });
+  same(await readTorchStateDict(join(root, 'two.pth'), { key: 'b' }), { w: [0, 1, 2, 3, 4, 5] }, "key 'b'");
+  await t.throwsAsync(readTorchStateDict(join(root, 'two.pth'), { key: 'c' }), { message: /has no entry 'c'/ });
+  // views of one storage, a parameter, half precision
+  const views = await readTorchStateDict(join(root, 'views.pth'));
+  t.is(views.h.dtype, 'float16');
+  same(views, ref.views, 'views');
+  // the legacy format, a storage whose record is shorter than it claims, an arbitrary global
+  await t.throwsAsync(readTorchStateDict(join(root, 'legacy.pth')), { message: /'.*legacy\.pth' is in the legacy torch\.save format \(PyTorch before 1\.6, or _use_new_zipfile_serialization=False\)/ });
+  await t.throwsAsync(readTorchStateDict(join(root, 'lying.pth')), { message: /readTorchStateDict\(\): '.*lying\.pth' is not a readable torch file: storage '0' declares 1073741824 bytes but its record holds 16/ });
+  await t.throwsAsync(readTorchStateDict(join(root, 'evil.pth')), { message: /readTorchStateDict\(\): '.*evil\.pth': the state dict holds 'w', a posix\.system, not a tensor/ });
+  t.false(existsSync(join(root, 'PWNED')), 'nothing in the file ran');
+  // damaged semiseg checkpoints: one line naming the file and what is wrong
+  await t.throwsAsync(readCheckpointInfo(join(root, 'bad-meta.ckpt')), { message: /^loadCheckpoint\(\): '.*bad-meta\.ckpt' is a damaged semiseg checkpoint: its metadata is not JSON/ });
+  await t.throwsAsync(readCheckpointInfo(join(root, 'no-version.ckpt')), { message: /loadCheckpoint\(\): '.*no-version\.ckpt' is a damaged semiseg checkpoint: it has no 'version'/ });
+});
+
+test.serial("a state dict saved from nn.DataParallel ('module.' prefixes) is refused with the reason", (t) => {
+  const net = nets.UNet2D({ features: [2, 2, 2, 2, 2] });
+  const sd = net.stateDict();
+  const wrapped = Object.fromEntries(Object.entries(sd).map(([k, v]) => [`module.${k}`, v]));
+  t.throws(() => net.loadStateDict(wrapped), { message: /unexpected keys \(\d+\): .*\(the given keys are this network's with the prefix 'module\.' that nn\.DataParallel and DistributedDataParallel add: remove it from the names first\)/ });
+  dispose(Object.values(sd));
+  net.dispose();
 });
 
 test.serial('safetensors round-trip every dtype and reject truncated files', async (t) => {

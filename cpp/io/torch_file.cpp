@@ -6,9 +6,9 @@
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
 #include <torch/csrc/jit/serialization/export.h>
-#include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/csrc/jit/serialization/pickler.h>
+#include "io/torch_pickle.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -27,19 +27,41 @@ namespace {
 constexpr const char* kFormat = "semiseg-checkpoint";
 constexpr int64_t kVersion = 1;
 
+// What a value is, for errors: "a tensor", "a dict", "a numpy.core.multiarray.scalar", ...
+std::string describe(const c10::IValue& v) {
+  if (isOpaque(v)) return "a " + opaqueName(v);
+  if (v.isTensor()) return "a tensor";
+  if (v.isGenericDict()) return "a dict";
+  if (v.isList()) return "a list";
+  if (v.isTuple()) return "a tuple";
+  if (v.isString()) return "a string";
+  if (v.isInt()) return "an integer";
+  if (v.isDouble()) return "a number";
+  if (v.isBool()) return "a boolean";
+  if (v.isNone()) return "None";
+  return std::string("a ") + v.tagKind();
+}
+
+bool allTensors(const c10::IValue& v) {
+  if (!v.isGenericDict()) return false;
+  for (const auto& e : v.toGenericDict())
+    if (!e.key().isString() || !e.value().isTensor()) return false;
+  return true;
+}
+
 c10::Dict<std::string, at::Tensor> toDict(const nets::NamedTensors& tensors) {
   c10::Dict<std::string, at::Tensor> d;
   for (const auto& [k, v] : tensors) d.insert(k, v.detach().cpu().contiguous());
   return d;
 }
 
-nets::NamedTensors fromDict(const c10::IValue& v, const std::string& path, const char* what) {
-  TORCH_CHECK(v.isGenericDict(), "'", path, "': ", what, " is not a dict");
+nets::NamedTensors fromDict(const c10::IValue& v, const std::string& path, const std::string& what, const char* fn) {
+  TORCH_CHECK(v.isGenericDict(), fn, "(): '", path, "': ", what, " is not a dict");
   nets::NamedTensors out;
   for (const auto& e : v.toGenericDict()) {
-    TORCH_CHECK(e.key().isString(), "'", path, "': ", what, " has a key that is not a string");
-    TORCH_CHECK(e.value().isTensor(), "'", path, "': ", what, " holds '", e.key().toStringRef(),
-                "', which is not a tensor");
+    TORCH_CHECK(e.key().isString(), fn, "(): '", path, "': ", what, " has a key that is not a string");
+    TORCH_CHECK(e.value().isTensor(), fn, "(): '", path, "': ", what, " holds '", e.key().toStringRef(), "', ",
+                describe(e.value()), ", not a tensor");
     out.emplace_back(e.key().toStringRef(), e.value().toTensor());
   }
   return out;
@@ -87,22 +109,21 @@ class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
 c10::IValue unpickle(const std::string& path, const char* fn) {
   std::vector<char> bytes = readAll(path, fn);
   const bool zip = bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4;
+  // torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False) wrote a bare pickle stream
+  const bool legacy = bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x80 && bytes[1] <= 5;
+  TORCH_CHECK(zip || !legacy, fn, "(): '", path,
+              "' is in the legacy torch.save format (PyTorch before 1.6, or _use_new_zipfile_serialization=False), "
+              "which semiseg does not read: load and save it again with a PyTorch >= 1.6");
   TORCH_CHECK(zip, fn, "(): '", path,
               "' is not a readable torch file: it is not the zip format that torch.save writes");
-  // torch.save(model.state_dict()) pickles a collections.OrderedDict at the top, which LibTorch's unpickler
-  // cannot build: such a stream starts with PROTO 2 then GLOBAL 'collections OrderedDict'. (Tensors inside
-  // any torch.save file mention OrderedDict too, but never right after the protocol opcode.)
-  const std::string marker = std::string("\x80\x02") + "ccollections\nOrderedDict\n";
-  const bool orderedDict = std::search(bytes.begin(), bytes.end(), marker.begin(), marker.end()) != bytes.end();
-  TORCH_CHECK(!orderedDict, fn, "(): '", path,
-              "' holds a collections.OrderedDict (torch.save(model.state_dict())), which LibTorch cannot read; "
-              "save a plain dict instead: torch.save(dict(model.state_dict()), path)");
   try {
     caffe2::serialize::PyTorchStreamReader reader(std::make_shared<BoundedReader>(std::move(bytes)));
-    return torch::jit::readArchiveAndTensors("data", "", "", std::nullopt, std::nullopt, std::nullopt, reader);
+    return readTorchPickle(reader, path, fn);
   } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    if (what.rfind(std::string(fn) + "(): '", 0) == 0) throw;  // ours, naming the file already
     TORCH_CHECK(false, fn, "(): '", path, "' is not a readable torch file (truncated, or written by something else): ",
-                e.what_without_backtrace());
+                what.substr(0, what.find('\n')));
   }
 }
 
@@ -159,11 +180,33 @@ void writeStateDict(const std::string& path, const nets::NamedTensors& dict) {
   atomicWrite(path, plainPickle(c10::IValue(toDict(dict))));
 }
 
-nets::NamedTensors readStateDict(const std::string& path) {
-  c10::IValue v = unpickle(path, "readTorchStateDict");
-  TORCH_CHECK(v.isGenericDict(), "readTorchStateDict(): '", path, "' holds a ", v.tagKind(),
-              ", not a dict of tensors (save it in PyTorch with torch.save(dict(model.state_dict()), path))");
-  return fromDict(v, path, "the state dict");
+nets::NamedTensors readStateDict(const std::string& path, const std::string& key) {
+  const char* fn = "readTorchStateDict";
+  c10::IValue v = unpickle(path, fn);
+  TORCH_CHECK(v.isGenericDict(), fn, "(): '", path, "' holds ", describe(v), ", not a dict of tensors");
+  const auto d = v.toGenericDict();
+  if (!key.empty()) {
+    TORCH_CHECK(d.contains(key), fn, "(): '", path, "' has no entry '", key, "'");
+    TORCH_CHECK(d.at(key).isGenericDict(), fn, "(): '", path, "': entry '", key, "' is ", describe(d.at(key)),
+                ", not a state dict");
+    return fromDict(d.at(key), path, "entry '" + key + "'", fn);
+  }
+  if (d.empty() || allTensors(v)) return fromDict(v, path, "the state dict", fn);
+  TORCH_CHECK(!(d.contains("format") && d.at("format").isString() && d.at("format").toStringRef() == kFormat), fn,
+              "(): '", path, "' is a semiseg checkpoint: loadCheckpoint or networkFromCheckpoint read it (or pass ",
+              "{ key: 'model' } for its weights)");
+  // a checkpoint around the weights: {'net': state_dict, 'opt': ...} (BCP), {'state_dict': ...}, ...
+  std::vector<std::string> candidates;
+  for (const auto& e : d)
+    if (e.key().isString() && allTensors(e.value()) && !e.value().toGenericDict().empty())
+      candidates.push_back(e.key().toStringRef());
+  if (candidates.size() == 1) return fromDict(d.at(candidates.front()), path, "entry '" + candidates.front() + "'", fn);
+  std::string names;
+  for (const auto& c : candidates) names += (names.empty() ? "'" : ", '") + c + "'";
+  // none: the error names the first entry that is not a tensor
+  if (candidates.empty()) return fromDict(v, path, "the state dict", fn);
+  TORCH_CHECK(false, fn, "(): '", path, "' holds several state dicts (", names,
+              "): pass the one to read as option 'key'");
 }
 
 void writeCheckpoint(const std::string& path, const Checkpoint& ckpt) {
@@ -186,15 +229,19 @@ Checkpoint readCheckpoint(const std::string& path) {
   ok = ok && d.contains("format") && d.at("format").isString() && d.at("format").toStringRef() == kFormat;
   TORCH_CHECK(ok, "loadCheckpoint(): '", path,
               "' is a torch file but not a semiseg checkpoint (for PyTorch weights use readTorchStateDict)");
+  for (const char* k : {"version", "model", "optimizer", "meta"})
+    TORCH_CHECK(d.contains(k), "loadCheckpoint(): '", path, "' is a damaged semiseg checkpoint: it has no '", k, "'");
+  TORCH_CHECK(d.at("version").isInt() && d.at("meta").isString(), "loadCheckpoint(): '", path,
+              "' is a damaged semiseg checkpoint: its 'version' is not a number or its 'meta' not a string");
   const int64_t version = d.at("version").toInt();
   TORCH_CHECK(version <= kVersion, "loadCheckpoint(): '", path, "' has checkpoint version ", version,
               "; this semiseg reads up to ", kVersion);
   Checkpoint c;
-  c.model = fromDict(d.at("model"), path, "the checkpoint's model");
-  c.optimizer = fromDict(d.at("optimizer"), path, "the checkpoint's optimizer state");
+  c.model = fromDict(d.at("model"), path, "the checkpoint's model", "loadCheckpoint");
+  c.optimizer = fromDict(d.at("optimizer"), path, "the checkpoint's optimizer state", "loadCheckpoint");
   c.meta = d.at("meta").toStringRef();
-  if (d.at("rng").isTensor()) c.rng = d.at("rng").toTensor();
-  if (d.contains("aux")) c.aux = fromDict(d.at("aux"), path, "the checkpoint's further networks");
+  if (d.contains("rng") && d.at("rng").isTensor()) c.rng = d.at("rng").toTensor();
+  if (d.contains("aux")) c.aux = fromDict(d.at("aux"), path, "the checkpoint's further networks", "loadCheckpoint");
   return c;
 }
 

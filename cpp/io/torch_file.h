@@ -1,4 +1,4 @@
-// Files PyTorch reads and writes: state dicts as torch.save(dict(model.state_dict())) pickles, and
+// Files PyTorch reads and writes: state dicts as torch.save(model.state_dict()) writes them, and
 // semiseg checkpoints in the same format (torch.load opens them too). Writes are atomic: a temporary
 // file in the same folder, flushed to disk, then renamed over the target.
 #pragma once
@@ -15,9 +15,10 @@ std::vector<char> readAll(const std::string& path, const char* fn);
 
 // A {name: tensor} dict; tensors are saved from the CPU.
 void writeStateDict(const std::string& path, const nets::NamedTensors& dict);
-// Reads a pickled dict of tensors; anything else (an OrderedDict state_dict, a truncated file, not a
-// torch file) is an error naming the path and what to do.
-nets::NamedTensors readStateDict(const std::string& path);
+// Reads a torch.save file of a state dict (a dict or OrderedDict of tensors, saved from any device), or of
+// a dict holding one (`key`, or the only entry that is a state dict: BCP's {'net': ..., 'opt': ...});
+// anything else (a truncated file, not a torch file, the legacy format) is an error naming the path.
+nets::NamedTensors readStateDict(const std::string& path, const std::string& key = "");
 
 struct Checkpoint {
   nets::NamedTensors model;

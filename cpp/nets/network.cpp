@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace semiseg::nets {
 
@@ -119,6 +120,16 @@ LoadReport loadState(Network& net, const NamedTensors& dict, bool strict) {
       os << "; unexpected keys (" << report.unexpected.size() << "): " << listKeys(report.unexpected);
     if (!report.mismatched.empty())
       os << "; mis-shaped keys (" << report.mismatched.size() << "): " << listKeys(report.mismatched);
+    // nn.DataParallel / DistributedDataParallel save their module's keys under "module."
+    std::unordered_set<std::string> names;
+    for (const auto& [k, t] : own) names.insert(k);
+    const bool wrapped = !report.unexpected.empty() &&
+                         std::all_of(report.unexpected.begin(), report.unexpected.end(), [&](const std::string& k) {
+                           return k.rfind("module.", 0) == 0 && names.count(k.substr(7)) > 0;
+                         });
+    if (wrapped)
+      os << " (the given keys are this network's with the prefix 'module.' that nn.DataParallel and "
+            "DistributedDataParallel add: remove it from the names first)";
     TORCH_CHECK(false, os.str());
   }
   c10::NoGradGuard noGrad;

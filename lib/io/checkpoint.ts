@@ -94,13 +94,15 @@ interface Loaded {
 
 async function read(path: string): Promise<Loaded> {
   const c = await startNative(() => native.readCheckpoint(path), callSite(read));
-  return {
-    info: JSON.parse(c.meta) as CheckpointInfo,
-    model: namedFromNative(c.model),
-    optimizer: namedFromNative(c.optimizer),
-    aux: namedFromNative(c.aux),
-    rng: c.rng ? new Tensor(c.rng) : null,
-  };
+  const loaded = { model: namedFromNative(c.model), optimizer: namedFromNative(c.optimizer), aux: namedFromNative(c.aux), rng: c.rng ? new Tensor(c.rng) : null };
+  let info: CheckpointInfo;
+  try {
+    info = JSON.parse(c.meta) as CheckpointInfo;
+  } catch (err) {
+    dispose([...Object.values(loaded.model), ...Object.values(loaded.optimizer), ...Object.values(loaded.aux), ...(loaded.rng ? [loaded.rng] : [])]);
+    throw new Error(`loadCheckpoint(): '${path}' is a damaged semiseg checkpoint: its metadata is not JSON (${(err as Error).message})`);
+  }
+  return { info, ...loaded };
 }
 
 /** What a checkpoint holds, without applying it (e.g. to build the right network with nets.fromOptions). */
