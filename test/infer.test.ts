@@ -18,6 +18,7 @@ import {
   slidingWindowInference,
   pad,
   tensor,
+  trainers,
   writeTorchStateDict,
 } from '../lib/index.js';
 import { referencePython } from './helpers/reference.js';
@@ -109,4 +110,18 @@ test('pad: constant padding and cropping from the last axis backwards, with clea
   t.throws(() => pad(x, [1, 2, 3]), { message: "pad(): argument 'padding' must hold pairs for at most 2 dimensions, got 3 values" });
   t.throws(() => pad(x, [0.5, 1]), { message: /pad\(\): argument 'padding' must be an array of integers/ });
   dispose([x, p, c]);
+});
+
+// The LA protocol's labels are p1 >= 0.5: at an exact tie (a network whose logits are all equal) every
+// voxel is foreground, where argmax would pick the background.
+test.serial('two-class volumes are labelled p1 >= 0.5, foreground at a tie', async (t) => {
+  const net = nets.VNet3D({ nFilters: 2, normalization: 'none', hasDropout: false }).eval();
+  const sd = net.stateDict();
+  tidy(() => Object.values(sd).forEach((w) => w.copyFrom(w.mul(0))));
+  const image = randn([16, 16, 16]);
+  const labels = await trainers.predictVolume(net, image, { size: [16, 16, 16], classes: 2 });
+  t.deepEqual(labels.shape, [16, 16, 16]);
+  t.is(Number(labels.sum().item()), 16 * 16 * 16, 'all foreground');
+  dispose([...Object.values(sd), image, labels]);
+  net.dispose();
 });

@@ -47,7 +47,8 @@ export async function predictVolume(net: Network, image: Tensor, s: InferenceSet
   const probs = nets.length > 1 ? await meanWindowProbabilities(nets, image, { patch: s.size, strides: windowStrides(s), signal }) : await slidingWindowInference(net, image, { patch: s.size, strides: windowStrides(s), precision, signal });
   try {
     return tidy(() => {
-      const labels = s.classes === 2 ? probabilitiesToLabels(probs) : probs.argmax(0);
+      // two classes (LA): foreground where p1 >= 0.5, as the protocol says (argmax picks background at a tie)
+      const labels = s.classes === 2 ? probabilitiesToLabels(probs, { threshold: 0.5 }) : probs.argmax(0);
       if (!s.largestComponent) return labels;
       return largestConnectedComponent(labels, { classes: Array.from({ length: s.classes - 1 }, (_, i) => i + 1) });
     });
