@@ -290,6 +290,25 @@ save_file({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "h": torch.t
   await t.throwsAsync(readSafetensors(truncated), { message: /readSafetensors\(\): '.*cut\.safetensors' is not a valid safetensors file: '.*' has data offsets .* outside the data \(truncated\?\)/ });
   writeFileSync(truncated, Buffer.from([1, 2, 3]));
   await t.throwsAsync(readSafetensors(truncated), { message: /3 bytes is too short/ });
+  // headers that are JSON but not a safetensors header: one line naming the file, no TypeError
+  const withHeader = (header: unknown, data = Buffer.alloc(8)) => {
+    const json = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    writeFileSync(truncated, Buffer.concat([len, json, data]));
+    return readSafetensors(truncated);
+  };
+  const invalid = (why: string) => ({ message: new RegExp(`^readSafetensors\\(\\): '.*cut\\.safetensors' is not a valid safetensors file: ${why}`) });
+  await t.throwsAsync(withHeader(null), invalid('its header is not a JSON object'));
+  await t.throwsAsync(withHeader({ w: null }), invalid("the entry of 'w' is not an object"));
+  await t.throwsAsync(withHeader({ w: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }), invalid("'w' has shape \\[-2\\], not a list of sizes"));
+  await t.throwsAsync(withHeader({ w: { dtype: 'F32', shape: [2], data_offsets: [0.5, 8] } }), invalid("'w' has data offsets \\[0\\.5,8\\], not two byte offsets"));
+  await t.throwsAsync(withHeader({ w: { dtype: 'constructor', shape: [2], data_offsets: [0, 8] } }), invalid("'w' has dtype constructor, which semiseg does not read"));
+  // a tensor named __proto__ is an entry like any other (it became the dict's prototype, never disposed)
+  const proto = await withHeader(JSON.parse('{"__proto__": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}'));
+  t.deepEqual(Object.keys(proto.tensors), ['__proto__']);
+  t.deepEqual(Array.from(proto.tensors.__proto__.toArray() as Float32Array), [0, 0]);
+  dispose(Object.values(proto.tensors));
   dispose([dict, back.tensors]);
 });
 

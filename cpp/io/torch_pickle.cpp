@@ -21,10 +21,16 @@ constexpr const char* kOpaque = "\x01semiseg:opaque";
 
 c10::IValue tuple(std::vector<c10::IValue> items) { return c10::ivalue::Tuple::create(std::move(items)); }
 
+// (A file could hold a tuple that looks like a marker; it then stands for that global or placeholder, which
+// builds nothing beyond the whitelist, so only the shape must be checked before the parts are read.)
 bool isMarker(const c10::IValue& v, const char* marker) {
   if (!v.isTuple()) return false;
   const auto& e = v.toTupleRef().elements();
-  return !e.empty() && e[0].isString() && e[0].toStringRef() == marker;
+  const size_t n = std::strcmp(marker, kGlobal) == 0 ? 3 : 2;
+  if (e.size() != n || !e[0].isString() || e[0].toStringRef() != marker) return false;
+  for (const auto& x : e)
+    if (!x.isString()) return false;
+  return true;
 }
 
 c10::IValue opaque(const std::string& name) { return tuple({std::string(kOpaque), name}); }

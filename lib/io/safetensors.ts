@@ -45,17 +45,26 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   } catch (err) {
     throw bad(path, `its header is not JSON (${(err as Error).message})`);
   }
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(header)) throw bad(path, 'its header is not a JSON object');
   const data = buf.subarray(8 + headerLen);
-  const tensors: StateDict = {};
+  // no prototype: a tensor named '__proto__' (or 'constructor') is an entry like any other
+  const tensors: StateDict = Object.create(null) as StateDict;
   const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+  if (!isObject(metadata)) throw bad(path, 'its __metadata__ is not an object');
+  const count = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   try {
     for (const [name, raw] of Object.entries(header)) {
       if (name === '__metadata__') continue;
-      const e = raw as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
-      const dtype = FROM_ST[e.dtype ?? ''];
+      if (!isObject(raw)) throw bad(path, `the entry of '${name}' is not an object`);
+      const e = raw as { dtype?: string; shape?: unknown; data_offsets?: unknown };
+      const dtype = typeof e.dtype === 'string' && Object.hasOwn(FROM_ST, e.dtype) ? FROM_ST[e.dtype] : undefined;
       if (!dtype) throw bad(path, `'${name}' has dtype ${e.dtype}, which semiseg does not read`);
-      const [begin, end] = e.data_offsets ?? [-1, -1];
-      const shape = e.shape ?? [];
+      if (!Array.isArray(e.shape) || !e.shape.every(count)) throw bad(path, `'${name}' has shape ${JSON.stringify(e.shape)}, not a list of sizes`);
+      if (!Array.isArray(e.data_offsets) || e.data_offsets.length !== 2 || !e.data_offsets.every(count))
+        throw bad(path, `'${name}' has data offsets ${JSON.stringify(e.data_offsets)}, not two byte offsets`);
+      const [begin, end] = e.data_offsets as [number, number];
+      const shape = e.shape as number[];
       const numel = shape.reduce((a, b) => a * b, 1);
       if (!(begin >= 0 && end >= begin && end <= data.length)) throw bad(path, `'${name}' has data offsets [${begin}, ${end}] outside the data (truncated?)`);
       if (end - begin !== numel * SIZE[dtype]) throw bad(path, `'${name}' holds ${end - begin} bytes for shape [${shape.join(', ')}] of ${dtype}`);
