@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 #include <utility>
@@ -128,7 +129,9 @@ class PickleReader {
   }
   void memoPut(uint64_t id) {
     check(!stack_.empty(), "memo of nothing");
-    check(id < (uint64_t{1} << 32), "memo index too large");
+    // every PUT takes at least two bytes of the pickle, so a real index is below its size: this bounds the
+    // memo by the file (an index of 2^32 - 1 would otherwise allocate 64 GiB)
+    check(id <= size_, "memo index ", id, " beyond the pickle's size");
     if (id >= memo_.size()) memo_.resize(id + 1);
     memo_[id] = stack_.back();
   }
@@ -168,13 +171,16 @@ class PickleReader {
     const size_t item = c10::elementSize(*dtype);
     check(static_cast<uint64_t>(numel) <= (uint64_t{1} << 48) / item, "storage '", key, "' is too large");
     const size_t nbytes = static_cast<size_t>(numel) * item;
-    at::Tensor t = at::empty({numel}, at::TensorOptions().dtype(*dtype));
+    at::Tensor t;
     if (nbytes > 0) {
       const std::string record = "data/" + key;
       check(zip_.hasRecord(record), "the record of storage '", key, "' is missing");
       auto [ptr, size] = zip_.getRecord(record);
       check(size >= nbytes, "storage '", key, "' declares ", nbytes, " bytes but its record holds ", size);
+      t = at::empty({numel}, at::TensorOptions().dtype(*dtype));  // allocated only once the record backs it
       std::memcpy(t.data_ptr(), ptr.get(), nbytes);
+    } else {
+      t = at::empty({0}, at::TensorOptions().dtype(*dtype));
     }
     c10::IValue v(t);
     storages_.emplace(key, v);
@@ -196,15 +202,21 @@ class PickleReader {
     const auto size = ints(a[2]), stride = ints(a[3]);
     check(size.size() == stride.size() && a[2].isTuple() && a[3].isTuple(),
           "a tensor with sizes and strides of different ranks");
+    // in 128-bit arithmetic: sizes and strides from the file must not overflow into a small extent
+    check(offset >= 0, "a tensor with a negative storage offset");
+    const unsigned __int128 limit = static_cast<unsigned __int128>(1) << 62;
+    unsigned __int128 last = static_cast<unsigned __int128>(offset), count = 1;
     bool empty = false;
-    int64_t last = offset;
     for (size_t k = 0; k < size.size(); ++k) {
       check(size[k] >= 0 && stride[k] >= 0, "a tensor with a negative size or stride");
       empty = empty || size[k] == 0;
-      if (size[k] > 0) last += (size[k] - 1) * stride[k];
+      if (size[k] > 0) last += static_cast<unsigned __int128>(size[k] - 1) * static_cast<unsigned __int128>(stride[k]);
+      count = std::min(limit, count * static_cast<unsigned __int128>(size[k]));
+      check(last < limit, "a tensor with sizes or strides too large");
     }
-    check(offset >= 0 && (empty || last < s.numel()), "a tensor reaches past the end of its storage (element ", last,
-          " of ", s.numel(), ")");
+    check(count < limit, "a tensor with more elements than can be addressed");
+    check(empty || last < static_cast<unsigned __int128>(s.numel()),
+          "a tensor reaches past the end of its storage (element ", static_cast<int64_t>(last), " of ", s.numel(), ")");
     return at::empty({0}, s.options()).set_(s.storage(), offset, size, stride);
   }
 
