@@ -13,6 +13,8 @@
 #include "tensor_handle.h"
 #include "values.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 namespace semiseg::binding {
@@ -30,9 +32,20 @@ Args opArgs(const Napi::CallbackInfo& info) {
   return Args(std::move(name), fromJsArray(info[1].As<Napi::Array>()));
 }
 
-// op(name, args): runs one op of the table on the JS thread.
+// op(name, args): runs one op of the table on the JS thread. The ops that change their input in place
+// refuse while a pending async call of this thread touches it (it would read torn values).
 Napi::Value op(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&] { return toJs(info.Env(), callOp(opArgs(info))); });
+  return guard(info.Env(), [&] {
+    Args args = opArgs(info);
+    const std::string& name = args.op();
+    if ((name == "copyFrom" || name == "setRequiresGrad" || name == "zeroGrad") && args.isTensor(0)) {
+      const int n = envChannel(info.Env())->touching(storagesOf({args.tensor(0, "input")}));
+      if (n > 0)
+        throw Napi::Error::New(info.Env(), name + "(): the tensor is in use by " + std::to_string(n) +
+                                               " pending async call(s); await them first");
+    }
+    return toJs(info.Env(), callOp(args));
+  });
 }
 
 // opAsync(name, args): the same on the thread pool; resolves with the result.
@@ -51,11 +64,21 @@ Napi::Value opAsync(const Napi::CallbackInfo& info) {
   });
 }
 
-// A fresh TypedArray holding an exportable tensor's values (one copy).
+// A fresh TypedArray holding an exportable tensor's values (one copy). The memory is allocated here and
+// handed to V8 (an external buffer): when V8 allocates it and cannot, it stops the process, while a
+// failed malloc is an exception like any other.
 Napi::Value typedArrayOf(Napi::Env env, const at::Tensor& t) {
   const size_t n = static_cast<size_t>(t.numel());
-  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, t.nbytes());
-  if (t.nbytes() > 0) std::memcpy(buf.Data(), t.const_data_ptr(), t.nbytes());
+  if (n > (size_t{1} << 32) - 1)
+    throw Napi::RangeError::New(env,
+                                "the tensor has " + std::to_string(n) +
+                                    " elements, more than a JavaScript TypedArray holds (2^32 - 1): read it in parts");
+  void* data = std::malloc(std::max<size_t>(t.nbytes(), 1));
+  if (!data)
+    throw Napi::RangeError::New(env, "out of memory: cannot allocate " + std::to_string(t.nbytes()) +
+                                         " bytes to read the tensor into JavaScript");
+  if (t.nbytes() > 0) std::memcpy(data, t.const_data_ptr(), t.nbytes());
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, data, t.nbytes(), [](Napi::Env, void* p) { std::free(p); });
   switch (t.scalar_type()) {
     case c10::ScalarType::Float: return Napi::Float32Array::New(env, n, buf, 0);
     case c10::ScalarType::Double: return Napi::Float64Array::New(env, n, buf, 0);

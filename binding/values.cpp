@@ -13,9 +13,11 @@ namespace {
   throw Napi::TypeError::New(env, "argument " + std::to_string(index) + " " + what);
 }
 
-// Integers up to 2^53 become int64 so scalars keep PyTorch's int / float distinction.
+// Whole numbers become int64 so scalars keep PyTorch's int / float distinction (Python's 2**54 is an int
+// too); -0 stays a float, as Python's -0.0.
 Value fromNumber(double d) {
-  if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) <= 9007199254740992.0) return static_cast<int64_t>(d);
+  if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9223372036854775808.0 && !(d == 0 && std::signbit(d)))
+    return static_cast<int64_t>(d);
   return d;
 }
 

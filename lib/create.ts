@@ -4,7 +4,7 @@
  * Default dtypes: numbers -> float32, booleans -> bool, a TypedArray keeps its own element type.
  */
 import { callOp } from './call.js';
-import { checkDevice, checkDType, type Device, type DType } from './dtype.js';
+import { checkDevice, checkDType, FLOAT_DTYPES, type Device, type DType } from './dtype.js';
 import { native, type NativeData } from './native.js';
 import { Tensor, wrap } from './tensor.js';
 import { checkBool, checkFinite, checkInt, checkKnownKeys, checkObject, checkShape, rangeError, typeError } from './validate.js';
@@ -39,15 +39,35 @@ interface Resolved {
 function resolveOptions(fn: string, options: unknown, defaultDtype: DType): Resolved {
   const o = checkObject(fn, 'options', options);
   checkKnownKeys(fn, 'options', o, ['dtype', 'device', 'requiresGrad', 'shape']);
-  return {
+  const r = {
     dtype: o.dtype === undefined ? defaultDtype : checkDType(fn, o.dtype),
     device: o.device === undefined ? 'cpu' : checkDevice(fn, o.device),
     requiresGrad: o.requiresGrad === undefined ? false : checkBool(fn, 'requiresGrad', o.requiresGrad),
   };
+  // before anything is created (a refused tensor would otherwise be left behind)
+  if (r.requiresGrad && !FLOAT_DTYPES.includes(r.dtype))
+    throw new TypeError(`${fn}(): option 'requiresGrad' needs a floating-point dtype; only those have gradients, got ${r.dtype}`);
+  return r;
+}
+
+// The range of each integer dtype, for numbers given as JS values (torch.tensor([...], dtype) refuses what
+// does not fit instead of wrapping it).
+const INT_RANGE: Partial<Record<DType, [number, number]>> = { uint8: [0, 255], int32: [-(2 ** 31), 2 ** 31 - 1], int64: [-(2 ** 63), 2 ** 63] };
+
+function checkFits(fn: string, values: Float64Array, dtype: DType): void {
+  const range = INT_RANGE[dtype];
+  if (!range) return;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!(v >= range[0] && (dtype === 'int64' ? v < range[1] : v <= range[1])))
+      throw new RangeError(`${fn}(): value ${v} (flat index ${i}) cannot be converted to ${dtype} without overflow`);
+  }
 }
 
 /** A TypedArray the native layer takes as is, with its source dtype; other typed arrays are widened. */
-function nativeData(data: ArrayBufferView): [NativeData, DType] {
+function nativeData(view: ArrayBufferView): [NativeData, DType] {
+  // memory shared with other threads is copied first (the native layer reads plain ArrayBuffers only)
+  const data = typeof SharedArrayBuffer !== 'undefined' && view.buffer instanceof SharedArrayBuffer && 'slice' in view ? (view as unknown as { slice(): ArrayBufferView }).slice() : view;
   if (data instanceof Float32Array) return [data, 'float32'];
   if (data instanceof Float64Array) return [data, 'float64'];
   if (data instanceof Int32Array) return [data, 'int32'];
@@ -74,7 +94,7 @@ function flatten(data: unknown): { values: (number | boolean)[]; shape: number[]
     }
     if (!Array.isArray(v) || v.length !== shape[depth])
       throw rangeError('tensor', `data${path}`, `an array of length ${shape[depth]} (data is ragged)`, v);
-    v.forEach((x, i) => walk(x, depth + 1, `${path}[${i}]`));
+    for (let i = 0; i < v.length; i++) walk(v[i], depth + 1, `${path}[${i}]`); // holes are undefined: refused
   };
   walk(data, 0, '');
   return { values, shape };
@@ -104,6 +124,7 @@ export function tensor(data: TensorInput, options?: TensorOptions & { shape?: nu
   const o = checkObject('tensor', 'options', options);
   const defaultDtype = srcDtype === 'float64' && !(data instanceof Float64Array) ? 'float32' : srcDtype;
   const { dtype, device, requiresGrad } = resolveOptions('tensor', options, defaultDtype);
+  if (src instanceof Float64Array && !ArrayBuffer.isView(data)) checkFits('tensor', src, dtype);
   if (o.shape !== undefined) {
     const want = checkShape('tensor', o.shape);
     const n = want.reduce((a, b) => a * b, 1);

@@ -51,6 +51,9 @@ function isThenable(v: unknown): boolean {
  */
 export function tidy<T>(fn: () => T): T {
   checkFunction('tidy', 'fn', fn);
+  // refused before it runs: an async body goes on after tidy returns, with the tensors it made disposed
+  if ((fn as unknown as { constructor?: { name?: string } }).constructor?.name === 'AsyncFunction')
+    throw new TypeError("tidy(): argument 'fn' must be synchronous, got an async function (await outside tidy)");
   const scope = new Set<Trackable>();
   scopes.push(scope);
   let result: T;
@@ -65,6 +68,8 @@ export function tidy<T>(fn: () => T): T {
   const kept = collect(result);
   for (const t of scope) if (!kept.has(t)) t.dispose();
   if (isThenable(result)) {
+    // the promise is refused, not awaited: its own failure must not become an unhandled rejection
+    (result as unknown as PromiseLike<unknown>).then(undefined, () => undefined);
     throw new TypeError(
       "tidy(): argument 'fn' must be synchronous, got a function that returned a Promise (await outside tidy)",
     );

@@ -4,7 +4,7 @@
  * tensors inside tidy(). Reading values copies them into a fresh TypedArray.
  */
 import { callOp, callOpAsync } from './call.js';
-import { checkDevice, checkDType, isDType, type Device, type DType } from './dtype.js';
+import { checkDevice, checkDType, DTYPES, isDType, type Device, type DType } from './dtype.js';
 import { native, type NativeData, type NativeTensorHandle, type NativeValue } from './native.js';
 import { TRACKABLE, track, type Trackable } from './scope.js';
 import { checkBool, checkDims, checkInt, checkIntList, checkObject, typeError } from './validate.js';
@@ -106,9 +106,15 @@ export class Tensor implements Trackable {
   dataAsync(): Promise<TensorData> {
     return native.toDataAsync(this.handle('dataAsync'));
   }
-  /** The single value of a one-element tensor. */
+  /**
+   * The single value of a one-element tensor. An int64 value beyond JavaScript's safe integers (2^53) is a
+   * RangeError rather than a silently rounded number: toArray() gives it exactly (BigInt64Array).
+   */
   item(): number | boolean {
-    return callOp('item', [this.handle('item')]) as number | boolean;
+    const v = callOp('item', [this.handle('item')]) as number | boolean;
+    if (typeof v === 'number' && this.dtype === 'int64' && !Number.isSafeInteger(v))
+      throw new RangeError(`item(): the int64 value ${(this.toArray() as BigInt64Array)[0]} is beyond JavaScript's safe integers (2^53); read it with toArray(), a BigInt64Array`);
+    return v;
   }
 
   /** A copy with another dtype and/or on another device (this tensor when nothing changes). */
@@ -117,6 +123,7 @@ export class Tensor implements Trackable {
     let device: Device | undefined;
     if (typeof target === 'string') {
       if (isDType(target)) dtype = target;
+      else if (!/^(cpu|cuda)(:\d+)?$/.test(target)) throw new RangeError(`to(): argument 'target' must be a dtype (${DTYPES.join(', ')}) or a device ('cpu', 'cuda', 'cuda:N'), got '${target}'`);
       else device = checkDevice('to', target, 'target');
     } else {
       const o = checkObject('to', 'target', target);
@@ -354,6 +361,14 @@ export class Tensor implements Trackable {
   toString(): string {
     if (this.isDisposed) return 'Tensor(disposed)';
     return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
+  }
+  /** console.log and util.inspect show toString() (never the values, which may be millions). */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+  /** JSON.stringify gives the description too, not an empty object. */
+  toJSON(): string {
+    return this.toString();
   }
 
   #op(name: string, ...args: NativeValue[]): Tensor {

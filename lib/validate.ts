@@ -55,11 +55,13 @@ export function checkBool(fn: string, name: string, v: unknown): boolean {
 
 export function checkIntList(fn: string, name: string, v: unknown, min = -Infinity): number[] {
   if (!Array.isArray(v)) throw typeError(fn, name, 'an array of integers', v);
-  v.forEach((x, i) => {
+  // an index loop: forEach skips the holes of a sparse array ([3, , 4])
+  for (let i = 0; i < v.length; i++) {
+    const x: unknown = v[i];
     if (typeof x !== 'number') throw typeError(fn, `${name}[${i}]`, 'an integer', x);
     if (!Number.isSafeInteger(x) || x < min)
       throw rangeError(fn, `${name}[${i}]`, min === -Infinity ? 'an integer' : `an integer >= ${min}`, x);
-  });
+  }
   return v as number[];
 }
 

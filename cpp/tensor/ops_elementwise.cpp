@@ -65,7 +65,6 @@ Value unary(const Args& a) {
   at::Tensor name(const at::Tensor& x, const at::Tensor& y) { return expr; }
 SEMISEG_BINARY(mulFn, at::mul(x, y))
 SEMISEG_BINARY(divFn, at::div(x, y))
-SEMISEG_BINARY(powFn, at::pow(x, y))
 SEMISEG_BINARY(maximumFn, at::maximum(x, y))
 SEMISEG_BINARY(minimumFn, at::minimum(x, y))
 SEMISEG_BINARY(remainderFn, at::remainder(x, y))
@@ -114,7 +113,12 @@ void registerElementwiseOps(OpTable& t) {
   };
   t["mul"] = binary<mulFn>;
   t["div"] = binary<divFn>;
-  t["pow"] = binary<powFn>;
+  // a number exponent as PyTorch's pow(Tensor, Scalar): integer tensors refuse negative integer powers
+  t["pow"] = [](const Args& a) -> Value {
+    const at::Tensor& x = a.tensor(0, "input");
+    if (a.isTensor(1)) return at::pow(x, a.tensor(1, "exponent"));
+    return at::pow(x, a.scalar(1, "exponent"));
+  };
   t["maximum"] = binary<maximumFn>;
   t["minimum"] = binary<minimumFn>;
   t["remainder"] = binary<remainderFn>;

@@ -3,6 +3,8 @@
 #include "tensor/options.h"
 
 #include <ATen/ops/all.h>
+#include <ATen/ops/amax.h>
+#include <ATen/ops/amin.h>
 #include <ATen/ops/any.h>
 #include <ATen/ops/argmax.h>
 #include <ATen/ops/argmin.h>
@@ -25,11 +27,19 @@ std::optional<c10::ScalarType> optDtype(const Args& a, size_t i) {
   return parseDtype(a.string(i, "dtype"));
 }
 
+// Every dim of x (a reduction without dims that keeps them: keepdim=true gives rank-many ones).
+std::vector<int64_t> allDims(const at::Tensor& x) {
+  std::vector<int64_t> d(x.dim());
+  for (int64_t i = 0; i < x.dim(); ++i) d[i] = i;
+  return d;
+}
+
 // max / min: one dim returns the values along it (see argmax for the indices)
 template <bool IsMax>
 Value extreme(const Args& a) {
   const at::Tensor& x = a.tensor(0, "input");
   auto dim = a.optInt64(1, "dim");
+  if (!dim && keepdim(a, 2)) return IsMax ? at::amax(x, allDims(x), true) : at::amin(x, allDims(x), true);
   if (!dim) return IsMax ? at::max(x) : at::min(x);
   return std::get<0>(IsMax ? at::max(x, *dim, keepdim(a, 2)) : at::min(x, *dim, keepdim(a, 2)));
 }
@@ -48,14 +58,14 @@ void registerReductionOps(OpTable& t) {
   t["sum"] = [](const Args& a) -> Value {
     const at::Tensor& x = a.tensor(0, "input");
     auto dims = a.optInts(1, "dim");
-    if (!dims) return at::sum(x, optDtype(a, 3));
-    return at::sum(x, *dims, keepdim(a, 2), optDtype(a, 3));
+    if (!dims && !keepdim(a, 2)) return at::sum(x, optDtype(a, 3));
+    return at::sum(x, dims ? *dims : allDims(x), keepdim(a, 2), optDtype(a, 3));
   };
   t["mean"] = [](const Args& a) -> Value {
     const at::Tensor& x = a.tensor(0, "input");
     auto dims = a.optInts(1, "dim");
-    if (!dims) return at::mean(x, optDtype(a, 3));
-    return at::mean(x, *dims, keepdim(a, 2), optDtype(a, 3));
+    if (!dims && !keepdim(a, 2)) return at::mean(x, optDtype(a, 3));
+    return at::mean(x, dims ? *dims : allDims(x), keepdim(a, 2), optDtype(a, 3));
   };
   t["max"] = extreme<true>;
   t["min"] = extreme<false>;
