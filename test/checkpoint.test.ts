@@ -195,6 +195,18 @@ ck = {'format': 'semiseg-checkpoint', 'version': 1, 'model': {}, 'optimizer': {}
 torch.save(ck, os.path.join(D, 'bad-meta.ckpt'))
 del ck['version']; torch.save(ck, os.path.join(D, 'no-version.ckpt'))
 crafted('evil.pth', {'w': Evil()}, {})
+class V:  # a view of a view: legal bounds against the view, past its one-float storage
+    def __init__(s, base, n): s.a = (base, 0, (n,), (1,), False, collections.OrderedDict())
+    def __reduce__(s): return (torch._utils._rebuild_tensor_v2, s.a)
+class Z:
+    def __init__(s, st, n): s.a = (st, 0, (n,), (0,), False, collections.OrderedDict())
+    def __reduce__(s): return (torch._utils._rebuild_tensor_v2, s.a)
+crafted('view-of-view.pth', {'w': V(Z(St('0', 1), 4096), 4096)}, {'0': b'\0\0\x80\x3f'})
+deep = ()
+for _ in range(300): deep = (deep,)
+crafted('deep.pth', {'w': deep}, {})
+loop = []; loop.append(loop)
+crafted('cycle.pth', {'w': loop}, {})
 print(json.dumps({'sd': saved, 'net': out(net.state_dict()), 'views': out({'t': base.t(), 'half': base[1:], 'p': torch.ones(2), 'h': base.half()})}))
 `;
 
@@ -228,6 +240,11 @@ test.serial('PyTorch files as the published codes save them: OrderedDict, GPU-sa
   await t.throwsAsync(readTorchStateDict(join(root, 'lying.pth')), { message: /readTorchStateDict\(\): '.*lying\.pth' is not a readable torch file: storage '0' declares 1073741824 bytes but its record holds 16/ });
   await t.throwsAsync(readTorchStateDict(join(root, 'evil.pth')), { message: /readTorchStateDict\(\): '.*evil\.pth': the state dict holds 'w', a posix\.system, not a tensor/ });
   t.false(existsSync(join(root, 'PWNED')), 'nothing in the file ran');
+  // a view built on a view (it grew the storage with uninitialised memory), deep nesting (its recursive
+  // destruction overflowed the stack), a reference cycle (leaked on every read)
+  await t.throwsAsync(readTorchStateDict(join(root, 'view-of-view.pth')), { message: /'.*view-of-view\.pth' is not a readable torch file: a tensor without its storage/ });
+  await t.throwsAsync(readTorchStateDict(join(root, 'deep.pth')), { message: /'.*deep\.pth' is not a readable torch file: values nested more than 100 deep/ });
+  await t.throwsAsync(readTorchStateDict(join(root, 'cycle.pth')), { message: /'.*cycle\.pth' is not a readable torch file: a list or dict is changed after it was used/ });
   // damaged semiseg checkpoints: one line naming the file and what is wrong
   await t.throwsAsync(readCheckpointInfo(join(root, 'bad-meta.ckpt')), { message: /^loadCheckpoint\(\): '.*bad-meta\.ckpt' is a damaged semiseg checkpoint: its metadata is not JSON/ });
   await t.throwsAsync(readCheckpointInfo(join(root, 'no-version.ckpt')), { message: /loadCheckpoint\(\): '.*no-version\.ckpt' is a damaged semiseg checkpoint: it has no 'version'/ });

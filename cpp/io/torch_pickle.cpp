@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -19,6 +20,11 @@ namespace {
 // Markers inside tuples: a global (a class or function named in the pickle) and an object left unbuilt.
 constexpr const char* kGlobal = "\x01semiseg:global";
 constexpr const char* kOpaque = "\x01semiseg:opaque";
+// Bounds no weight file comes near (a state dict nests 2-5 deep and makes a few objects per tensor).
+constexpr int kMaxDepth = 100;
+constexpr size_t kMaxObjects = 1000000;  // lists, dicts and tuples (a dict costs ~0.5 KB)
+constexpr size_t kMaxValues = 20000000;  // every value pushed (at most 16 bytes each on the stack)
+constexpr size_t kMaxPickleBytes = size_t{64} << 20;
 
 c10::IValue tuple(std::vector<c10::IValue> items) { return c10::ivalue::Tuple::create(std::move(items)); }
 
@@ -129,27 +135,68 @@ class PickleReader {
   }
   void memoPut(uint64_t id) {
     check(!stack_.empty(), "memo of nothing");
-    // every PUT takes at least two bytes of the pickle, so a real index is below its size: this bounds the
-    // memo by the file (an index of 2^32 - 1 would otherwise allocate 64 GiB)
-    check(id <= size_, "memo index ", id, " beyond the pickle's size");
-    if (id >= memo_.size()) memo_.resize(id + 1);
-    memo_[id] = stack_.back();
+    memo_[id] = stack_.back();  // a map: any index costs one entry
   }
   void memoGet(uint64_t id) {
-    check(id < memo_.size(), "memo index ", id, " was never set");
-    stack_.push_back(memo_[id]);
+    auto it = memo_.find(id);
+    check(it != memo_.end(), "memo index ", id, " was never set");
+    seal(it->second);  // a value fetched again is complete: changing it now would build cycles
+    stack_.push_back(it->second);
+  }
+
+  // Containers. torch.save fills a list or dict before it puts it into another container or fetches it
+  // from the memo; from then on it is sealed: changing it is refused, which rules out reference cycles
+  // (a leak) and lets its nesting depth be known, which is bounded (a deep value is destroyed
+  // recursively and would overflow the stack). Every container is kept alive while parsing, so their
+  // addresses identify them.
+  static bool isContainer(const c10::IValue& v) { return v.isList() || v.isGenericDict() || v.isTuple(); }
+  void created(const c10::IValue& v, int depth = 1) {
+    check(++objects_ <= kMaxObjects, "more than ", kMaxObjects, " objects (not a weight file)");
+    check(depth <= kMaxDepth, "values nested more than ", kMaxDepth, " deep (not a weight file)");
+    depth_[v.internalToPointer()] = depth;
+    keep_.push_back(v);
+  }
+  // `v` goes into a container or is fetched again: sealed; its depth.
+  int seal(const c10::IValue& v) {
+    if (!isContainer(v)) return 0;
+    const void* p = v.internalToPointer();
+    sealed_.insert(p);
+    auto it = depth_.find(p);
+    return it == depth_.end() ? 1 : it->second;
+  }
+  c10::IValue newTuple(std::vector<c10::IValue> items) {
+    int depth = 0;
+    for (const auto& v : items) depth = std::max(depth, seal(v));
+    c10::IValue t = tuple(std::move(items));
+    created(t, depth + 1);
+    return t;
+  }
+  c10::IValue newDict() {
+    c10::IValue d = c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get());
+    created(d);
+    return d;
+  }
+  // Before items go into the open container `target`: refuses a sealed one, updates its depth.
+  void filling(const c10::IValue& target, const std::vector<c10::IValue>& items) {
+    const void* p = target.internalToPointer();
+    check(!sealed_.count(p), "a list or dict is changed after it was used (not a file torch.save writes)");
+    int& depth = depth_[p];
+    for (const auto& v : items) depth = std::max(depth, seal(v) + 1);
+    check(depth <= kMaxDepth, "values nested more than ", kMaxDepth, " deep (not a weight file)");
   }
 
   void setItems(c10::IValue& target, std::vector<c10::IValue>& items) {
     check(items.size() % 2 == 0, "SETITEMS with an odd number of values");
     if (isMarker(target, kOpaque)) return;  // an object we do not build keeps what is set on it to itself
     check(target.isGenericDict(), "SETITEM on a ", target.tagKind(), ", not a dict");
+    filling(target, items);
     auto d = target.toGenericDict();
     for (size_t i = 0; i < items.size(); i += 2) d.insert_or_assign(std::move(items[i]), std::move(items[i + 1]));
   }
   void append(c10::IValue& target, std::vector<c10::IValue>& items) {
     if (isMarker(target, kOpaque)) return;
     check(target.isList(), "APPEND on a ", target.tagKind(), ", not a list");
+    filling(target, items);
     auto l = target.toList();
     for (auto& v : items) l.push_back(std::move(v));
   }
@@ -175,6 +222,12 @@ class PickleReader {
     if (nbytes > 0) {
       const std::string record = "data/" + key;
       check(zip_.hasRecord(record), "the record of storage '", key, "' is missing");
+      const size_t declared = zip_.getRecordSize(record);
+      check(declared >= nbytes, "storage '", key, "' declares ", nbytes, " bytes but its record holds ", declared);
+      // torch.save writes a storage's bytes exactly; a record far larger than its storage is not read (a
+      // small compressed file could expand to gigabytes for one value)
+      check(declared <= 2 * nbytes + (size_t{1} << 20), "the record of storage '", key, "' holds ", declared,
+            " bytes for a storage of ", nbytes);
       auto [ptr, size] = zip_.getRecord(record);
       check(size >= nbytes, "storage '", key, "' declares ", nbytes, " bytes but its record holds ", size);
       t = at::empty({numel}, at::TensorOptions().dtype(*dtype));  // allocated only once the record backs it
@@ -182,6 +235,8 @@ class PickleReader {
     } else {
       t = at::empty({0}, at::TensorOptions().dtype(*dtype));
     }
+    t.storage().unsafeGetStorageImpl()->set_resizable(false);  // a view that reaches further throws
+    storageTensors_.insert(t.unsafeGetTensorImpl());
     c10::IValue v(t);
     storages_.emplace(key, v);
     return v;
@@ -196,7 +251,10 @@ class PickleReader {
 
   // torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])
   c10::IValue rebuildTensor(const std::vector<c10::IValue>& a) {
-    check(a.size() >= 4 && a[0].isTensor() && a[1].isInt(), "a tensor without its storage");
+    // only a storage itself (a view of a view could reach past the storage its bounds were checked against)
+    check(a.size() >= 4 && a[0].isTensor() && a[1].isInt() &&
+              storageTensors_.count(a[0].toTensor().unsafeGetTensorImpl()),
+          "a tensor without its storage");
     const at::Tensor& s = a[0].toTensor();
     const int64_t offset = a[1].toInt();
     const auto size = ints(a[2]), stride = ints(a[3]);
@@ -221,18 +279,22 @@ class PickleReader {
   }
 
   c10::IValue reduce(const c10::IValue& fn, const c10::IValue& args) {
-    if (!isMarker(fn, kGlobal)) return opaque("(an object)");
+    if (!isMarker(fn, kGlobal)) return opaque("pickled object");
     const auto& g = fn.toTupleRef().elements();
     const std::string& module = g[1].toStringRef();
     const std::string& name = g[2].toStringRef();
     check(args.isTuple(), "REDUCE without an argument tuple");
     const auto& a = args.toTupleRef().elements();
     if (module == "collections" && name == "OrderedDict") {
-      c10::impl::GenericDict d(c10::AnyType::get(), c10::AnyType::get());
+      c10::IValue d = newDict();
+      std::vector<c10::IValue> items;
       if (!a.empty() && a[0].isList())
         for (const auto& pair : a[0].toListRef())
-          if (pair.isTuple() && pair.toTupleRef().elements().size() == 2)
-            d.insert_or_assign(pair.toTupleRef().elements()[0], pair.toTupleRef().elements()[1]);
+          if (pair.isTuple() && pair.toTupleRef().elements().size() == 2) {
+            items.push_back(pair.toTupleRef().elements()[0]);
+            items.push_back(pair.toTupleRef().elements()[1]);
+          }
+      setItems(d, items);
       return d;
     }
     if (module == "torch._utils" && (name == "_rebuild_tensor_v2" || name == "_rebuild_tensor"))
@@ -248,13 +310,24 @@ class PickleReader {
   }
 
   void step(uint8_t op, size_t at) {
+    const size_t before = stack_.size();
+    execute(op, at);
+    if (stack_.size() > before) check(++values_ <= kMaxValues, "more than ", kMaxValues, " values (not a weight file)");
+  }
+
+  void execute(uint8_t op, size_t at) {
     switch (op) {
       case 0x80: u8(); break;            // PROTO
       case 0x95: le<uint64_t>(); break;  // FRAME
       case '(': marks_.push_back(stack_.size()); break;
-      case '}': stack_.emplace_back(c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get())); break;
-      case ']': stack_.emplace_back(c10::impl::GenericList(c10::AnyType::get())); break;
-      case ')': stack_.push_back(tuple({})); break;
+      case '}': stack_.push_back(newDict()); break;
+      case ']': {
+        c10::IValue l = c10::impl::GenericList(c10::AnyType::get());
+        created(l);
+        stack_.push_back(std::move(l));
+        break;
+      }
+      case ')': stack_.push_back(newTuple({})); break;
       case 'N': stack_.emplace_back(); break;
       case 0x88: stack_.emplace_back(true); break;
       case 0x89: stack_.emplace_back(false); break;
@@ -292,38 +365,39 @@ class PickleReader {
       case 0x8e: stack_.emplace_back(bytes(le<uint64_t>())); break;  // BINBYTES8
       case 'q': memoPut(u8()); break;
       case 'r': memoPut(le<uint32_t>()); break;
-      case 0x94: memoPut(memo_.size()); break;  // MEMOIZE
+      case 0x94: memoPut(memoNext_++); break;  // MEMOIZE
       case 'h': memoGet(u8()); break;
       case 'j': memoGet(le<uint32_t>()); break;
       case '0': pop(); break;
       case '1': popToMark(); break;
       case '2': stack_.push_back(top()); break;
-      case 't': stack_.push_back(tuple(popToMark())); break;
+      case 't': stack_.push_back(newTuple(popToMark())); break;
       case 0x85: {
         auto a = pop();
-        stack_.push_back(tuple({std::move(a)}));
+        stack_.push_back(newTuple({std::move(a)}));
         break;
       }
       case 0x86: {
         auto b = pop(), a = pop();
-        stack_.push_back(tuple({std::move(a), std::move(b)}));
+        stack_.push_back(newTuple({std::move(a), std::move(b)}));
         break;
       }
       case 0x87: {
         auto c = pop(), b = pop(), a = pop();
-        stack_.push_back(tuple({std::move(a), std::move(b), std::move(c)}));
+        stack_.push_back(newTuple({std::move(a), std::move(b), std::move(c)}));
         break;
       }
       case 'l': {
         auto items = popToMark();
-        c10::impl::GenericList l(c10::AnyType::get());
-        for (auto& v : items) l.push_back(std::move(v));
-        stack_.emplace_back(std::move(l));
+        c10::IValue l = c10::impl::GenericList(c10::AnyType::get());
+        created(l);
+        append(l, items);
+        stack_.push_back(std::move(l));
         break;
       }
       case 'd': {
         auto items = popToMark();
-        c10::IValue d = c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get());
+        c10::IValue d = newDict();
         setItems(d, items);
         stack_.push_back(std::move(d));
         break;
@@ -371,7 +445,7 @@ class PickleReader {
         auto cls = pop();
         stack_.push_back(isMarker(cls, kGlobal) ? opaque(cls.toTupleRef().elements()[1].toStringRef() + "." +
                                                          cls.toTupleRef().elements()[2].toStringRef())
-                                                : opaque("(an object)"));
+                                                : opaque("pickled object"));
         break;
       }
       case 'b':  // BUILD: the state of an object (an OrderedDict's attributes, a parameter's): dropped
@@ -391,8 +465,15 @@ class PickleReader {
   const char* fn_;
   std::vector<c10::IValue> stack_;
   std::vector<size_t> marks_;
-  std::vector<c10::IValue> memo_;
+  std::unordered_map<uint64_t, c10::IValue> memo_;
+  uint64_t memoNext_ = 0;
   std::unordered_map<std::string, c10::IValue> storages_;
+  std::unordered_set<const void*> storageTensors_;
+  std::unordered_map<const void*, int> depth_;
+  std::unordered_set<const void*> sealed_;
+  std::vector<c10::IValue> keep_;
+  size_t objects_ = 0;
+  size_t values_ = 0;
 };
 
 }  // namespace
@@ -400,6 +481,9 @@ class PickleReader {
 c10::IValue readTorchPickle(caffe2::serialize::PyTorchStreamReader& reader, const std::string& path, const char* fn) {
   TORCH_CHECK(reader.hasRecord("data.pkl"), fn, "(): '", path,
               "' is not a readable torch file: a zip without the data.pkl that torch.save writes");
+  TORCH_CHECK(reader.getRecordSize("data.pkl") <= kMaxPickleBytes, fn, "(): '", path,
+              "' is not a readable torch file: its data.pkl is larger than ", kMaxPickleBytes >> 20,
+              " MiB (not a weight file)");
   auto [ptr, size] = reader.getRecord("data.pkl");
   PickleReader r(static_cast<const char*>(ptr.get()), size, reader, path, fn);
   return r.run();
