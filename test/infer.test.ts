@@ -125,3 +125,26 @@ test.serial('two-class volumes are labelled p1 >= 0.5, foreground at a tie', asy
   dispose([...Object.values(sd), image, labels]);
   net.dispose();
 });
+
+// Inference builds its BatchNorm-folded copy by cloning the network, whose fresh modules draw their
+// initialisation from the global generator: it must leave the generator where it was (a training run
+// stopped during validation resumed with other draws).
+test.serial('inference leaves the global random generator untouched, also when it rebuilds its folded copy', async (t) => {
+  const net = nets.UNet2D({ features: [2, 4, 8, 16, 32] }).eval();
+  const volume = randn([2, 32, 32]);
+  for (const round of [0, 1]) {
+    // changed weights: the folded copy is rebuilt (cloned) in this call
+    const sd = net.stateDict();
+    tidy(() => sd['decoder.out_conv.weight'].copyFrom(sd['decoder.out_conv.weight'].add(0.1)));
+    dispose(Object.values(sd));
+    manualSeed(5);
+    const expected = randn([4]);
+    manualSeed(5);
+    const labels = await sliceInference(net, volume, { size: [32, 32] });
+    const drawn = randn([4]);
+    t.deepEqual(Array.from(drawn.toArray() as Float32Array), Array.from(expected.toArray() as Float32Array), `round ${round}`);
+    dispose([expected, labels, drawn]);
+  }
+  volume.dispose();
+  net.dispose();
+});

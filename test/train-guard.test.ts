@@ -3,14 +3,15 @@
 // Ctrl-C, a resume with another split or other settings is refused naming them (--validate-every may
 // change), a folder holding a run is refused without --resume, --val 0 and --set plan.* on data without a
 // plan are usage errors, and a semi-supervised method with no unlabeled item fails before training.
-// Serial: an optimizer refuses to step while any async native call of the process is pending.
+// Library misuse (a rejecting async onEvent, a labeled item without its label, no validation volumes) fails
+// cleanly. Serial: the runs share the process's random generator.
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { loadCheckpoint, nets, readCheckpointInfo, setNumThreads, trainers, type Network } from '../lib/index.js';
+import { liveTensors, loadCheckpoint, nets, readCheckpointInfo, setNumThreads, trainers, type Network } from '../lib/index.js';
 import { syntheticFolder } from './helpers/folders.js';
 import { maxAbsDiff } from './helpers/grad.js';
 import { repoRoot } from './helpers/reference.js';
@@ -182,4 +183,69 @@ test.serial('NIfTI folder: a resume with another split, --size or --lr is refuse
   t.regex(r.stderr, /^semiseg: train: bcp trains its 'train' stage on unlabeled items \(2 of each batch of 4\), but all \d+ training items of '.*' are labeled: pass --labeled N/m);
   t.false(existsSync(join(bcpOut, 'last.ckpt')), 'nothing trained');
   rmSync(root, { recursive: true });
+});
+
+// The loop as a library: what a program embedding it does wrong fails the run cleanly (one error, the
+// process alive, nothing leaked) instead of ending the process or training on something else.
+test.serial('library misuse: a rejecting async onEvent stops the run with its error; a labeled item without its label, and no validation volumes, are handled', async (t) => {
+  const before = liveTensors();
+  const out = tmp();
+  const err = await t.throwsAsync(
+    runLoop(tiny('bcp-acdc', { pretrainIterations: 2, iterations: 4 }), out, {
+      onEvent: async (e) => {
+        if (e.type === 'iteration' && e.stage === 'train') throw new Error('dashboard POST failed');
+      },
+    }),
+  );
+  t.is(err!.message, "train: the onEvent callback failed on a 'iteration' event: dashboard POST failed");
+  t.true(existsSync(join(out, 'last.ckpt')), 'the finished iterations are saved');
+  // a labeled item whose load() returns no label
+  const data = trainers.syntheticData({ spatialDims: 2, size: 32, labeled: 4, unlabeled: 4, valCases: 1 });
+  const load = data.load.bind(data);
+  data.load = async (i) => {
+    const item = await load(i);
+    if (i === 1) {
+      item.label?.dispose();
+      return { ...item, label: undefined };
+    }
+    return item;
+  };
+  try {
+    const e2 = await t.throwsAsync(trainers.train(tiny('supervised-acdc', { iterations: 2 }), { data, out: tmp() }));
+    t.regex(e2!.message, /^train: stage 'train' failed preparing iteration \d: item 1 of 'synthetic-2d' is labeled \(below data\.labeled = 4\) but load\(\) returned no label/);
+  } finally {
+    data.dispose();
+  }
+  // no validation volumes: a run without a best checkpoint
+  const empty = trainers.syntheticData({ spatialDims: 2, size: 32, labeled: 4, unlabeled: 4, valCases: 1 });
+  empty.validation = async () => [];
+  const noVal = tmp();
+  try {
+    const r = await trainers.train(tiny('supervised-acdc', { iterations: 3 }), { data: empty, out: noVal });
+    t.is(r.best, null);
+    t.false(existsSync(join(noVal, 'best.ckpt')));
+    t.true(existsSync(join(noVal, 'final.ckpt')));
+  } finally {
+    empty.dispose();
+  }
+  t.is(liveTensors(), before);
+});
+
+test('configs: nested unknown keys, enums and ranges are refused by resolveConfig, and train() checks an edited config before creating anything', async (t) => {
+  t.throws(() => trainers.resolveConfig('bcp-acdc', { bcp: { keepOptimiser: false } as never }), { message: /resolveConfig\(\): unknown key 'keepOptimiser' in argument 'bcp' \(expected one of keepOptimizer\)/ });
+  t.throws(() => trainers.resolveConfig('bcp-acdc', { schedule: 'cosine' as never }), { message: /argument 'schedule' must be one of "constant", "poly", "step", got the string "cosine"/ });
+  t.throws(() => trainers.resolveConfig('bcp-acdc', { classes: 1 }), { message: /argument 'classes' must be an integer >= 2/ });
+  t.throws(() => trainers.resolveConfig('bcp-acdc', { emaAlpha: 7 }), { message: /argument 'emaAlpha' must be a number in \[0, 1\], got 7/ });
+  t.throws(() => trainers.resolveConfig('bcp-acdc', { device: 'gpu' }), { message: /argument 'device' must be 'cpu', 'cuda' or 'cuda:N', got the string "gpu"/ });
+  t.throws(() => trainers.resolveConfig('bcp-acdc', { dice: { squared: 'no' } as never }), { message: /argument 'dice\.squared' must be true or false/ });
+  const edited = { ...tiny('supervised-acdc'), iterations: -1 };
+  const out = join(tmp(), 'never-created');
+  const data = trainers.syntheticData({ spatialDims: 2, size: 32, labeled: 4, unlabeled: 4, valCases: 1 });
+  try {
+    await t.throwsAsync(trainers.train(edited, { data, out }), { message: /^train\(\): argument 'iterations' must be an integer >= 1, got -1/ });
+    await t.throwsAsync(trainers.train(tiny('supervised-acdc'), { data: undefined as never, out }), { message: "train(): option 'data' must be a TrainData (load, validation, augment, ...)" });
+    t.false(existsSync(out));
+  } finally {
+    data.dispose();
+  }
 });

@@ -2,6 +2,8 @@
 
 #include "nets/network.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/Generator.h>
 #include <ATen/ops/sqrt.h>
 #include <c10/core/GradMode.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -137,7 +139,21 @@ std::shared_ptr<Network> Network::inferenceNetwork() {
   if (inference_ && inference_->key == key) return inference_->copy;
   auto cache = std::make_shared<InferenceCache>();
   cache->key = std::move(key);
+  // clone() builds fresh modules whose initialisation draws from the default CPU generator before the
+  // weights are copied in: inference must not move a training run's random stream (a run stopped during
+  // validation would resume with other draws), so the generator's state is put back.
+  at::Tensor rng;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    rng = gen.get_state();
+  }
   std::shared_ptr<Network> copy(clone());
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng);
+  }
   copy->setTraining(false);
   if (copy->foldBatchNormInPlace() > 0) {
     // oneDNN's NHWC convolutions are faster for the 2-D U-Net (benchmarks/NOTES.md); 3-D stays as it is

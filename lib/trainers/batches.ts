@@ -75,6 +75,9 @@ export class BatchSource {
     return tidy(() => {
       const pairs = items.map((x, k) => {
         const rand: Random = prng((base + Math.imul(this.#positions[k] + 1, 0x9e3779b1)) >>> 0);
+        // a labeled item without its label would train as all background
+        if (!x.label && indices[k] < this.#data.labeled)
+          throw new Error(`item ${indices[k]} of '${this.#data.name}' is labeled (below data.labeled = ${this.#data.labeled}) but load() returned no label`);
         return this.#data.augment(x.image, x.label ?? x.image.mul(0).to('int64'), rand);
       });
       const images = stack(pairs.map(([im]) => im.to('float32').unsqueeze(0)), 0);

@@ -29,6 +29,11 @@ export interface TrainData {
   /** Items 0 .. labeled-1 are labeled, labeled .. labeled+unlabeled-1 unlabeled. */
   labeled: number;
   unlabeled: number;
+  /**
+   * Item `index` (a labeled item must carry its label). The training loop owns what this returns: it
+   * caches the tensors for later batches and disposes them when the run ends, so return fresh tensors
+   * (clones) of data you keep yourself.
+   */
   load(index: number): Promise<Item>;
   /** The recipe's augmentation; every result has the training shape. */
   augment(image: Tensor, label: Tensor, rand: Random): [Tensor, Tensor];

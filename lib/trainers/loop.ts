@@ -36,7 +36,7 @@ import { versemi } from './methods/versemi.js';
 import type { MethodRuntime, Stage } from './methods/common.js';
 import { meanTeacher } from './methods/mean-teacher.js';
 import { supervised } from './methods/supervised.js';
-import type { TrainConfig } from './recipes.js';
+import { checkSettings, type TrainConfig } from './recipes.js';
 import type { Network } from '../nets/network.js';
 import type { NativeTensorHandle } from '../native.js';
 import type { Optimizer } from '../train/optimizer.js';
@@ -218,13 +218,26 @@ function checkSameSplit(lastPath: string, saved: ResumeState, config: TrainConfi
 
 export async function train(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
   const started = Date.now();
+  // checked before anything is created (a config edited after resolveConfig, a missing option)
+  checkSettings('train', config);
+  if (!o || typeof o !== 'object') throw new TypeError("train(): argument 'options' must be an object with data and out");
   const { data, out, group } = o;
+  if (!data || typeof data.load !== 'function' || typeof data.validation !== 'function')
+    throw new TypeError("train(): option 'data' must be a TrainData (load, validation, augment, ...)");
+  if (typeof out !== 'string' || out === '') throw new TypeError("train(): option 'out' must be a folder path");
   const isMain = !group || group.rank === 0;
   if (isMain) mkdirSync(out, { recursive: true });
   const logPath = join(out, 'log.jsonl');
+  // An async onEvent that rejects stops the run at the next iteration with its error (a dropped
+  // rejection would otherwise end the process).
+  let eventError: Error | null = null;
   const emit = (e: TrainEvent) => {
     if (isMain) appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
-    o.onEvent?.(e);
+    const r: unknown = o.onEvent?.(e);
+    if (r && typeof (r as PromiseLike<unknown>).then === 'function')
+      (r as PromiseLike<unknown>).then(undefined, (err: unknown) => {
+        eventError ??= new Error(`train: the onEvent callback failed on a '${e.type}' event: ${(err as Error)?.message ?? String(err)}`);
+      });
   };
   if (data.classes !== config.classes)
     throw new Error(`train: the data has ${data.classes} classes but recipe '${config.recipe}' trains ${config.classes}`);
@@ -270,6 +283,11 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   const validateAt = async (si: number, it: number) => {
     const stage = stages[si];
     const volumes = await data.validation();
+    if (volumes.length === 0) {
+      // nothing to validate on: no best checkpoint (a Dice of 0 would be reported as the best), last.ckpt only
+      await saveLast(si, it);
+      return;
+    }
     const mine = group && sharded ? volumes.filter((_, i) => i % group.worldSize === group.rank) : volumes;
     // (no signal on several ranks: a rank must not stop alone mid-validation; stops are agreed per iteration)
     const signal = group ? undefined : o.signal;
@@ -335,7 +353,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         throw new Error(
           `train: cannot resume: '${lastPath}' has ${differs.key} = ${canonicalJson(differs.saved) ?? 'unset'}, this run ${canonicalJson(differs.now) ?? 'unset'} (a resume may change only ${RESUME_MAY_CHANGE.join(', ')})`,
         );
-      state = { ...saved, config };
+      state = { ...saved, config, firstLoss: saved.firstLoss ?? NaN }; // NaN was written as JSON null
       await stages[state.stage].begin(true, null);
       await loadCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer() });
       method.restore(state.methodState);
@@ -382,6 +400,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       );
       source.skip(first);
       pending = first < stage.iterations ? source.batch(first + 1) : null;
+      pending?.catch(() => undefined); // awaited below; a failure before that must not go unhandled
       // cancelled during a validation: it comes first (before the next stage starts from the stage's best)
       if (resumingHere && state.pendingValidation && validates) await validateAt(si, first);
       for (let it = first + 1; it <= stage.iterations; it++) {
@@ -389,10 +408,21 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
           await saveLast(si, it - 1);
           throw new Error(`train: cancelled after iteration ${it - 1} of stage '${stage.name}'; resume from '${lastPath}'`);
         }
+        if (eventError) {
+          await saveLast(si, it - 1);
+          throw eventError;
+        }
         const lr = lrAt(schedule, it - 1);
         method.optimizer().setLr(lr);
-        const batch = await (pending as Promise<Batch>);
-        pending = null;
+        let batch: Batch;
+        try {
+          batch = await (pending as Promise<Batch>);
+        } catch (err) {
+          const kept = existsSync(lastPath) ? `the last good checkpoint '${lastPath}' is kept` : 'no checkpoint had been written yet';
+          throw new Error(`train: stage '${stage.name}' failed preparing iteration ${it}: ${(err as Error).message}; ${kept}`);
+        } finally {
+          pending = null;
+        }
         let result;
         try {
           // Data-parallel: LibTorch's generator (dropout, Mean Teacher's noise) is seeded per rank and
@@ -444,6 +474,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
     emit({ type: 'checkpoint', kind: 'final', path: finalPath, stage: lastStage.name, iteration: lastStage.iterations });
     const best = state.bests.train ?? state.bests[lastStage.name] ?? null;
     const seconds = (Date.now() - started) / 1000;
+    if (eventError) throw eventError;
     emit({ type: 'done', seconds, best, final: finalPath, replicaDivergence });
     return { best, bests: state.bests, final: finalPath, validations: state.validations, firstLoss: state.firstLoss, lastLoss, seconds, replicaDivergence };
   } finally {

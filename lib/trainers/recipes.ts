@@ -264,6 +264,9 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
   if (!r) throw rangeError(fn, 'recipe', `one of ${recipeNames().join(', ')}`, recipe);
   const o = checkObject(fn, 'overrides', overrides);
   checkKnownKeys(fn, 'overrides', o, Object.keys(r));
+  // nested settings: unknown keys fail too (a misspelt bcp.keepOptimiser was silently ignored)
+  for (const k of ['dice', 'action', 'bcp', 'coda'] as const)
+    if (o[k] !== undefined) checkKnownKeys(fn, k, checkObject(fn, k, o[k]), Object.keys(r[k]));
   const c = {
     ...r,
     ...o,
@@ -300,6 +303,36 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
   if (!(c.boxRatio > 0 && c.boxRatio < 1)) throw rangeError(fn, 'boxRatio', 'a number in (0, 1)', c.boxRatio);
   c.precision = resolvePrecision(checkPrecision(fn, c.precision), c.device, fn);
   const dims = c.network === 'UNet2D' ? 2 : 3;
-  if (c.size.length !== dims || c.size.some((v) => !Number.isInteger(v) || v < 16)) throw rangeError(fn, 'size', `${dims} integers >= 16`, c.size);
+  if (!Array.isArray(c.size) || c.size.length !== dims || c.size.some((v) => !Number.isInteger(v) || v < 16)) throw rangeError(fn, 'size', `${dims} integers >= 16`, c.size);
+  checkSettings(fn, c);
   return c;
+}
+
+const oneOf = (fn: string, name: string, v: unknown, allowed: readonly unknown[]) => {
+  if (!allowed.includes(v)) throw rangeError(fn, name, `one of ${allowed.map((x) => JSON.stringify(x)).join(', ')}`, v);
+};
+
+/**
+ * The checks of a resolved configuration that train() repeats (a config edited after resolveConfig):
+ * enums, numeric ranges and the iteration counts the loop relies on.
+ */
+export function checkSettings(fn: string, c: TrainConfig): void {
+  oneOf(fn, 'method', c.method, METHODS);
+  oneOf(fn, 'network', c.network, ['UNet2D', 'VNet3D']);
+  oneOf(fn, 'schedule', c.schedule, ['constant', 'poly', 'step']);
+  oneOf(fn, 'teacherMode', c.teacherMode, ['train', 'eval']);
+  oneOf(fn, 'emaScope', c.emaScope, ['parameters', 'all']);
+  oneOf(fn, 'pairing', c.pairing, ['inFirst', 'outFirst']);
+  if (!(c.threshold > 0 && c.threshold < 1)) throw rangeError(fn, 'threshold', 'a number in (0, 1)', c.threshold);
+  if (!(c.consistency >= 0 && Number.isFinite(c.consistency))) throw rangeError(fn, 'consistency', 'a finite number >= 0', c.consistency);
+  if (c.valCases !== undefined && (!Number.isInteger(c.valCases) || c.valCases < 1)) throw rangeError(fn, 'valCases', 'an integer >= 1', c.valCases);
+  for (const k of ['squared', 'perSample', 'includeBackground'] as const) if (typeof c.dice[k] !== 'boolean') throw rangeError(fn, `dice.${k}`, 'true or false', c.dice[k]);
+  if (!(c.dice.smooth >= 0 && Number.isFinite(c.dice.smooth))) throw rangeError(fn, 'dice.smooth', 'a finite number >= 0', c.dice.smooth);
+  if (!Number.isInteger(c.classes) || c.classes < 2) throw rangeError(fn, 'classes', 'an integer >= 2 (background and at least one class)', c.classes);
+  if (!(c.emaAlpha >= 0 && c.emaAlpha <= 1)) throw rangeError(fn, 'emaAlpha', 'a number in [0, 1]', c.emaAlpha);
+  if (!Number.isSafeInteger(c.seed)) throw rangeError(fn, 'seed', 'an integer', c.seed);
+  if (!(c.lr > 0 && Number.isFinite(c.lr))) throw rangeError(fn, 'lr', 'a finite number > 0', c.lr);
+  if (typeof c.device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(c.device)) throw rangeError(fn, 'device', "'cpu', 'cuda' or 'cuda:N'", c.device);
+  for (const k of ['iterations', 'validateEvery'] as const) if (!Number.isInteger(c[k]) || c[k] < 1) throw rangeError(fn, k, 'an integer >= 1', c[k]);
+  if (!Number.isInteger(c.pretrainIterations) || c.pretrainIterations < 0) throw rangeError(fn, 'pretrainIterations', 'an integer >= 0', c.pretrainIterations);
 }

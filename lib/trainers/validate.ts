@@ -79,8 +79,11 @@ export async function validateDice(net: Network, volumes: Volume[], s: Inference
       onPrediction?.(v, pred, i);
       for (let c = 1; c < s.classes; c++) {
         const [p, g] = tidy(() => [pred.eq(c), v.label.eq(c)]);
-        sums[c - 1] += binaryMetrics(p, g, {}, false).dice;
-        dispose([p, g]);
+        try {
+          sums[c - 1] += binaryMetrics(p, g, {}, false).dice;
+        } finally {
+          dispose([p, g]);
+        }
       }
     } finally {
       pred.dispose();
