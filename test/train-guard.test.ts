@@ -249,3 +249,19 @@ test('configs: nested unknown keys, enums and ranges are refused by resolveConfi
     data.dispose();
   }
 });
+
+test.serial('two runs never write one folder at once: the second is refused while the first holds its lock; a stale lock is taken', async (t) => {
+  const out = tmp();
+  const config = tiny('supervised-acdc', { iterations: 3 });
+  const first = runLoop(config, out);
+  await t.throwsAsync(runLoop(config, out), { message: `train: another run of this process is training into '${out}' (${join(out, '.lock')}); use another folder` });
+  await first;
+  t.false(existsSync(join(out, '.lock')), 'released at the end');
+  // a lock left by a process that is gone (killed mid-run)
+  writeFileSync(join(out, '.lock'), '999999999');
+  const again = await runLoop(config, tmp());
+  t.truthy(again.final);
+  const stale = await runLoop(config, out, { resume: true });
+  t.truthy(stale.final);
+  t.false(existsSync(join(out, '.lock')));
+});

@@ -15,7 +15,7 @@
  * rank validates its share of the volumes (Dice sums all-reduced); only rank 0 writes checkpoints and the
  * log; cancellation is agreed at each iteration, so every rank stops at the same one.
  */
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { ProcessGroup } from '../dist.js';
@@ -227,6 +227,44 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   if (typeof out !== 'string' || out === '') throw new TypeError("train(): option 'out' must be a folder path");
   const isMain = !group || group.rank === 0;
   if (isMain) mkdirSync(out, { recursive: true });
+  const releaseLock = isMain ? lockRunFolder(out) : () => undefined;
+  try {
+    return await trainLocked(config, o, started, isMain);
+  } finally {
+    releaseLock();
+  }
+}
+
+/**
+ * Takes `<out>/.lock` (this process's pid) so that two runs never write one folder at once: a second
+ * run (in this process or another) is refused; a lock left by a process that no longer exists is taken.
+ */
+function lockRunFolder(out: string): () => void {
+  const path = join(out, '.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      return () => rmSync(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(path, 'utf8'));
+      let alive = Number.isInteger(pid) && pid > 0;
+      if (alive && pid !== process.pid) {
+        try {
+          process.kill(pid, 0);
+        } catch (e) {
+          alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      }
+      if (alive) throw new Error(`train: another run${pid === process.pid ? ' of this process' : ` (process ${pid})`} is training into '${out}' (${path}); use another folder`);
+      rmSync(path, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new Error(`train: cannot lock '${out}'`);
+}
+
+async function trainLocked(config: TrainConfig, o: TrainOptions, started: number, isMain: boolean): Promise<TrainResult> {
+  const { data, out, group } = o;
   const logPath = join(out, 'log.jsonl');
   // An async onEvent that rejects stops the run at the next iteration with its error (a dropped
   // rejection would otherwise end the process).
