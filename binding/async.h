@@ -37,6 +37,8 @@ using Touches = std::optional<std::vector<const void*>>;
 // (a backward, a step) lists the parameters, and reading .grad() here could race with a compute thread
 // setting or freeing it.
 std::vector<const void*> storagesOf(const std::vector<at::Tensor>& tensors);
+// A job that touches no existing tensor (it reads a file, writes clones, makes new tensors).
+inline Touches touchesNothing() { return Touches(std::in_place); }
 
 struct JobBase {
   virtual ~JobBase() = default;

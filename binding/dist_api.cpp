@@ -85,7 +85,7 @@ class GroupHandle : public Napi::ObjectWrap<GroupHandle> {
             g->barrier();
             return true;
           },
-          undefined, {}, Touches{std::vector<const void*>{}});
+          undefined, {}, touchesNothing());
     });
   }
   Napi::Value shutdown(const Napi::CallbackInfo& info) {
@@ -131,7 +131,7 @@ Napi::Value distConnect(const Napi::CallbackInfo& info) {
           GroupHandle::Unwrap(obj)->group = g;
           return obj;
         },
-        {}, Touches{std::vector<const void*>{}});
+        {}, touchesNothing());
   });
 }
 

@@ -24,7 +24,7 @@ Napi::Value writeStateDict(const Napi::CallbackInfo& info) {
     for (auto& [k, t] : dict) t = t.detach().clone();
     return runAsync<bool>(
         env, [path, dict] { return io::writeStateDict(path, dict), true; },
-        [](Napi::Env env, bool&) { return env.Undefined(); }, {}, Touches{std::vector<const void*>{}});
+        [](Napi::Env env, bool&) { return env.Undefined(); }, {}, touchesNothing());
   });
 }
 
@@ -36,8 +36,7 @@ Napi::Value readStateDict(const Napi::CallbackInfo& info) {
     std::string key = info.Length() > 1 && info[1].IsString() ? info[1].ToString().Utf8Value() : std::string();
     return runAsync<nets::NamedTensors>(
         env, [path, key] { return io::readStateDict(path, key); },
-        [](Napi::Env env, nets::NamedTensors& d) { return namedToJs(env, d); }, {},
-        Touches{std::vector<const void*>{}});
+        [](Napi::Env env, nets::NamedTensors& d) { return namedToJs(env, d); }, {}, touchesNothing());
   });
 }
 
@@ -59,7 +58,7 @@ Napi::Value writeCheckpoint(const Napi::CallbackInfo& info) {
     for (auto& [k, t] : c.aux) t = t.detach().clone();
     return runAsync<bool>(
         env, [path, c] { return io::writeCheckpoint(path, c), true; },
-        [](Napi::Env env, bool&) { return env.Undefined(); }, {}, Touches{std::vector<const void*>{}});
+        [](Napi::Env env, bool&) { return env.Undefined(); }, {}, touchesNothing());
   });
 }
 
@@ -79,7 +78,7 @@ Napi::Value readCheckpoint(const Napi::CallbackInfo& info) {
           o.Set("rng", c.rng.defined() ? Napi::Value(TensorHandle::wrap(env, c.rng)) : env.Null());
           return o;
         },
-        {}, Touches{std::vector<const void*>{}});
+        {}, touchesNothing());
   });
 }
 

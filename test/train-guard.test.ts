@@ -233,7 +233,7 @@ test.serial('library misuse: a rejecting async onEvent stops the run with its er
 
 test('configs: nested unknown keys, enums and ranges are refused by resolveConfig, and train() checks an edited config before creating anything', async (t) => {
   t.throws(() => trainers.resolveConfig('bcp-acdc', { bcp: { keepOptimiser: false } as never }), { message: /resolveConfig\(\): unknown key 'keepOptimiser' in argument 'bcp' \(expected one of keepOptimizer\)/ });
-  t.throws(() => trainers.resolveConfig('bcp-acdc', { schedule: 'cosine' as never }), { message: /argument 'schedule' must be one of "constant", "poly", "step", got the string "cosine"/ });
+  t.throws(() => trainers.resolveConfig('bcp-acdc', { schedule: 'cosine' as never }), { message: /argument 'schedule' must be one of 'constant', 'poly', 'step', got the string "cosine"/ });
   t.throws(() => trainers.resolveConfig('bcp-acdc', { classes: 1 }), { message: /argument 'classes' must be an integer >= 2/ });
   t.throws(() => trainers.resolveConfig('bcp-acdc', { emaAlpha: 7 }), { message: /argument 'emaAlpha' must be a number in \[0, 1\], got 7/ });
   t.throws(() => trainers.resolveConfig('bcp-acdc', { device: 'gpu' }), { message: /argument 'device' must be 'cpu', 'cuda' or 'cuda:N', got the string "gpu"/ });

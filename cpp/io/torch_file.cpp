@@ -201,10 +201,10 @@ nets::NamedTensors readStateDict(const std::string& path, const std::string& key
     if (e.key().isString() && allTensors(e.value()) && !e.value().toGenericDict().empty())
       candidates.push_back(e.key().toStringRef());
   if (candidates.size() == 1) return fromDict(d.at(candidates.front()), path, "entry '" + candidates.front() + "'", fn);
-  std::string names;
-  for (const auto& c : candidates) names += (names.empty() ? "'" : ", '") + c + "'";
   // none: the error names the first entry that is not a tensor
   if (candidates.empty()) return fromDict(v, path, "the state dict", fn);
+  std::string names;
+  for (const auto& c : candidates) names += (names.empty() ? "'" : ", '") + c + "'";
   TORCH_CHECK(false, fn, "(): '", path, "' holds several state dicts (", names,
               "): pass the one to read as option 'key'");
 }

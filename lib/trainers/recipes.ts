@@ -3,7 +3,7 @@
  * is a field here, each recipe sets the spec's values, and `resolveConfig` lets any one be overridden.
  */
 import type { Plan } from '../plan/plan.js';
-import { checkKnownKeys, checkObject, rangeError } from '../validate.js';
+import { checkKnownKeys, checkObject, checkOneOf, rangeError } from '../validate.js';
 import { checkPrecision, resolvePrecision, type Precision } from '../precision.js';
 
 export const METHODS = ['supervised', 'meanTeacher', 'bcp', 'coda', 'icl', 'versemi', 'action'] as const;
@@ -276,14 +276,13 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
     coda: { ...r.coda, ...((o.coda as object | undefined) ?? {}) },
     recipe,
   } as TrainConfig;
-  const positive = ['iterations', 'batchSize', 'labeledBatch', 'validateEvery', 'labeled', 'stepEvery'] as const;
+  // (iterations, validateEvery, pretrainIterations, lr and the enums: checkSettings, below)
+  const positive = ['batchSize', 'labeledBatch', 'labeled', 'stepEvery'] as const;
   for (const k of positive) if (!Number.isInteger(c[k]) || c[k] < 1) throw rangeError(fn, k, 'an integer >= 1', c[k]);
-  if (!Number.isInteger(c.pretrainIterations) || c.pretrainIterations < 0) throw rangeError(fn, 'pretrainIterations', 'an integer >= 0', c.pretrainIterations);
   if (c.labeledBatch > c.batchSize) throw rangeError(fn, 'labeledBatch', `at most batchSize (${c.batchSize})`, c.labeledBatch);
   if (c.method !== 'supervised' && c.labeledBatch === c.batchSize) throw rangeError(fn, 'labeledBatch', `below batchSize for ${c.method} (the rest is unlabeled)`, c.labeledBatch);
   if (c.method === 'bcp' && (c.labeledBatch % 2 !== 0 || (c.batchSize - c.labeledBatch) !== c.labeledBatch))
     throw rangeError(fn, 'labeledBatch', 'an even number, half of batchSize, for bcp', c.labeledBatch);
-  if (!(c.lr > 0)) throw rangeError(fn, 'lr', 'a number > 0', c.lr);
   if (!(c.alpha >= 0 && c.alpha <= 1)) throw rangeError(fn, 'alpha', 'a number in [0, 1]', c.alpha);
   if (typeof c.bcp.keepOptimizer !== 'boolean') throw rangeError(fn, 'bcp.keepOptimizer', 'true or false', c.bcp.keepOptimizer);
   if (c.coda.inference !== 'net1' && c.coda.inference !== 'mean') throw rangeError(fn, 'coda.inference', "'net1' or 'mean'", c.coda.inference);
@@ -308,21 +307,17 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
   return c;
 }
 
-const oneOf = (fn: string, name: string, v: unknown, allowed: readonly unknown[]) => {
-  if (!allowed.includes(v)) throw rangeError(fn, name, `one of ${allowed.map((x) => JSON.stringify(x)).join(', ')}`, v);
-};
-
 /**
  * The checks of a resolved configuration that train() repeats (a config edited after resolveConfig):
  * enums, numeric ranges and the iteration counts the loop relies on.
  */
 export function checkSettings(fn: string, c: TrainConfig): void {
-  oneOf(fn, 'method', c.method, METHODS);
-  oneOf(fn, 'network', c.network, ['UNet2D', 'VNet3D']);
-  oneOf(fn, 'schedule', c.schedule, ['constant', 'poly', 'step']);
-  oneOf(fn, 'teacherMode', c.teacherMode, ['train', 'eval']);
-  oneOf(fn, 'emaScope', c.emaScope, ['parameters', 'all']);
-  oneOf(fn, 'pairing', c.pairing, ['inFirst', 'outFirst']);
+  checkOneOf(fn, 'method', c.method, METHODS);
+  checkOneOf(fn, 'network', c.network, ['UNet2D', 'VNet3D']);
+  checkOneOf(fn, 'schedule', c.schedule, ['constant', 'poly', 'step']);
+  checkOneOf(fn, 'teacherMode', c.teacherMode, ['train', 'eval']);
+  checkOneOf(fn, 'emaScope', c.emaScope, ['parameters', 'all']);
+  checkOneOf(fn, 'pairing', c.pairing, ['inFirst', 'outFirst']);
   if (!(c.threshold > 0 && c.threshold < 1)) throw rangeError(fn, 'threshold', 'a number in (0, 1)', c.threshold);
   if (!(c.consistency >= 0 && Number.isFinite(c.consistency))) throw rangeError(fn, 'consistency', 'a finite number >= 0', c.consistency);
   if (c.valCases !== undefined && (!Number.isInteger(c.valCases) || c.valCases < 1)) throw rangeError(fn, 'valCases', 'an integer >= 1', c.valCases);
