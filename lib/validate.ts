@@ -13,6 +13,8 @@ export function describe(v: unknown): string {
   if (typeof v === 'bigint') return `the bigint ${v}n`;
   if (typeof v === 'boolean' || typeof v === 'symbol') return String(v);
   if (typeof v === 'function') return 'a function';
+  // a short list of numbers (a size, a pair of betas) is shown whole: 'got an array [40, 40]'
+  if (Array.isArray(v) && v.length > 0 && v.length <= 8 && v.every((x) => typeof x === 'number')) return `an array [${v.map((x) => describe(x)).join(', ')}]`;
   if (Array.isArray(v)) return `an array of length ${v.length}`;
   if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
   const name = (v as object).constructor?.name;

@@ -58,6 +58,8 @@ test.serial('Ctrl-C during a validation saves the finished iteration; the resume
   );
   t.regex(err!.message, /^train: cancelled after iteration 3 of stage 'train'; resume from '.*last\.ckpt'$/);
   t.is((await readCheckpointInfo(join(parts, 'last.ckpt'))).iteration, 3, 'last.ckpt holds the finished iteration');
+  const lastLine = JSON.parse(readFileSync(join(parts, 'log.jsonl'), 'utf8').trim().split('\n').pop()!) as { type: string; message: string };
+  t.deepEqual([lastLine.type, lastLine.message], ['failed', err!.message], 'the log ends with why the run stopped');
   const events: trainers.TrainEvent[] = [];
   const resumed = await runLoop(config, parts, { resume: true, onEvent: (e) => events.push(e) });
   const steps = events.flatMap((e) => (e.type === 'validation' || e.type === 'iteration' ? [`${e.type} ${e.iteration}`] : []));
@@ -247,6 +249,35 @@ test('configs: nested unknown keys, enums and ranges are refused by resolveConfi
     t.false(existsSync(out));
   } finally {
     data.dispose();
+  }
+});
+
+test('configs: the optimizer, its settings, the patch size and networkOptions are checked by resolveConfig, and every method trains with the optimizer the config names', (t) => {
+  const bad: [Partial<trainers.TrainConfig>, RegExp][] = [
+    [{ size: [40, 40] }, /^resolveConfig\(\): argument 'size' must be 2 multiples of 16 \(the UNet2D halves each side four times\), got an array \[40, 40\]$/],
+    [{ networkOptions: { feature: [2, 4, 8, 16, 32] } }, /^resolveConfig\(\): unknown key 'feature' in argument 'networkOptions' \(expected one of inChannels, outChannels, features, dropout\)$/],
+    [{ networkOptions: { features: [2, 4] } }, /^resolveConfig\(\): argument 'networkOptions\.features' must be an array of 5 channel counts, got an array \[2, 4\]$/],
+    [{ optimizer: 'adamw' as never }, /^resolveConfig\(\): argument 'optimizer' must be one of 'sgd', 'adam', got the string "adamw"$/],
+    [{ betas: [2, 0.9] }, /^resolveConfig\(\): argument 'betas' must be a pair \[beta1, beta2\] of numbers in \[0, 1\), got an array \[2, 0\.9\]$/],
+    [{ momentum: -1 }, /^resolveConfig\(\): argument 'momentum' must be a finite number >= 0, got -1$/],
+    [{ weightDecay: Number.NaN }, /^resolveConfig\(\): argument 'weightDecay' must be a finite number >= 0, got NaN$/],
+    [{ nesterov: 1 as never }, /^resolveConfig\(\): argument 'nesterov' must be true or false, got 1$/],
+  ];
+  for (const [override, message] of bad) t.throws(() => trainers.resolveConfig('mt-acdc', override), { instanceOf: RangeError, message });
+  t.throws(() => trainers.resolveConfig('bcp-la', { networkOptions: { normalization: 'groupnorm', nFilters: 4 } }), {
+    message: "resolveConfig(): argument 'networkOptions.nFilters' must be a multiple of 16 with 'groupnorm' (16 groups), got 4",
+  });
+  // optimizer: 'adam' was ignored by every method but VerSemi (they always built SGD)
+  const small = { size: [32, 32], networkOptions: { features: [2, 4, 8, 16, 32] }, action: { ...trainers.RECIPES['action-acdc'].action, window: 16, pool: 8 } };
+  for (const recipe of ['supervised-acdc', 'mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc', 'action-acdc']) {
+    for (const optimizer of ['adam', 'sgd'] as const) {
+      const method = trainers.buildMethod(trainers.resolveConfig(recipe, { ...small, optimizer, lr: 1e-3 }));
+      try {
+        t.is(method.optimizer().kind, optimizer, `${recipe} with optimizer '${optimizer}'`);
+      } finally {
+        method.dispose();
+      }
+    }
   }
 });
 

@@ -263,7 +263,7 @@ test('recipes carry the spec defaults and reject bad overrides', (t) => {
   t.deepEqual(la.size, [112, 112, 80]);
   t.is(trainers.resolveConfig('mt-acdc').consistencyStart, 1000);
   t.throws(() => trainers.resolveConfig('bcp-acdc', { alpha: 2 }), { message: /argument 'alpha' must be a number in \[0, 1\], got 2/ });
-  t.throws(() => trainers.resolveConfig('bcp-acdc', { size: [256] }), { message: /argument 'size' must be 2 integers >= 16/ });
+  t.throws(() => trainers.resolveConfig('bcp-acdc', { size: [256] }), { message: /argument 'size' must be 2 multiples of 16 \(the UNet2D halves each side four times\), got an array \[256\]/ });
   t.throws(() => trainers.resolveConfig('bcp-acdc', { batchSize: 20 }), { message: /argument 'labeledBatch' must be an even number, half of batchSize, for bcp/ });
   t.throws(() => trainers.resolveConfig('nope'), { message: /argument 'recipe' must be one of supervised-acdc/ });
   t.is(trainers.rampup(0, 0.1, 200), 0.1 * Math.exp(-5));

@@ -32,49 +32,68 @@ export interface VNet3DOptions {
 const UNET_KEYS = ['inChannels', 'outChannels', 'features', 'dropout'];
 const VNET_KEYS = ['inChannels', 'outChannels', 'nFilters', 'normalization', 'hasDropout', 'lastBlock'];
 
-/** The SSL4MIS 2D U-Net. */
-export function UNet2D(options?: UNet2DOptions): Network {
-  const fn = 'UNet2D';
-  const o = checkObject(fn, 'options', options);
-  checkKnownKeys(fn, 'options', o, UNET_KEYS);
-  const features = o.features === undefined ? [16, 32, 64, 128, 256] : checkIntList(fn, 'features', o.features, 1);
-  if (features.length !== 5) throw rangeError(fn, 'features', 'an array of 5 channel counts', o.features);
+/**
+ * The U-Net's options, checked and completed with the published defaults (what the native side takes).
+ * `arg` names the options in errors: 'options' for the constructor, 'networkOptions' for a training config.
+ */
+function unet2dOptions(fn: string, options: unknown, arg = 'options') {
+  const o = checkObject(fn, arg, options);
+  const key = (k: string) => (arg === 'options' ? k : `${arg}.${k}`);
+  checkKnownKeys(fn, arg, o, UNET_KEYS);
+  const features = o.features === undefined ? [16, 32, 64, 128, 256] : checkIntList(fn, key('features'), o.features, 1);
+  if (features.length !== 5) throw rangeError(fn, key('features'), 'an array of 5 channel counts', o.features);
   let dropout = [0.05, 0.1, 0.2, 0.3, 0.5];
   if (o.dropout !== undefined) {
-    if (!Array.isArray(o.dropout) || o.dropout.length !== 5) throw typeError(fn, 'dropout', 'an array of 5 rates', o.dropout);
+    if (!Array.isArray(o.dropout) || o.dropout.length !== 5) throw typeError(fn, key('dropout'), 'an array of 5 rates', o.dropout);
     o.dropout.forEach((p, i) => {
-      if (typeof p !== 'number' || !(p >= 0 && p < 1)) throw rangeError(fn, `dropout[${i}]`, 'a rate in [0, 1)', p);
+      if (typeof p !== 'number' || !(p >= 0 && p < 1)) throw rangeError(fn, `${key('dropout')}[${i}]`, 'a rate in [0, 1)', p);
     });
     dropout = o.dropout as number[];
   }
-  return new Network(
-    native.createUNet2D({
-      inChannels: o.inChannels === undefined ? 1 : checkInt(fn, 'inChannels', o.inChannels, 1),
-      outChannels: o.outChannels === undefined ? 4 : checkInt(fn, 'outChannels', o.outChannels, 1),
-      features,
-      dropout,
-    }),
-  );
+  return {
+    inChannels: o.inChannels === undefined ? 1 : checkInt(fn, key('inChannels'), o.inChannels, 1),
+    outChannels: o.outChannels === undefined ? 4 : checkInt(fn, key('outChannels'), o.outChannels, 1),
+    features,
+    dropout,
+  };
+}
+
+/** The V-Net's options, checked and completed with the published defaults (`arg` as for the U-Net's). */
+function vnet3dOptions(fn: string, options: unknown, arg = 'options') {
+  const o = checkObject(fn, arg, options);
+  const key = (k: string) => (arg === 'options' ? k : `${arg}.${k}`);
+  checkKnownKeys(fn, arg, o, VNET_KEYS);
+  const nFilters = o.nFilters === undefined ? 16 : checkInt(fn, key('nFilters'), o.nFilters, 1);
+  const normalization =
+    o.normalization === undefined ? 'batchnorm' : checkOneOf(fn, key('normalization'), o.normalization, ['batchnorm', 'instancenorm', 'groupnorm', 'none'] as const);
+  if (normalization === 'groupnorm' && nFilters % 16 !== 0) throw rangeError(fn, key('nFilters'), "a multiple of 16 with 'groupnorm' (16 groups)", nFilters);
+  return {
+    inChannels: o.inChannels === undefined ? 1 : checkInt(fn, key('inChannels'), o.inChannels, 1),
+    outChannels: o.outChannels === undefined ? 2 : checkInt(fn, key('outChannels'), o.outChannels, 1),
+    nFilters,
+    normalization,
+    hasDropout: o.hasDropout === undefined ? true : checkBool(fn, key('hasDropout'), o.hasDropout),
+    ...(o.lastBlock === undefined || checkBool(fn, key('lastBlock'), o.lastBlock) ? {} : { lastBlock: false }),
+  };
+}
+
+/** The SSL4MIS 2D U-Net. */
+export function UNet2D(options?: UNet2DOptions): Network {
+  return new Network(native.createUNet2D(unet2dOptions('UNet2D', options)));
 }
 
 /** The UA-MT / BCP 3D V-Net. */
 export function VNet3D(options?: VNet3DOptions): Network {
-  const fn = 'VNet3D';
-  const o = checkObject(fn, 'options', options);
-  checkKnownKeys(fn, 'options', o, VNET_KEYS);
-  return new Network(
-    native.createVNet3D({
-      inChannels: o.inChannels === undefined ? 1 : checkInt(fn, 'inChannels', o.inChannels, 1),
-      outChannels: o.outChannels === undefined ? 2 : checkInt(fn, 'outChannels', o.outChannels, 1),
-      nFilters: o.nFilters === undefined ? 16 : checkInt(fn, 'nFilters', o.nFilters, 1),
-      normalization:
-        o.normalization === undefined
-          ? 'batchnorm'
-          : checkOneOf(fn, 'normalization', o.normalization, ['batchnorm', 'instancenorm', 'groupnorm', 'none'] as const),
-      hasDropout: o.hasDropout === undefined ? true : checkBool(fn, 'hasDropout', o.hasDropout),
-      ...(o.lastBlock === undefined || checkBool(fn, 'lastBlock', o.lastBlock) ? {} : { lastBlock: false }),
-    }),
-  );
+  return new Network(native.createVNet3D(vnet3dOptions('VNet3D', options)));
+}
+
+/**
+ * Checks a training configuration's `networkOptions` for its network as the constructor would, without
+ * building it (so a bad option fails before the run folder is created); errors name `networkOptions.<key>`.
+ */
+export function checkNetworkOptions(fn: string, kind: 'UNet2D' | 'VNet3D', options: unknown): void {
+  if (kind === 'UNet2D') unet2dOptions(fn, options, 'networkOptions');
+  else vnet3dOptions(fn, options, 'networkOptions');
 }
 
 /** The network kinds {@link fromOptions} builds. */

@@ -43,6 +43,10 @@ import type { Optimizer } from '../train/optimizer.js';
 import type { GradScalerState } from '../train/grad-scaler.js';
 import { validateDice, type InferenceSettings, type ValidationResult } from './validate.js';
 
+/**
+ * What the loop reports to `onEvent` and appends to `<out>/log.jsonl` (with its `time`). A run that ends
+ * with an error appends one more line to the log, `{ type: 'failed', message }`, and rejects with that error.
+ */
 export type TrainEvent =
   | { type: 'start'; recipe: string; method: string; data: string; stages: { name: string; iterations: number }[]; resumedAt?: { stage: string; iteration: number } }
   | { type: 'stage'; stage: string; iterations: number }
@@ -230,6 +234,13 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   const releaseLock = isMain ? lockRunFolder(out) : () => undefined;
   try {
     return await trainLocked(config, o, started, isMain);
+  } catch (err) {
+    // the log says why the run ended (a cancellation with its resume line, a non-finite loss, a data error):
+    // otherwise it stopped at its last iteration or stage line with no word of the failure
+    const logPath = join(out, 'log.jsonl');
+    if (isMain && existsSync(logPath))
+      appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), type: 'failed', message: (err as Error)?.message ?? String(err) })}\n`);
+    throw err;
   } finally {
     releaseLock();
   }

@@ -4,6 +4,7 @@
  */
 import type { Plan } from '../plan/plan.js';
 import { checkKnownKeys, checkObject, checkOneOf, rangeError } from '../validate.js';
+import { checkNetworkOptions } from '../nets/index.js';
 import { checkPrecision, resolvePrecision, type Precision } from '../precision.js';
 
 export const METHODS = ['supervised', 'meanTeacher', 'bcp', 'coda', 'icl', 'versemi', 'action'] as const;
@@ -297,12 +298,9 @@ export function resolveConfig(recipe: string, overrides: Partial<TrainConfig> = 
   if (c.method === 'versemi' && (c.networkOptions as { lastBlock?: boolean }).lastBlock !== false)
     throw rangeError(fn, 'networkOptions.lastBlock', 'false for versemi (its V-Net has no block_nine: the dynamic head takes the decoder features)', (c.networkOptions as { lastBlock?: boolean }).lastBlock);
   if (!Number.isInteger(c.tasks) || c.tasks < 1) throw rangeError(fn, 'tasks', 'an integer >= 1', c.tasks);
-  if (c.optimizer !== 'sgd' && c.optimizer !== 'adam') throw rangeError(fn, 'optimizer', "'sgd' or 'adam'", c.optimizer);
   if (c.method === 'icl' && c.network !== 'UNet2D') throw rangeError(fn, 'network', "'UNet2D' for icl (its modules attach to the 2-D U-Net decoder)", c.network);
   if (!(c.boxRatio > 0 && c.boxRatio < 1)) throw rangeError(fn, 'boxRatio', 'a number in (0, 1)', c.boxRatio);
   c.precision = resolvePrecision(checkPrecision(fn, c.precision), c.device, fn);
-  const dims = c.network === 'UNet2D' ? 2 : 3;
-  if (!Array.isArray(c.size) || c.size.length !== dims || c.size.some((v) => !Number.isInteger(v) || v < 16)) throw rangeError(fn, 'size', `${dims} integers >= 16`, c.size);
   checkSettings(fn, c);
   return c;
 }
@@ -330,4 +328,15 @@ export function checkSettings(fn: string, c: TrainConfig): void {
   if (typeof c.device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(c.device)) throw rangeError(fn, 'device', "'cpu', 'cuda' or 'cuda:N'", c.device);
   for (const k of ['iterations', 'validateEvery'] as const) if (!Number.isInteger(c[k]) || c[k] < 1) throw rangeError(fn, k, 'an integer >= 1', c[k]);
   if (!Number.isInteger(c.pretrainIterations) || c.pretrainIterations < 0) throw rangeError(fn, 'pretrainIterations', 'an integer >= 0', c.pretrainIterations);
+  // both networks halve every side four times: a patch that is not a multiple of 16 failed in the first forward
+  const dims = c.network === 'UNet2D' ? 2 : 3;
+  if (!Array.isArray(c.size) || c.size.length !== dims || c.size.some((v) => !Number.isInteger(v) || v < 16 || v % 16 !== 0))
+    throw rangeError(fn, 'size', `${dims} multiples of 16 (the ${c.network} halves each side four times)`, c.size);
+  checkNetworkOptions(fn, c.network, c.networkOptions);
+  // the optimizer's settings (they were checked only when the run built its optimizer, after creating the folder)
+  checkOneOf(fn, 'optimizer', c.optimizer, ['sgd', 'adam']);
+  for (const k of ['momentum', 'weightDecay'] as const) if (!(c[k] >= 0 && Number.isFinite(c[k]))) throw rangeError(fn, k, 'a finite number >= 0', c[k]);
+  if (typeof c.nesterov !== 'boolean') throw rangeError(fn, 'nesterov', 'true or false', c.nesterov);
+  if (!Array.isArray(c.betas) || c.betas.length !== 2 || c.betas.some((b) => !(b >= 0 && b < 1)))
+    throw rangeError(fn, 'betas', 'a pair [beta1, beta2] of numbers in [0, 1)', c.betas);
 }

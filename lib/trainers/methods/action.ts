@@ -30,7 +30,7 @@ import type { ProcessGroup } from '../../dist.js';
 import { ancoLoss, ContrastQueue, distillationLoss, GlobalHead, LocalHead, Predictor, RepresentationHead } from './action-modules.js';
 import { boxMask } from './bcp.js';
 import { prefixed } from './layers.js';
-import { Bag, makeNetwork, optimizeStep, sgd, setMode, type MethodRuntime, type Stage } from './common.js';
+import { Bag, makeNetwork, optimizeStep, makeOptimizer, setMode, type MethodRuntime, type Stage } from './common.js';
 
 /** CutMix of ACTION's stage 3: a box of half the area (volume) at a random place, 1 inside. */
 export function halfBox(spatial: number[], rand: () => number, like: Tensor): Tensor {
@@ -66,7 +66,7 @@ export function action(c: TrainConfig, inChannels: number): MethodRuntime {
   const globalQueue = new ContrastQueue(a.queue, embed, dev);
   const localQueue = new ContrastQueue(a.queue, c.classes * Math.pow(a.pool, dims), dev);
   const heads = [globalStudent, globalPredictor, globalTeacher, localStudent, localTeacher, representation];
-  const optimizer = sgd([{ params: student }, { params: heads.flatMap((h) => h.parameters()) }], c);
+  const optimizer = makeOptimizer([{ params: student }, { params: heads.flatMap((h) => h.parameters()) }], c);
   const L = c.labeledBatch;
   const temps = { studentTemperature: a.studentTemperature, teacherTemperature: a.teacherTemperature };
 

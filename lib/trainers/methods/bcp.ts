@@ -17,7 +17,7 @@ import { emaUpdate } from '../../train/ema.js';
 import type { Optimizer } from '../../train/optimizer.js';
 import { prng } from '../../demo/synthetic.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, makeNetwork, optimizeStep, setMode, sgd, type MethodRuntime } from './common.js';
+import { Bag, makeNetwork, optimizeStep, setMode, makeOptimizer, type MethodRuntime } from './common.js';
 import { forwardOptions } from './precision.js';
 
 /** A box of floor(ratio * side) on every spatial side at a uniform position in [0, side - size). */
@@ -44,7 +44,7 @@ export function bcpBox(c: TrainConfig, spatial: number[], it: number, stage: num
 export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
   const student = makeNetwork(c, inChannels);
   const teacher = student.clone();
-  let optimizer: Optimizer = sgd(student, c);
+  let optimizer: Optimizer = makeOptimizer(student, c);
   const L = c.labeledBatch;
   const K = L / 2;
   const dims = c.network === 'UNet2D' ? 2 : 3;
@@ -107,7 +107,7 @@ export function bcp(c: TrainConfig, inChannels: number): MethodRuntime {
         iterations: c.iterations,
         labeledOnly: false,
         async begin(resuming, bestOfPrevious) {
-          optimizer = sgd(student, c);
+          optimizer = makeOptimizer(student, c);
           if (resuming) return;
           // bcp.keepOptimizer (the official ACDC code's load_net_opt): the pre-training SGD state too, so the
           // momentum buffers carry over; otherwise (its LA code) the weights only and a fresh optimizer

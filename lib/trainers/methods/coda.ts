@@ -14,7 +14,7 @@ import { noGrad } from '../../runtime.js';
 import type { Tensor } from '../../tensor.js';
 import type { ProcessGroup } from '../../dist.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, makeNetwork, optimizeStep, rampup, sgd, type MethodRuntime } from './common.js';
+import { Bag, makeNetwork, optimizeStep, rampup, makeOptimizer, type MethodRuntime } from './common.js';
 import { float32, forwardOptions } from './precision.js';
 
 interface Ema {
@@ -37,7 +37,7 @@ export function coda(c: TrainConfig, inChannels: number): MethodRuntime {
   const make = () => makeNetwork(c, inChannels);
   const net1 = make();
   const net2 = make(); // drawn after net1 from the same generator: a different initialisation
-  const optimizer = sgd([{ params: net1 }, { params: net2 }], c);
+  const optimizer = makeOptimizer([{ params: net1 }, { params: net2 }], c);
   const L = c.labeledBatch;
   const fwd = forwardOptions(c);
   const C = c.classes;

@@ -73,14 +73,10 @@ export function rampup(iteration: number, lambda: number, length: number): numbe
   return lambda * Math.exp(-5 * phase * phase);
 }
 
-export function sgd(params: Network | { params: Network | Tensor[] }[], c: TrainConfig): Optimizer {
-  return withLossScaling(SGD(params as Network, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov }), c);
-}
-
-/** The recipe's optimizer: SGD (momentum, weight decay) or Adam (betas, weight decay). */
+/** The recipe's optimizer, for every method: SGD (momentum, weight decay, Nesterov) or Adam (betas, weight decay). */
 export function makeOptimizer(params: Network | { params: Network | Tensor[] }[], c: TrainConfig): Optimizer {
   if (c.optimizer === 'adam') return withLossScaling(Adam(params as Network, { lr: c.lr, betas: c.betas, weightDecay: c.weightDecay }), c);
-  return sgd(params, c);
+  return withLossScaling(SGD(params as Network, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov }), c);
 }
 
 /** The scalar value of a loss, or an error naming the iteration when it is not finite. */

@@ -19,7 +19,7 @@ import type { StateDict } from '../../named.js';
 import { tidy } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, makeNetwork, optimizeStep, sgd, type MethodRuntime } from './common.js';
+import { Bag, makeNetwork, optimizeStep, makeOptimizer, type MethodRuntime } from './common.js';
 import { ICL_SCALES, IclAdaptor } from './icl-modules.js';
 import { prefixed } from './layers.js';
 
@@ -61,7 +61,7 @@ export function icl(c: TrainConfig, inChannels: number): MethodRuntime {
   const net = makeNetwork(c, inChannels);
   const sspa = new IclAdaptor(c.classes, { queries: true, device: c.device });
   const uscl = new IclAdaptor(c.classes, { queries: false, device: c.device });
-  const optimizer = sgd([{ params: net }, { params: [...sspa.parameters(), ...uscl.parameters()] }], c);
+  const optimizer = makeOptimizer([{ params: net }, { params: [...sspa.parameters(), ...uscl.parameters()] }], c);
   const L = c.labeledBatch;
   const tensors = (): StateDict => prefixed({ sspa: sspa.params, uscl: uscl.params });
   return {

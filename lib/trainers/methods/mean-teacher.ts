@@ -9,13 +9,13 @@ import { noGrad } from '../../runtime.js';
 import { tidy } from '../../scope.js';
 import { emaUpdate } from '../../train/ema.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, makeNetwork, optimizeStep, rampup, setMode, sgd, type MethodRuntime } from './common.js';
+import { Bag, makeNetwork, optimizeStep, rampup, setMode, makeOptimizer, type MethodRuntime } from './common.js';
 import { float32, forwardOptions } from './precision.js';
 
 export function meanTeacher(c: TrainConfig, inChannels: number): MethodRuntime {
   const student = makeNetwork(c, inChannels);
   const teacher = student.clone();
-  const optimizer = sgd(student, c);
+  const optimizer = makeOptimizer(student, c);
   const L = c.labeledBatch;
   const fwd = forwardOptions(c); // mixed precision (c.precision): autocast forwards, losses on float32 logits
   return {

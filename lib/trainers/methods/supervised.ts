@@ -5,11 +5,11 @@
 import { ceDiceLoss } from '../../losses.js';
 import { trainStep } from '../../train/step.js';
 import type { TrainConfig } from '../recipes.js';
-import { Bag, makeNetwork, optimizeStep, sgd, type MethodRuntime } from './common.js';
+import { Bag, makeNetwork, optimizeStep, makeOptimizer, type MethodRuntime } from './common.js';
 
 export function supervised(c: TrainConfig, inChannels: number): MethodRuntime {
   const net = makeNetwork(c, inChannels);
-  const optimizer = sgd(net, c);
+  const optimizer = makeOptimizer(net, c);
   return {
     networks: { student: net },
     main: 'student',
