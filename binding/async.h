@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -59,6 +60,17 @@ class EnvChannel {
   int pending() const { return pending_; }  // JS thread: jobs of this environment not yet settled
   // JS thread: how many pending jobs may touch one of `storages` (every job that did not say counts).
   int touching(const std::vector<const void*>& storages) const;
+  // JS thread: throws "<fn>(): <what> in use by N pending async native call(s); await them first" when
+  // pending jobs touch one of `storages` (the one wording of every write refused for that reason).
+  void refuseIfTouched(Napi::Env env, const std::vector<const void*>& storages, const std::string& fn,
+                       const std::string& what) const {
+    refuseIfPending(env, touching(storages), fn, what);
+  }
+  static void refuseIfPending(Napi::Env env, int n, const std::string& fn, const std::string& what) {
+    if (n > 0)
+      throw Napi::Error::New(env, fn + "(): " + what + " in use by " + std::to_string(n) +
+                                      " pending async native call(s); await them first");
+  }
 
  private:
   std::mutex mutex_;

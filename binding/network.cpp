@@ -82,10 +82,7 @@ std::vector<const void*> NetworkHandle::storages(const nets::Network& net, std::
 
 void NetworkHandle::checkUntouched(Napi::Env env, const char* what) const {
   checkIdle(env, what);
-  if (const int n = envChannel(env)->touching(storages(*network(env))); n > 0)
-    throw Napi::Error::New(env, network(env)->kind() + "." + what + "(): " + std::to_string(n) +
-                                    " async native call(s) on its weights are pending (a backward, a step, a read); "
-                                    "await them first");
+  envChannel(env)->refuseIfTouched(env, storages(*network(env)), network(env)->kind() + "." + what, "its weights are");
 }
 
 void NetworkHandle::checkIdle(Napi::Env env, const char* what) const {

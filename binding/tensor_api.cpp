@@ -39,10 +39,7 @@ Napi::Value op(const Napi::CallbackInfo& info) {
     Args args = opArgs(info);
     const std::string& name = args.op();
     if ((name == "copyFrom" || name == "setRequiresGrad" || name == "zeroGrad") && args.isTensor(0)) {
-      const int n = envChannel(info.Env())->touching(storagesOf({args.tensor(0, "input")}));
-      if (n > 0)
-        throw Napi::Error::New(info.Env(), name + "(): the tensor is in use by " + std::to_string(n) +
-                                               " pending async call(s); await them first");
+      envChannel(info.Env())->refuseIfTouched(info.Env(), storagesOf({args.tensor(0, "input")}), name, "the tensor is");
     }
     return toJs(info.Env(), callOp(args));
   });

@@ -80,10 +80,7 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
       for (const at::Tensor& p : get(env).parameters()) grads.push_back(p.grad());
       n = channel->touching(storagesOf(grads));
     }
-    if (n > 0)
-      throw Napi::Error::New(env,
-                             std::string("optimizer.") + what + "(): " + std::to_string(n) +
-                                 " async native call(s) are pending and may read these parameters; await them first");
+    EnvChannel::refuseIfPending(env, n, std::string("optimizer.") + what, "its parameters are");
   }
 
  private:

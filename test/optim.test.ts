@@ -225,13 +225,13 @@ test.serial('optimizers refuse only while a pending call touches their own param
   // another network's forward in flight: this optimizer steps
   let pending = other.forward(x);
   t.notThrows(() => sgd.zeroGrad());
-  t.throws(() => otherSgd.zeroGrad(), { message: /optimizer\.zeroGrad\(\): 1 async native call\(s\) are pending and may read these parameters/ });
+  t.throws(() => otherSgd.zeroGrad(), { message: /optimizer\.zeroGrad\(\): its parameters are in use by 1 pending async native call\(s\); await them first$/ });
   (await pending).dispose();
   // a backward through this network in flight: its optimizer waits, the other's does not
   const logits = await net.forward(x);
   const loss = logits.logSoftmax(1).mul(-1).mean();
   const backward = loss.backwardAsync();
-  t.throws(() => sgd.step(), { message: /optimizer\.step\(\): 1 async native call\(s\) are pending/ });
+  t.throws(() => sgd.step(), { message: /optimizer\.step\(\): its parameters are in use by 1 pending async native call\(s\)/ });
   t.notThrows(() => otherSgd.zeroGrad());
   await backward;
   t.notThrows(() => sgd.step());
@@ -239,11 +239,11 @@ test.serial('optimizers refuse only while a pending call touches their own param
   // whole train step, and the network's own writers
   const weight = net.stateDict()['decoder.out_conv.weight'];
   const read = weight.dataAsync();
-  t.throws(() => sgd.zeroGrad(), { message: /optimizer\.zeroGrad\(\): 1 async native call\(s\) are pending/ });
-  await t.throwsAsync(trainStep(net, sgd, x, y, { loss: 'ceDice' }), { message: /trainStep\(\): 1 async native call\(s\) are pending/ });
+  t.throws(() => sgd.zeroGrad(), { message: /optimizer\.zeroGrad\(\): its parameters are in use by 1 pending async native call\(s\)/ });
+  await t.throwsAsync(trainStep(net, sgd, x, y, { loss: 'ceDice' }), { message: /trainStep\(\): its parameters are in use by 1 pending async native call\(s\)/ });
   const sd = net.stateDict();
-  t.throws(() => net.loadStateDict(sd), { message: /UNet2D\.loadStateDict\(\): 1 async native call\(s\) on its weights are pending/ });
-  t.throws(() => net.to({ dtype: 'float64' }), { message: /UNet2D\.to\(\): 1 async native call\(s\) on its weights are pending/ });
+  t.throws(() => net.loadStateDict(sd), { message: /UNet2D\.loadStateDict\(\): its weights are in use by 1 pending async native call\(s\)/ });
+  t.throws(() => net.to({ dtype: 'float64' }), { message: /UNet2D\.to\(\): its weights are in use by 1 pending async native call\(s\)/ });
   await read;
   t.notThrows(() => net.loadStateDict(sd));
   dispose(Object.values(sd));
@@ -251,7 +251,7 @@ test.serial('optimizers refuse only while a pending call touches their own param
   const state = sgd.stateDict();
   const buffer = Object.entries(state).find(([k]) => /momentum_buffer$/.test(k))![1];
   const readState = buffer.dataAsync();
-  t.throws(() => sgd.step(), { message: /optimizer\.step\(\): 1 async native call\(s\) are pending/ });
+  t.throws(() => sgd.step(), { message: /optimizer\.step\(\): its parameters are in use by 1 pending async native call\(s\)/ });
   await readState;
   dispose(Object.values(state));
   // a whole training step of this network beside another network's inference
@@ -269,7 +269,7 @@ test.serial('optimizers refuse unsafe or inconsistent use instead of corrupting 
   const sgd = SGD(net, { lr: 0.1, momentum: 0.9 });
   const x = randn([1, 1, 16, 16]);
   const pending = net.forward(x);
-  t.throws(() => sgd.step(), { message: /optimizer\.step\(\): 1 async native call\(s\) are pending and may read these parameters; await them first/ });
+  t.throws(() => sgd.step(), { message: /optimizer\.step\(\): its parameters are in use by 1 pending async native call\(s\); await them first$/ });
   t.throws(() => sgd.zeroGrad(), { message: /optimizer\.zeroGrad\(\)/ });
   (await pending).dispose();
   t.notThrows(() => sgd.step());

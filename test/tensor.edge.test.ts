@@ -34,7 +34,7 @@ test.serial('tidy refuses an async function before running it, and a returned pr
 test('an in-place write waits for nothing: it is refused while a pending async op reads the tensor', async (t) => {
   const a = ones([300, 300]);
   const pending = a.matmulAsync(a);
-  t.throws(() => a.copyFrom(zeros([300, 300])), { message: 'copyFrom(): the tensor is in use by 1 pending async call(s); await them first' });
+  t.throws(() => a.copyFrom(zeros([300, 300])), { message: 'copyFrom(): the tensor is in use by 1 pending async native call(s); await them first' });
   const product = await pending;
   t.is(Number(product.max().item()), 300);
   const z = zeros([300, 300]);
