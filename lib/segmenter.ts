@@ -11,7 +11,7 @@ import { preprocessWithPlan, restoreLabels, type Preprocessed } from './data/pre
 import { preprocessingOf, resampledShape, type Plan } from './plan/plan.js';
 import { nets } from './nets/index.js';
 import { checkPrecision, resolvePrecision, type Precision, type ResolvedPrecision } from './precision.js';
-import { checkInt, checkKnownKeys, checkObject, checkPath, describe, typeError } from './validate.js';
+import { checkInt, checkKnownKeys, checkObject, checkPath, describe, relabel, typeError } from './validate.js';
 import { networkTask, setNetworkTask } from './nets/versemi.js';
 import { loadVerSemiNetwork } from './trainers/methods/versemi.js';
 import type { Network } from './nets/network.js';
@@ -25,10 +25,20 @@ import { predictVolume, type InferenceSettings } from './trainers/validate.js';
  * A VerSemi checkpoint gives the native VerSemi network (backbone, controller and head; kind 'VerSemi')
  * segmenting `options.task` (default 0); other checkpoints take no task.
  */
-export async function networkFromCheckpoint(
-  path: string,
-  options?: { task?: number },
-): Promise<{ net: Network; info: CheckpointInfo; settings: InferenceSettings; preprocessing: Plan | null }> {
+export async function networkFromCheckpoint(path: string, options?: { task?: number }): Promise<CheckpointNetwork> {
+  try {
+    return await readNetwork(path, options);
+  } catch (err) {
+    // the readers' errors name this function (a user called it, not them)
+    throw relabel(err, 'networkFromCheckpoint', CHECKPOINT_READERS);
+  }
+}
+
+const CHECKPOINT_READERS = ['readCheckpointInfo', 'loadCheckpoint', 'loadVerSemiNetwork'];
+
+type CheckpointNetwork = { net: Network; info: CheckpointInfo; settings: InferenceSettings; preprocessing: Plan | null };
+
+async function readNetwork(path: string, options?: { task?: number }): Promise<CheckpointNetwork> {
   const fn = 'networkFromCheckpoint';
   const task = options?.task === undefined ? undefined : checkInt(fn, 'task', options.task, 0);
   await checkCheckpointFile(fn, path);
@@ -255,7 +265,13 @@ export class Segmenter {
     const task = o.task === undefined ? undefined : checkInt(fn, 'task', o.task, 0);
     const maxVoxels = o.maxVoxels === undefined ? DEFAULT_MAX_VOXELS : checkInt(fn, 'maxVoxels', o.maxVoxels, 1, Number.MAX_SAFE_INTEGER);
     await checkCheckpointFile(fn, checkpoint, 'checkpoint');
-    const { net, info, settings, preprocessing } = await networkFromCheckpoint(checkpoint, { task });
+    let loaded: CheckpointNetwork;
+    try {
+      loaded = await readNetwork(checkpoint, { task });
+    } catch (err) {
+      throw relabel(err, fn, ['networkFromCheckpoint', ...CHECKPOINT_READERS]);
+    }
+    const { net, info, settings, preprocessing } = loaded;
     try {
       settings.precision = resolvePrecision(requested, net.device, fn);
     } catch (err) {

@@ -107,3 +107,17 @@ export function checkFunction(fn: string, name: string, v: unknown): (...args: n
   if (typeof v !== 'function') throw typeError(fn, name, 'a function', v);
   return v as (...args: never[]) => unknown;
 }
+
+/**
+ * `err` with its leading "inner(): " replaced by "fn(): " when it is one of `inner` (a public function's
+ * errors name it, not the helper that failed inside it); other errors unchanged.
+ */
+export function relabel(err: unknown, fn: string, inner: readonly string[]): unknown {
+  if (err instanceof Error)
+    for (const name of inner)
+      if (err.message.startsWith(`${name}(): `)) {
+        err.message = `${fn}(): ${err.message.slice(name.length + 4)}`;
+        break;
+      }
+  return err;
+}

@@ -246,8 +246,8 @@ test.serial('PyTorch files as the published codes save them: OrderedDict, GPU-sa
   await t.throwsAsync(readTorchStateDict(join(root, 'deep.pth')), { message: /'.*deep\.pth' is not a readable torch file: values nested more than 100 deep/ });
   await t.throwsAsync(readTorchStateDict(join(root, 'cycle.pth')), { message: /'.*cycle\.pth' is not a readable torch file: a list or dict is changed after it was used/ });
   // damaged semiseg checkpoints: one line naming the file and what is wrong
-  await t.throwsAsync(readCheckpointInfo(join(root, 'bad-meta.ckpt')), { message: /^loadCheckpoint\(\): '.*bad-meta\.ckpt' is a damaged semiseg checkpoint: its metadata is not JSON/ });
-  await t.throwsAsync(readCheckpointInfo(join(root, 'no-version.ckpt')), { message: /loadCheckpoint\(\): '.*no-version\.ckpt' is a damaged semiseg checkpoint: it has no 'version'/ });
+  await t.throwsAsync(readCheckpointInfo(join(root, 'bad-meta.ckpt')), { message: /^readCheckpointInfo\(\): '.*bad-meta\.ckpt' is a damaged semiseg checkpoint: its metadata is not JSON/ });
+  await t.throwsAsync(readCheckpointInfo(join(root, 'no-version.ckpt')), { message: /^readCheckpointInfo\(\): '.*no-version\.ckpt' is a damaged semiseg checkpoint: it has no 'version'/ });
 });
 
 test.serial("a state dict saved from nn.DataParallel ('module.' prefixes) is refused with the reason", (t) => {

@@ -3,12 +3,12 @@
 // channels last, a trailing 1) and the size the plan's resampling would give, refused before any
 // preprocessing. Serial: liveTensors() is process-wide.
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { liveTensors, manualSeed, nets, parseNifti, saveCheckpoint, Segmenter, setNumThreads, tensor, tidy, zeros, type Tensor } from '../lib/index.js';
-import { DEFAULT_MAX_VOXELS, ImageTooLargeError } from '../lib/segmenter.js';
+import { DEFAULT_MAX_VOXELS, ImageTooLargeError, networkFromCheckpoint } from '../lib/segmenter.js';
 import type { SpatialImage } from '../lib/data/image.js';
 import { niftiImageBytes, testPlan, testValues } from './helpers/nifti.js';
 
@@ -72,6 +72,11 @@ test.serial('Segmenter.load refuses unknown option keys, a bad maxVoxels and a f
   await t.throwsAsync(() => Segmenter.load(plain, { maxVoxels: '1000' as never }), { instanceOf: TypeError, message: /argument 'maxVoxels'/ });
   await t.throwsAsync(() => Segmenter.load(dir), { message: `Segmenter.load(): cannot open '${dir}': it is a directory, not a checkpoint file (e.g. best.ckpt or final.ckpt)` });
   await t.throwsAsync(() => Segmenter.load(undefined as never), { instanceOf: TypeError, message: /Segmenter\.load\(\): argument 'checkpoint' must be a file path, got undefined/ });
+  // the checkpoint readers' errors name the function the user called
+  const junk = join(dir, 'junk.ckpt');
+  writeFileSync(junk, 'not a checkpoint');
+  await t.throwsAsync(() => Segmenter.load(junk), { message: `Segmenter.load(): '${junk}' is not a readable torch file: it is not the zip format that torch.save writes` });
+  await t.throwsAsync(() => networkFromCheckpoint(junk), { message: `networkFromCheckpoint(): '${junk}' is not a readable torch file: it is not the zip format that torch.save writes` });
   const s = await Segmenter.load(plain);
   t.is(s.maxVoxels, DEFAULT_MAX_VOXELS);
   t.is(DEFAULT_MAX_VOXELS, 512 ** 3);
@@ -97,6 +102,10 @@ test.serial('nets.fromOptions refuses an unknown kind, and so does loading a che
   u.dispose();
   const live = liveTensors();
   await t.throwsAsync(() => Segmenter.load(path), {
+    instanceOf: RangeError,
+    message: `Segmenter.load(): '${path}': unknown network kind 'ResNet' (expected one of UNet2D, VNet3D, VerSemi)`,
+  });
+  await t.throwsAsync(() => networkFromCheckpoint(path), {
     instanceOf: RangeError,
     message: `networkFromCheckpoint(): '${path}': unknown network kind 'ResNet' (expected one of UNet2D, VNet3D, VerSemi)`,
   });

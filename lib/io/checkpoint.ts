@@ -11,7 +11,7 @@ import { dispose } from '../scope.js';
 import { Tensor } from '../tensor.js';
 import { Optimizer } from '../train/optimizer.js';
 import { checkSchedule, type Schedule } from '../train/schedule.js';
-import { checkBool, checkInt, checkObject, checkPath, typeError } from '../validate.js';
+import { checkBool, checkInt, checkObject, checkPath, relabel, typeError } from '../validate.js';
 import { removeStaleTemporaries } from './atomic.js';
 
 export interface CheckpointState {
@@ -92,22 +92,27 @@ interface Loaded {
   rng: Tensor | null;
 }
 
-async function read(path: string): Promise<Loaded> {
-  const c = await startNative(() => native.readCheckpoint(path), callSite(read));
+async function read(path: string, fn = 'loadCheckpoint'): Promise<Loaded> {
+  let c;
+  try {
+    c = await startNative(() => native.readCheckpoint(path), callSite(read));
+  } catch (err) {
+    throw relabel(err, fn, ['loadCheckpoint']);
+  }
   const loaded = { model: namedFromNative(c.model), optimizer: namedFromNative(c.optimizer), aux: namedFromNative(c.aux), rng: c.rng ? new Tensor(c.rng) : null };
   let info: CheckpointInfo;
   try {
     info = JSON.parse(c.meta) as CheckpointInfo;
   } catch (err) {
     dispose([...Object.values(loaded.model), ...Object.values(loaded.optimizer), ...Object.values(loaded.aux), ...(loaded.rng ? [loaded.rng] : [])]);
-    throw new Error(`loadCheckpoint(): '${path}' is a damaged semiseg checkpoint: its metadata is not JSON (${(err as Error).message})`);
+    throw new Error(`${fn}(): '${path}' is a damaged semiseg checkpoint: its metadata is not JSON (${(err as Error).message})`);
   }
   return { info, ...loaded };
 }
 
 /** What a checkpoint holds, without applying it (e.g. to build the right network with nets.fromOptions). */
 export async function readCheckpointInfo(path: string): Promise<CheckpointInfo> {
-  const l = await read(checkPath('readCheckpointInfo', path));
+  const l = await read(checkPath('readCheckpointInfo', path), 'readCheckpointInfo');
   dispose([l.model, l.optimizer, l.aux, l.rng]);
   return l.info;
 }
