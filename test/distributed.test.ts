@@ -127,6 +127,39 @@ test('each rank draws a disjoint shard of both streams, and the shards together 
   t.throws(() => source(0, 4, 4, 3), { message: /4 ranks x labeledBatch 3 need 12 labeled items per batch, the data has 8/ });
 });
 
+test('every item of every batch gets its own augmentation stream: (iteration t, position p) and (t + 1, p - 1) differ', async (t) => {
+  // the seeds were a linear sum of iteration and position, so the item at position p of iteration t was
+  // augmented exactly as the one at p - 1 of iteration t + 1 (14 % of LA's labeled samples repeated)
+  const data = syntheticData({ spatialDims: 2, labeled: 4, unlabeled: 4, size: 16, seed: 1 });
+  const first = new Map<string, number>();
+  let current = '';
+  let k = 0;
+  const augment = data.augment;
+  // the first draw of each item's stream, under `${iteration}:${position}`
+  data.augment = (image, label, rand) => {
+    first.set(`${current}:${k++ % 8}`, rand());
+    return augment(image, label, rand);
+  };
+  const cache = new Map<number, Promise<Item>>();
+  const wide = new BatchSource(data, { batchSize: 8, labeledBatch: 4, labeledOnly: false, seed: 1337, stage: 0, device: 'cpu' }, cache);
+  try {
+    for (let it = 1; it <= 60; it++) {
+      current = `${it}`;
+      const b = await wide.batch(it);
+      dispose([b.images, b.labels]);
+    }
+    let shifted = 0;
+    for (let it = 1; it < 60; it++) for (let p = 1; p < 8; p++) if (first.get(`${it}:${p}`) === first.get(`${it + 1}:${p - 1}`)) shifted++;
+    t.is(shifted, 0, 'no draw of (t, p) repeats at (t + 1, p - 1)');
+    const all = [...first.values()];
+    t.is(all.length, 60 * 8);
+    t.is(new Set(all).size, all.length, 'every (stage, iteration, position) its own stream');
+  } finally {
+    await freeItems(cache);
+    data.dispose();
+  }
+});
+
 dtest('all-reduce, broadcast (from rank 1, non-contiguous), the mean and the all-gather of numbers agree on 2 ranks', async (t) => {
   const runs = await ranks(2, ['collectives']);
   for (const r of runs) t.is(r.code, 0, r.stderr);

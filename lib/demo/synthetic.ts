@@ -16,6 +16,29 @@ export function prng(seed: number): () => number {
   };
 }
 
+/**
+ * A 32-bit generator seed from several integers (each absorbed in turn, then mixed: murmur3's finaliser), so
+ * that different tuples give unrelated seeds. A linear sum of the parts (the first version) gave
+ * (iteration t, position p) the same seed as (t + 1, p - 1), and items repeated their augmentation.
+ */
+export function seedOf(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  const absorb = (v: number) => {
+    h = Math.imul(h ^ v, 0xcc9e2d51);
+    h = Math.imul((h << 15) | (h >>> 17), 0x1b873593);
+  };
+  for (const v of parts) {
+    // safe integers: both 32-bit halves count
+    absorb(v >>> 0);
+    absorb(Math.floor(v / 4294967296) >>> 0);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
 function gaussian(rand: () => number): number {
   const u = Math.max(rand(), 1e-12);
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());

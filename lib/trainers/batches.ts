@@ -10,7 +10,7 @@ import { stack } from '../functional.js';
 import type { Random } from '../data/augment.js';
 import type { Batch, Item } from '../data/loader.js';
 import { TwoStreamBatchSampler } from '../data/sampler.js';
-import { prng } from '../demo/synthetic.js';
+import { prng, seedOf } from '../demo/synthetic.js';
 import { dispose, keep, tidy } from '../scope.js';
 import type { TrainData } from './data.js';
 import type { Device } from '../dtype.js';
@@ -71,10 +71,9 @@ export class BatchSource {
     const group = this.#sampler.next();
     const indices = this.#positions.map((p) => group[p]);
     const items = await Promise.all(indices.map((i) => this.#item(i)));
-    const base = (this.#seed * 1000003 + this.#stage * 7777 + it * 2654435761) >>> 0;
     return tidy(() => {
       const pairs = items.map((x, k) => {
-        const rand: Random = prng((base + Math.imul(this.#positions[k] + 1, 0x9e3779b1)) >>> 0);
+        const rand: Random = prng(seedOf(this.#seed, this.#stage, it, this.#positions[k]));
         // a labeled item without its label would train as all background
         if (!x.label && indices[k] < this.#data.labeled)
           throw new Error(`item ${indices[k]} of '${this.#data.name}' is labeled (below data.labeled = ${this.#data.labeled}) but load() returned no label`);
