@@ -3,7 +3,7 @@
 // non-integer label maps refused naming the file, and preprocessing errors of plannedData naming the case.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { readCase, readImageDataset } from '../lib/data/folders.js';
@@ -104,6 +104,24 @@ for k in range(n):
   t.deepEqual(c.data.shape, [1, 10, 12, 8]);
   t.deepEqual(c.label!.shape, [10, 12, 8]);
   dispose([c.data, c.label]);
+  rmSync(root, { recursive: true });
+});
+
+test("a case saved with the other NIfTI ending than dataset.json's file_ending is an error naming the file", (t) => {
+  if (skip) return t.pass(`skipped: ${skip}`);
+  const root = syntheticFolder({ ...small, n: 3 });
+  // a label as .nii: its case was silently unlabeled; an image as .nii: the case was left out
+  for (const [dir, id] of [
+    ['labelsTr', 'case_001'],
+    ['imagesTr', 'case_002'],
+  ]) {
+    renameSync(join(root, dir, `${id}.nii.gz`), join(root, dir, `${id}.nii`));
+    t.throws(() => readImageDataset(root), {
+      message: `readImageDataset(): '${join(root, dir, `${id}.nii`)}' does not end in the dataset's file_ending '.nii.gz' (dataset.json): save every image and label as '.nii.gz', or set file_ending`,
+    });
+    renameSync(join(root, dir, `${id}.nii`), join(root, dir, `${id}.nii.gz`));
+  }
+  t.is(readImageDataset(root).labeled.length, 3);
   rmSync(root, { recursive: true });
 });
 

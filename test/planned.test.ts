@@ -182,6 +182,33 @@ print(json.dumps([float(np.percentile(v, 0.5)), float(np.percentile(v, 99.5)), f
   t.is(forced.network, 'VNet3D');
   t.is(forced.size.length, 3);
   t.throws(() => planFromFingerprint(fb, b, { size: [30, 32] }), { message: /plan\.size must be 2 multiples of 16/ });
+  // normalisation overrides: 'ct' for every channel takes each channel's own statistics (it took channel 0's)
+  const c0 = fb.channels[0];
+  const two = { ...fb, channels: [c0, { ...c0, name: 'CT2', mean: 2 * c0.mean, std: 2 * c0.std, p005: 2 * c0.p005, p995: 2 * c0.p995 }] };
+  const both = planFromFingerprint(two, { ...b, channels: ['CT', 'CT2'] }, { normalization: 'ct' });
+  t.deepEqual(
+    both.normalization.map((x) => [x.lo, x.hi, x.mean, x.std]),
+    two.channels.map((c) => [c.p005, c.p995, c.mean, c.std]),
+  );
+  // the object form: missing CT values come from the fingerprint, given ones are checked
+  t.deepEqual(planFromFingerprint(fb, b, { normalization: { scheme: 'ct', lo: -50, hi: 400 } }).normalization, [{ scheme: 'ct', lo: -50, hi: 400, mean: c0.mean, std: c0.std }]);
+  t.deepEqual(planFromFingerprint(fb, b, { normalization: { scheme: 'ct' } }).normalization, [{ scheme: 'ct', lo: c0.p005, hi: c0.p995, mean: c0.mean, std: c0.std }]);
+  for (const [v, message] of [
+    [{ scheme: 'bogus' }, /^plan\.normalization\.scheme must be 'none', 'zscore', 'minmax' or 'ct', got "bogus"$/],
+    [{ scheme: 'ct', lo: 400, hi: -50 }, /^plan\.normalization must be a CT clipping range with lo < hi, got/],
+    [{ scheme: 'ct', std: 0 }, /^plan\.normalization\.std must be a number > 0, got 0$/],
+    [{ scheme: 'ct', lo: 'low' }, /^plan\.normalization\.lo must be a finite number, got "low"$/],
+    [{ scheme: 'zscore', lo: 1 }, /^plan\.normalization must be only \{ scheme \} for 'zscore'/],
+    [{ scheme: 'ct', clip: [0, 1] }, /unknown key 'clip'/],
+    [['ct', 'ct'], /^plan\.normalization must be one entry per channel \(1\)/],
+  ] as [unknown, RegExp][])
+    t.throws(() => planFromFingerprint(fb, b, { normalization: v }), { instanceOf: RangeError, message }, JSON.stringify(v));
+  // CT with no labeled foreground at all: the plan says the labels are the cause (preprocessing blamed an image)
+  const empty = { ...fb, channels: [{ ...c0, mean: 0, std: 0, p005: 0, p995: 0 }], classFrequencies: [1, 0] };
+  t.throws(() => planFromFingerprint(empty, b), {
+    message: "plan.normalization: CT normalisation of channel 0 ('CT') needs foreground intensities, but the labeled cases' foreground (label > 0) is empty: every label map is all background; check labelsTr, or normalise this channel otherwise (--set plan.normalization=zscore)",
+  });
+  t.is(planFromFingerprint(empty, b, { normalization: 'zscore' }).normalization[0].scheme, 'zscore');
   rmSync(iso, { recursive: true });
   rmSync(aniso, { recursive: true });
 });

@@ -119,6 +119,15 @@ export function readImageDataset(root: string): ImageDataset {
   if (!existsSync(imagesTr)) throw fail(`'${root}' has no imagesTr/ folder`);
   const ending = typeof json.file_ending === 'string' ? json.file_ending : '.nii.gz';
   if (!/\.nii(\.gz)?$/.test(ending)) throw fail(`'${meta}': file_ending '${ending}' is not supported (NIfTI: .nii.gz or .nii)`);
+  // a case saved with the other NIfTI ending was silently left out (an image) or turned unlabeled (a label)
+  const other = ending === '.nii' ? '.nii.gz' : '.nii';
+  for (const dir of ['imagesTr', 'labelsTr', 'imagesTs', 'labelsTs', 'imagesUnlabeled']) {
+    const stray = listFiles(join(root, dir), other).filter((f) => !f.endsWith(ending));
+    if (stray.length > 0)
+      throw fail(
+        `'${join(root, dir, stray[0])}'${stray.length > 1 ? ` (and ${stray.length - 1} more)` : ''} does not end in the dataset's file_ending '${ending}' (dataset.json): save every image and label as '${ending}', or set file_ending`,
+      );
+  }
   const layout = folderLayout(json, imagesTr, labelsTr, ending);
   const names = (json.channel_names ?? json.modality ?? { 0: 'image' }) as Record<string, string>;
   const channels = Object.keys(names)

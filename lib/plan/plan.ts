@@ -99,8 +99,55 @@ export function roundHalfEven(v: number): number {
   return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/** CT's clipping range and statistics from the fingerprint of channel `ch` (its labeled foreground). */
+function ctOf(fp: Fingerprint, ch: number): Normalization {
+  const c = fp.channels[ch];
+  if (!(c.std > 0))
+    throw new RangeError(
+      `plan.normalization: CT normalisation of channel ${ch} ('${c.name}') needs foreground intensities, but the labeled cases' foreground (label > 0) ${fp.classFrequencies.slice(1).some((f) => f > 0) ? 'has a single intensity' : 'is empty: every label map is all background'}; check labelsTr, or normalise this channel otherwise (--set plan.normalization=zscore)`,
+    );
+  return { scheme: 'ct', lo: c.p005, hi: c.p995, mean: c.mean, std: c.std };
+}
+
 function normalizations(fp: Fingerprint): Normalization[] {
-  return fp.channels.map((c) => (/^ct$/i.test(c.name.trim()) ? { scheme: 'ct', lo: c.p005, hi: c.p995, mean: c.mean, std: c.std } : { scheme: 'zscore' }));
+  return fp.channels.map((c, ch) => (/^ct$/i.test(c.name.trim()) ? ctOf(fp, ch) : { scheme: 'zscore' }));
+}
+
+const SCHEMES: NormalizationScheme[] = ['none', 'zscore', 'minmax', 'ct'];
+
+/**
+ * One channel's normalisation from an override: a scheme name, or an object { scheme, lo?, hi?, mean?,
+ * std? } whose CT values default to the channel's fingerprint (each one checked: lo < hi, std > 0).
+ */
+function normalizationOverride(fp: Fingerprint, v: unknown, ch: number, key: string): Normalization {
+  const expected = "a scheme ('none', 'zscore', 'minmax', 'ct'), an object { scheme, lo, hi, mean, std }, or one of these per channel";
+  if (typeof v === 'string') {
+    if (!SCHEMES.includes(v as NormalizationScheme)) throw bad(key, expected, v);
+    return v === 'ct' ? ctOf(fp, ch) : { scheme: v as NormalizationScheme };
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad(key, expected, v);
+  const o = v as Record<string, unknown>;
+  const extra = Object.keys(o).find((k) => !['scheme', 'lo', 'hi', 'mean', 'std'].includes(k));
+  if (extra !== undefined) throw bad(key, `${expected} (unknown key '${extra}')`, v);
+  if (!SCHEMES.includes(o.scheme as NormalizationScheme)) throw bad(`${key}.scheme`, "'none', 'zscore', 'minmax' or 'ct'", o.scheme);
+  if (o.scheme !== 'ct') {
+    if (Object.keys(o).length > 1) throw bad(key, `only { scheme } for '${String(o.scheme)}' (lo, hi, mean and std are CT's)`, v);
+    return { scheme: o.scheme as NormalizationScheme };
+  }
+  for (const k of ['lo', 'hi', 'mean', 'std'])
+    if (o[k] !== undefined && !(typeof o[k] === 'number' && Number.isFinite(o[k]))) throw bad(`${key}.${k}`, 'a finite number', o[k]);
+  const given = o as Partial<Normalization>;
+  const all = given.lo !== undefined && given.hi !== undefined && given.mean !== undefined && given.std !== undefined;
+  const n = { ...(all ? {} : ctOf(fp, ch)), ...given } as Normalization;
+  checkCt(n, key);
+  return n;
+}
+
+/** A CT normalisation's values: finite, lo < hi, std > 0. */
+function checkCt(n: Normalization, key: string): void {
+  for (const k of ['lo', 'hi', 'mean', 'std'] as const) if (!(typeof n[k] === 'number' && Number.isFinite(n[k]))) throw bad(`${key}.${k}`, 'a finite number', n[k]);
+  if (!(n.lo! < n.hi!)) throw bad(key, 'a CT clipping range with lo < hi', n);
+  if (!(n.std! > 0)) throw bad(`${key}.std`, 'a number > 0', n.std);
 }
 
 function checkOverrides(o: Record<string, unknown>): void {
@@ -151,23 +198,13 @@ export function planFromFingerprint(fp: Fingerprint, ds: Pick<ImageDataset, 'nam
   const batchSize = o.batchSize ?? 2 * labeledBatch;
   if (!Number.isInteger(labeledBatch) || labeledBatch < 1) throw bad('labeledBatch', 'an integer >= 1', labeledBatch);
   if (!Number.isInteger(batchSize) || batchSize < labeledBatch) throw bad('batchSize', `an integer >= labeledBatch (${labeledBatch})`, batchSize);
-  let normalization = normalizations(fp);
-  if (o.normalization !== undefined) {
+  let normalization: Normalization[];
+  if (o.normalization === undefined) normalization = normalizations(fp);
+  else {
     const n = o.normalization;
-    const one = (v: unknown): Normalization => {
-      if (typeof v === 'string') {
-        if (!['none', 'zscore', 'minmax', 'ct'].includes(v)) throw bad('normalization', "'none', 'zscore', 'minmax' or 'ct' (or one per channel)", v);
-        if (v === 'ct') {
-          const c = fp.channels[0];
-          return { scheme: 'ct', lo: c.p005, hi: c.p995, mean: c.mean, std: c.std };
-        }
-        return { scheme: v as NormalizationScheme };
-      }
-      if (v && typeof v === 'object' && typeof (v as Normalization).scheme === 'string') return v as Normalization;
-      throw bad('normalization', "a scheme ('none', 'zscore', 'minmax', 'ct') or one per channel", v);
-    };
-    normalization = Array.isArray(n) ? n.map(one) : fp.channels.map(() => one(n));
-    if (normalization.length !== fp.channels.length) throw bad('normalization', `one entry per channel (${fp.channels.length})`, n);
+    if (Array.isArray(n) && n.length !== fp.channels.length) throw bad('normalization', `one entry per channel (${fp.channels.length})`, n);
+    // a single value applies to every channel, each with its own statistics (CT took channel 0's for all)
+    normalization = fp.channels.map((_, ch) => normalizationOverride(fp, Array.isArray(n) ? n[ch] : n, ch, Array.isArray(n) ? `normalization[${ch}]` : 'normalization'));
   }
   const crop = o.crop ?? true;
   if (typeof crop !== 'boolean') throw bad('crop', 'true or false', crop);
@@ -212,6 +249,15 @@ export function checkPlan(p: unknown, where: string): Plan {
     Array.isArray(plan.channels) &&
     (plan.spacing === null || (Array.isArray(plan.spacing) && plan.spacing.length === 3));
   if (!ok) throw new Error(`${where}: not a valid semiseg plan (version 1 with network, size, spacing, normalization, classes, channels)`);
+  plan.normalization.forEach((n, ch) => {
+    if (!n || !SCHEMES.includes(n.scheme)) throw new Error(`${where}: not a valid semiseg plan: normalization[${ch}] has no scheme of ${SCHEMES.join(', ')}`);
+    if (n.scheme === 'ct')
+      try {
+        checkCt(n, `normalization[${ch}]`);
+      } catch (err) {
+        throw new Error(`${where}: not a valid semiseg plan: ${(err as Error).message}`);
+      }
+  });
   return plan;
 }
 
