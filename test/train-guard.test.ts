@@ -267,6 +267,11 @@ test('configs: the optimizer, its settings, the patch size and networkOptions ar
   t.throws(() => trainers.resolveConfig('bcp-la', { networkOptions: { normalization: 'groupnorm', nFilters: 4 } }), {
     message: "resolveConfig(): argument 'networkOptions.nFilters' must be a multiple of 16 with 'groupnorm' (16 groups), got 4",
   });
+  // BCP on LA: tested with the largest component kept (its test script's nms=1), validated without it (var_all_case_LA)
+  const bcpLa = trainers.resolveConfig('bcp-la');
+  t.true(trainers.inferenceSettings(bcpLa).largestComponent);
+  t.false(trainers.validationSettings(bcpLa).largestComponent);
+  t.false(trainers.inferenceSettings(trainers.resolveConfig('mt-la')).largestComponent);
   // optimizer: 'adam' was ignored by every method but VerSemi (they always built SGD)
   const small = { size: [32, 32], networkOptions: { features: [2, 4, 8, 16, 32] }, action: { ...trainers.RECIPES['action-acdc'].action, window: 16, pool: 8 } };
   for (const recipe of ['supervised-acdc', 'mt-acdc', 'bcp-acdc', 'coda-acdc', 'icl-acdc', 'action-acdc']) {

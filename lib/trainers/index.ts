@@ -1,5 +1,5 @@
 /** Trainers: the published methods on the user's data, with the spec's recipes. */
-export { train, buildMethod, inferenceSettings, type TrainEvent, type TrainOptions, type TrainResult, type BestRecord } from './loop.js';
+export { train, buildMethod, inferenceSettings, validationSettings, type TrainEvent, type TrainOptions, type TrainResult, type BestRecord } from './loop.js';
 export { RECIPES, METHODS, recipeNames, resolveConfig, type TrainConfig, type Method } from './recipes.js';
 export { acdcData, laData, multiTaskData, syntheticData, type TrainData, type Volume, type AcdcDataOptions, type LaDataOptions, type SyntheticDataOptions } from './data.js';
 export { evaluateVolumes, predictVolume, validateDice, type InferenceSettings, type ValidationResult } from './validate.js';

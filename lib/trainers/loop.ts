@@ -151,6 +151,15 @@ function scheduleOf(c: TrainConfig, stage: Stage): Schedule {
   return c.schedule === 'poly' ? poly(c.lr, stage.iterations) : stepSchedule(c.lr, c.stepEvery);
 }
 
+/**
+ * How the loop validates: as the published codes validate during training, without BCP's largest-component
+ * step on LA, which their test script applies (nms=1) but their validation (var_all_case_LA) does not.
+ */
+export function validationSettings(c: TrainConfig): InferenceSettings {
+  return { ...inferenceSettings(c), largestComponent: false };
+}
+
+/** How a checkpoint of `c` is tested (evaluate, predict, Segmenter): BCP's LA protocol keeps the largest component. */
 export function inferenceSettings(c: TrainConfig): InferenceSettings {
   return { size: c.size, classes: c.classes, largestComponent: c.network === 'VNet3D' && c.method === 'bcp', precision: c.precision, ...(c.plan && c.network === 'VNet3D' ? { strides: c.plan.strides } : {}) };
 }
@@ -310,7 +319,7 @@ async function trainLocked(config: TrainConfig, o: TrainOptions, started: number
   const bestPath = (s: Stage) => join(out, s.name === 'train' ? 'best.ckpt' : `best-${s.name}.ckpt`);
   // Co-DA's coda.inference = 'mean': validation averages the probabilities of both networks
   const ensemble = Object.values(method.inferenceNetworks?.() ?? {});
-  const settings: InferenceSettings = ensemble.length > 0 ? { ...inferenceSettings(config), ensemble } : inferenceSettings(config);
+  const settings: InferenceSettings = { ...validationSettings(config), ...(ensemble.length > 0 ? { ensemble } : {}) };
   let state: ResumeState = { config, stage: 0, iteration: 0, bests: {}, validations: [], methodState: {}, firstLoss: NaN };
   let lastLoss = NaN;
   const cache = new Map<number, Promise<Item>>();
