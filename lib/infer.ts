@@ -10,7 +10,7 @@
  * aborts.
  */
 import { callSite, startNative } from './call.js';
-import { zoomNearest } from './data/augment.js';
+import { padSlices, zoomNearest } from './data/augment.js';
 import { native } from './native.js';
 import { Network } from './nets/network.js';
 import { noGrad, } from './runtime.js';
@@ -38,6 +38,12 @@ export interface SlidingWindowOptions {
 export interface SliceInferenceOptions {
   /** The slice size the network was trained at (default 256 x 256). */
   size?: [number, number];
+  /**
+   * true (default, the ACDC protocol): each slice resized to `size` and the labels resized back. false:
+   * slices kept at their spacing, zero-padded (centred) to at least `size` and to multiples of 16, the
+   * labels cut back (networks trained on crops at a plan's spacing).
+   */
+  resize?: boolean;
   /** Slices per forward pass (default 4: as fast as 8 on 2 CPU threads, 90 MiB less peak memory at 256 x 256). */
   batch?: number;
   /** Precision of the forwards (default 'float32'). */
@@ -104,7 +110,23 @@ export function probabilitiesToLabels(probabilities: Tensor, options?: { thresho
   return tidy(() => probabilities.narrow(0, 1, 1).squeeze(0).ge(o.threshold as number).to('int64'));
 }
 
-/** The ACDC protocol on a (slices, H, W) volume: labels (slices, H, W), int64. */
+/**
+ * A (slices, H, W) volume as a 2-D network of slice size `size` takes it (float32): resized to `size`
+ * (the ACDC protocol) or zero-padded (slices kept at their spacing); `restore` brings labels back to (H, W).
+ */
+export function fitSlices(volume: Tensor, size: number[], resize: boolean): { input: Tensor; restore: (labels: Tensor) => Tensor } {
+  const [h, w] = volume.shape.slice(-2);
+  if (resize) return { input: tidy(() => zoomNearest(volume, size).to('float32')), restore: (labels) => tidy(() => zoomNearest(labels, [h, w])) };
+  const float = volume.dtype === 'float32' ? volume : volume.to('float32');
+  try {
+    const { padded, restore } = padSlices(float, size);
+    return { input: padded, restore };
+  } finally {
+    if (float !== volume) float.dispose();
+  }
+}
+
+/** The ACDC protocol on a (slices, H, W) volume: labels (slices, H, W), int64 (`resize: false`: see the option). */
 export async function sliceInference(network: Network, volume: Tensor, options?: SliceInferenceOptions): Promise<Tensor> {
   const fn = 'sliceInference';
   const net = checkNetwork(fn, network);
@@ -115,13 +137,13 @@ export async function sliceInference(network: Network, volume: Tensor, options?:
   const batch = o.batch === undefined ? 4 : checkInt(fn, 'batch', o.batch, 1, 1024);
   const precision = o.precision === undefined ? 'float32' : resolvePrecision(checkPrecision(fn, o.precision), net.device, fn);
   const fold = o.foldBatchNorm === undefined ? true : checkBool(fn, 'foldBatchNorm', o.foldBatchNorm);
+  const resize = o.resize === undefined ? true : checkBool(fn, 'resize', o.resize);
   const signal = o.signal as AbortSignal | undefined;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw typeError(fn, 'signal', 'an AbortSignal', signal);
   signal?.throwIfAborted();
-  const [, h, w] = volume.shape;
-  // the whole volume resized at once (the rule is per slice, on the last two axes), one native call for
-  // every slice's forward and argmax, then resized back
-  const input = tidy(() => zoomNearest(volume, size).to('float32'));
+  // the whole volume resized (or padded) at once (the rule is per slice, on the last two axes), one native
+  // call for every slice's forward and argmax, then resized back (or cut back)
+  const { input, restore } = fitSlices(volume, size, resize);
   const token = new native.CancelToken();
   const onAbort = () => token.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -130,8 +152,7 @@ export async function sliceInference(network: Network, volume: Tensor, options?:
     labels = await inEval(net, async () =>
       wrap(await startNative(() => noGrad(() => native.sliceLabels(net.handle(fn), tensorArg(fn, 'volume', input), batch, precision, fold, token)), callSite(sliceInference))),
     );
-    const l = labels;
-    return tidy(() => zoomNearest(l, [h, w]));
+    return restore(labels);
   } catch (err) {
     if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(`${fn}(): aborted`);
     throw err;

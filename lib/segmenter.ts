@@ -79,6 +79,8 @@ async function readNetwork(path: string, options?: { task?: number }): Promise<C
     classes,
     largestComponent: info.kind === 'VNet3D' && c.method === 'bcp',
     ...(c.plan && info.kind === 'VNet3D' ? { strides: c.plan.strides } : {}),
+    // as inferenceSettings(config): slices at the plan's spacing for plans that trained on crops
+    ...(c.plan && info.kind === 'UNet2D' && c.plan.slices === 'crop' ? { resizeSlices: false } : {}),
   };
   let preprocessing: Plan | null;
   try {

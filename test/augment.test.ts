@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { acdcAugment, laAugment, prng, randomCrop, rotateNearest, zoomNearest } from '../lib/data/augment.js';
-import { dispose, liveTensors, manualSeed, randint, randn, readTorchStateDict, tidy, writeTorchStateDict, type Tensor } from '../lib/index.js';
+import { dispose, liveTensors, manualSeed, randint, randn, readTorchStateDict, tensor, tidy, writeTorchStateDict, type Tensor } from '../lib/index.js';
+import { plannedAugment2d } from '../lib/trainers/planned-data.js';
 import { referencePython } from './helpers/reference.js';
 import { runPythonCode } from './helpers/python.js';
 
@@ -121,4 +122,38 @@ test('the ACDC and LA pipelines give training-sized pairs and are deterministic 
     t.deepEqual(vi.shape, [112, 112, 80]);
     t.deepEqual(vl.shape, [112, 112, 80]);
   });
+});
+
+// A plan's 2-D slices kept at its spacing (plan.slices 'crop'): the ACDC draws without the resize, then a
+// crop of the slice size; a structure keeps its size in pixels (the resize halved this one's side).
+test('plannedAugment2d crops at the slice spacing: a 4 x 4 square stays 16 pixels; the resize recipe shrinks it', (t) => {
+  const live = liveTensors();
+  const label = tidy(() => {
+    const l = new Int32Array(64 * 64);
+    for (let i = 30; i < 34; i++) for (let j = 20; j < 24; j++) l[i * 64 + j] = 1;
+    return tensor(l, { shape: [64, 64] }).to('int64');
+  });
+  const image = tidy(() => label.to('float32').mul(3));
+  const counts: number[] = [];
+  for (let seed = 0; seed < 40; seed++) {
+    const [im, lb] = plannedAugment2d(image, label, prng(seed), [32, 32], 1);
+    t.deepEqual(im.shape, [32, 32]);
+    t.deepEqual(lb.shape, [32, 32]);
+    counts.push(tidy(() => Number(lb.sum().item())));
+    dispose([im, lb]);
+  }
+  // rot90 / flip / nothing keep the 16 pixels exactly; a rotation by up to 20 degrees moves a few
+  t.true(counts.every((c) => c >= 10 && c <= 22), counts.join(' '));
+  t.true(counts.filter((c) => c === 16).length >= 20, counts.join(' '));
+  const [smallImage, small] = acdcAugment(image, label, prng(1), [32, 32]);
+  smallImage.dispose();
+  t.true(tidy(() => Number(small.sum().item())) <= 9, 'the resize recipe zooms 64 -> 32');
+  // a slice smaller than the size is zero-padded, not enlarged
+  const tiny = tidy(() => label.narrow(0, 28, 8).narrow(1, 18, 8).contiguous());
+  const tinyImage = tiny.to('float32');
+  const [pi, pl] = plannedAugment2d(tinyImage, tiny, prng(2), [32, 32], 0);
+  t.deepEqual(pl.shape, [32, 32]);
+  t.true([16, 15, 14, 17, 18].includes(tidy(() => Number(pl.sum().item()))));
+  dispose([label, image, small, tiny, tinyImage, pi, pl]);
+  t.is(liveTensors(), live);
 });

@@ -3,7 +3,8 @@
 // non-integer label maps refused naming the file, and preprocessing errors of plannedData naming the case.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { renameSync, rmSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { readCase, readImageDataset } from '../lib/data/folders.js';
@@ -15,6 +16,7 @@ import { dispose } from '../lib/scope.js';
 import { plannedData } from '../lib/trainers/planned-data.js';
 import { syntheticFolder } from './helpers/folders.js';
 import { referencePython } from './helpers/reference.js';
+import { runPythonCode } from './helpers/python.js';
 
 setNumThreads(1);
 
@@ -182,4 +184,54 @@ test('plannedData: a preprocessing error names the case image, keeping its messa
   t.is(err?.constructor, direct?.constructor);
   t.true(err?.stack?.includes(`'${image}': `));
   rmSync(root, { recursive: true });
+});
+
+test('plannedData: a cached preprocessed case is used only while its files are unchanged (a corrected label is read again)', async (t) => {
+  if (skip) return t.pass(`skipped: ${skip}`);
+  const root = syntheticFolder({ ...small, n: 3 });
+  const cacheDir = mkdtempSync(join(tmpdir(), 'semiseg-cache-'));
+  const ds = readImageDataset(root);
+  const plan = {
+    version: 1,
+    dataset: ds.name,
+    channels: ['MRI'],
+    classes: ds.classes,
+    network: 'VNet3D',
+    sliceAxis: 2,
+    spacing: null,
+    size: [16, 16, 16],
+    strides: [8, 8, 8],
+    batchSize: 2,
+    labeledBatch: 1,
+    normalization: [{ scheme: 'zscore' }],
+    crop: false,
+    imageInterpolation: 'linear',
+    labelInterpolation: 'nearest',
+    foregroundOversampling: 0,
+    budget: 'cpu',
+  } as Plan;
+  const labelOf0 = async () => {
+    const data = await plannedData(ds, plan, { labeled: 3, val: 0, cacheDir });
+    try {
+      const item = await data.load(0);
+      const values = Array.from(item.label!.toArray() as BigInt64Array, Number);
+      dispose([item.image, item.label]);
+      return values;
+    } finally {
+      data.dispose();
+    }
+  };
+  const before = await labelOf0();
+  t.true(before.some((v) => v > 0));
+  // the label of case 0 corrected (here: emptied) after the first run cached it
+  runPythonCode(`
+import nibabel as nib, numpy as np
+f = '${join(root, 'labelsTr', 'case_000.nii.gz')}'
+img = nib.load(f); nib.save(nib.Nifti1Image(np.zeros(img.shape, np.uint8), img.affine), f)
+`);
+  const after = await labelOf0();
+  t.deepEqual(after, new Array(before.length).fill(0));
+  t.deepEqual(await labelOf0(), after, 'and cached again');
+  rmSync(root, { recursive: true });
+  rmSync(cacheDir, { recursive: true });
 });

@@ -148,3 +148,27 @@ test.serial('inference leaves the global random generator untouched, also when i
   volume.dispose();
   net.dispose();
 });
+
+// Slices kept at a plan's spacing (plan.slices 'crop'): each whole slice zero-padded (centred) to at least
+// the slice size and to multiples of 16, its labels cut back; the same as the network on the padded slice.
+test.serial('sliceInference with resize: false pads each slice instead of resizing it, and cuts the labels back', async (t) => {
+  const live = liveTensors();
+  manualSeed(3);
+  const net = nets.UNet2D({ features: [2, 4, 8, 16, 32] }).eval();
+  const volume = randn([3, 37, 21]);
+  const labels = await sliceInference(net, volume, { size: [32, 16], resize: false, foldBatchNorm: false });
+  t.deepEqual(labels.shape, [3, 37, 21]);
+  // reference: pad to 48 x 32 (37 -> 48: 5 before, 6 after; 21 -> max(16, 32) = 32: 5 before, 6 after)
+  const expected = tidy(() => {
+    const padded = pad(volume, [5, 6, 5, 6], 0).unsqueeze(1);
+    return net.forwardSync(padded).argmax(1).narrow(1, 5, 37).narrow(2, 5, 21);
+  });
+  t.is(tidy(() => Number(labels.ne(expected).sum().item())), 0);
+  // the resize protocol differs (the slices are zoomed to 32 x 16 and back)
+  const resized = await sliceInference(net, volume, { size: [32, 16] });
+  t.deepEqual(resized.shape, [3, 37, 21]);
+  await t.throwsAsync(sliceInference(net, volume, { resize: 'no' as never }), { message: /sliceInference\(\): argument 'resize' must be/ });
+  dispose([volume, labels, expected, resized]);
+  net.dispose();
+  t.is(liveTensors(), live);
+});

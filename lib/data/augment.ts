@@ -113,20 +113,74 @@ function padZeros(t: Tensor, before: number[], after: number[]): Tensor {
 /** The ACDC training augmentation of BCP / ICL / ACTION, then the resize to `size` (spec 1.4). */
 export function acdcAugment(image: Tensor, label: Tensor, rand: Random, size: [number, number] = [256, 256]): [Tensor, Tensor] {
   return tidy(() => {
-    let [im, lb] = [image, label];
+    const [im, lb] = acdcRotateFlip(image, label, rand);
+    return [zoomNearest(im, size), zoomNearest(lb, size)] as [Tensor, Tensor];
+  });
+}
+
+/**
+ * The draws of the ACDC augmentation without its resize: rot90 + flip, or a rotation by -20..20 degrees
+ * (nearest, constant-0 border, same shape), or nothing.
+ */
+export function acdcRotateFlip(image: Tensor, label: Tensor, rand: Random): [Tensor, Tensor] {
+  return tidy(() => {
     if (rand() > 0.5) {
       const k = randint(rand, 0, 4);
       const axis = randint(rand, 0, 2);
-      [im, lb] = [im, lb].map((t) => t.rot90(k, [t.rank - 2, t.rank - 1]).flip(t.rank - 2 + axis)) as [Tensor, Tensor];
-    } else {
-      const rotate = rand() > 0.5; // a second draw, as the reference code makes
-      if (rotate) {
-        const angle = randint(rand, -20, 20);
-        [im, lb] = [rotateNearest(im, angle), rotateNearest(lb, angle)];
-      }
+      return [image, label].map((t) => t.rot90(k, [t.rank - 2, t.rank - 1]).flip(t.rank - 2 + axis)) as [Tensor, Tensor];
     }
-    return [zoomNearest(im, size), zoomNearest(lb, size)] as [Tensor, Tensor];
+    const rotate = rand() > 0.5; // a second draw, as the reference code makes
+    if (!rotate) return [image.clone(), label.clone()] as [Tensor, Tensor];
+    const angle = randint(rand, -20, 20);
+    return [rotateNearest(image, angle), rotateNearest(label, angle)] as [Tensor, Tensor];
   });
+}
+
+/**
+ * A crop of `patch` (the last patch.length dimensions) centred on a foreground voxel (label > 0) drawn
+ * uniformly, clamped inside, with UA-MT's padding rule when a side is too small; a random crop when the
+ * label has no foreground.
+ */
+export function foregroundCrop(image: Tensor, label: Tensor, patch: number[], rand: Random): [Tensor, Tensor] {
+  const d = patch.length;
+  const mask = tidy(() => label.gt(0).to('uint8').contiguous().data() as Uint8Array);
+  let count = 0;
+  for (let i = 0; i < mask.length; i++) count += mask[i];
+  if (count === 0) return randomCrop(image, label, patch, rand);
+  let target = randint(rand, 0, count);
+  let flat = 0;
+  for (; flat < mask.length; flat++) if (mask[flat] && target-- === 0) break;
+  const shape = label.shape.slice(-d);
+  const centre: number[] = new Array<number>(d);
+  for (let k = d - 1, rest = flat % shape.reduce((a, b) => a * b, 1); k >= 0; k--) {
+    centre[k] = rest % shape[k];
+    rest = Math.floor(rest / shape[k]);
+  }
+  const needsPad = shape.some((s, k) => s <= patch[k]);
+  const pads = shape.map((s, k) => (needsPad ? Math.max(Math.floor((patch[k] - s) / 2) + 3, 0) : 0));
+  const starts = shape.map((s, k) => Math.min(Math.max(0, centre[k] + pads[k] - Math.floor(patch[k] / 2)), s + 2 * pads[k] - patch[k]));
+  const crop = (t: Tensor) =>
+    tidy(() => {
+      let out = pads.some((p) => p > 0) ? padZeros(t, pads, pads) : t;
+      starts.forEach((s0, k) => (out = out.narrow(t.rank - d + k, s0, patch[k])));
+      return out.contiguous();
+    });
+  return [crop(image), crop(label)];
+}
+
+/**
+ * Slices kept at their spacing, made fit for a 2-D network of four halvings: the last two dimensions
+ * zero-padded (centred) to at least `size` and to multiples of 16. `restore` cuts a result of the padded
+ * shape back to the original one.
+ */
+export function padSlices(t: Tensor, size: number[]): { padded: Tensor; restore: (x: Tensor) => Tensor } {
+  const hw = t.shape.slice(-2);
+  const target = hw.map((s, k) => Math.max(size[k], Math.ceil(s / 16) * 16));
+  const before = hw.map((s, k) => Math.floor((target[k] - s) / 2));
+  const after = hw.map((s, k) => target[k] - s - before[k]);
+  const padded = tidy(() => (before.some((b) => b > 0) || after.some((a) => a > 0) ? padZeros(t, before, after) : t.clone()));
+  const restore = (x: Tensor) => tidy(() => x.narrow(x.rank - 2, before[0], hw[0]).narrow(x.rank - 1, before[1], hw[1]).contiguous());
+  return { padded, restore };
 }
 
 /** The LA training augmentation of UA-MT / BCP: rot90 in axes (0, 1), a flip on axis 0 or 1, a random crop. */

@@ -45,6 +45,13 @@ export interface Plan {
   spacing: number[] | null;
   /** 2-D slice size or 3-D patch */
   size: number[];
+  /**
+   * 2-D: how slices meet the network. 'crop' (plans from this version on): slices keep the plan's spacing;
+   * training crops (or zero-pads) them to `size`, inference pads each whole slice to multiples of 16.
+   * 'resize' (absent: plans written before): every slice resized to `size` (the ACDC recipe), so a case's
+   * pixel spacing depended on its field of view.
+   */
+  slices?: 'crop' | 'resize';
   /** 3-D sliding-window strides */
   strides: number[];
   batchSize: number;
@@ -70,6 +77,7 @@ const KEYS: (keyof Plan)[] = [
   'sliceAxis',
   'spacing',
   'size',
+  'slices',
   'strides',
   'batchSize',
   'labeledBatch',
@@ -192,6 +200,8 @@ export function planFromFingerprint(fp: Fingerprint, ds: Pick<ImageDataset, 'nam
   const dims = twoD ? 2 : 3;
   if (!Array.isArray(size) || size.length !== dims || size.some((v) => !Number.isInteger(v) || v < 16 || v % 16 !== 0))
     throw bad('size', `${dims} multiples of 16 (the network halves the resolution four times)`, size);
+  const slices = o.slices ?? 'crop';
+  if (slices !== 'crop' && slices !== 'resize') throw bad('slices', "'crop' or 'resize'", slices);
   const strides = o.strides ?? size.map((v) => Math.max(1, Math.floor(v / 2)));
   if (!Array.isArray(strides) || strides.length !== dims || strides.some((v) => !Number.isInteger(v) || v < 1)) throw bad('strides', `${dims} integers >= 1`, strides);
   const labeledBatch = o.labeledBatch ?? (twoD ? (budget === 'gpu' ? 12 : 4) : 2);
@@ -223,6 +233,7 @@ export function planFromFingerprint(fp: Fingerprint, ds: Pick<ImageDataset, 'nam
     sliceAxis,
     spacing,
     size,
+    ...(twoD ? { slices } : {}),
     strides,
     batchSize,
     labeledBatch,
@@ -249,6 +260,7 @@ export function checkPlan(p: unknown, where: string): Plan {
     Array.isArray(plan.channels) &&
     (plan.spacing === null || (Array.isArray(plan.spacing) && plan.spacing.length === 3));
   if (!ok) throw new Error(`${where}: not a valid semiseg plan (version 1 with network, size, spacing, normalization, classes, channels)`);
+  if (plan.slices !== undefined && plan.slices !== 'crop' && plan.slices !== 'resize') throw new Error(`${where}: not a valid semiseg plan: slices is ${JSON.stringify(plan.slices)}, not 'crop' or 'resize'`);
   plan.normalization.forEach((n, ch) => {
     if (!n || !SCHEMES.includes(n.scheme)) throw new Error(`${where}: not a valid semiseg plan: normalization[${ch}] has no scheme of ${SCHEMES.join(', ')}`);
     if (n.scheme === 'ct')
@@ -275,7 +287,13 @@ export function describePlan(p: Plan): string {
       .map((n, c) => `${p.channels[c]}: ${n.scheme === 'ct' ? `clip to [${n.lo?.toFixed(1)}, ${n.hi?.toFixed(1)}], z-score with foreground mean ${n.mean?.toFixed(1)} and std ${n.std?.toFixed(1)}` : n.scheme === 'zscore' ? 'z-score per volume' : n.scheme}`)
       .join('; ')}`,
     `resampling     images ${p.imageInterpolation}, labels ${p.labelInterpolation === 'linear' ? 'linear on one-hot maps' : 'nearest'}; crop to non-zero ${p.crop ? 'yes' : 'no'}`,
-    `augmentation   ${p.network === 'VNet3D' ? `rot90 + flip + random crop, ${Math.round(p.foregroundOversampling * 100)} % of labeled crops centred on foreground` : 'rot90 / flip or rotation, resize to the slice size (the ACDC recipe)'}`,
+    `augmentation   ${
+      p.network === 'VNet3D'
+        ? `rot90 + flip + random crop, ${Math.round(p.foregroundOversampling * 100)} % of labeled crops centred on foreground`
+        : p.slices === 'crop'
+          ? `rot90 / flip or rotation, crop to the slice size at the plan's spacing, ${Math.round(p.foregroundOversampling * 100)} % centred on foreground (inference: whole slices)`
+          : 'rot90 / flip or rotation, resize to the slice size (the ACDC recipe)'
+    }`,
   ];
   return lines.join('\n');
 }

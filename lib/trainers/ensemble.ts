@@ -4,8 +4,7 @@
  * labels are taken. 2-D: each slice resized to the training size, the mean softmax's argmax resized back;
  * 3-D: each network's sliding-window probabilities (softmax averaged over the overlaps), then their mean.
  */
-import { zoomNearest } from '../data/augment.js';
-import { slidingWindowInference } from '../infer.js';
+import { fitSlices, slidingWindowInference } from '../infer.js';
 import type { Network } from '../nets/network.js';
 import { noGrad } from '../runtime.js';
 import { dispose, tidy } from '../scope.js';
@@ -28,14 +27,17 @@ async function allInEval<T>(nets: Network[], fn: () => Promise<T>): Promise<T> {
  * volume resized to `size` (scipy's zoom order 0), the argmax of the networks' mean softmax, resized back;
  * labels (slices, H, W), int64.
  */
-export async function meanSliceLabels(nets: Network[], volume: Tensor, size: number[], signal?: AbortSignal): Promise<Tensor> {
-  const [, h, w] = volume.shape;
+export async function meanSliceLabels(nets: Network[], volume: Tensor, size: number[], signal?: AbortSignal, resize = true): Promise<Tensor> {
   return allInEval(nets, async () => {
     const slices: Tensor[] = [];
     try {
       for (let s = 0; s < volume.shape[0]; s++) {
         signal?.throwIfAborted();
-        const input = tidy(() => zoomNearest(volume.narrow(0, s, 1), size).unsqueeze(0).to('float32'));
+        const slice = volume.narrow(0, s, 1);
+        const fitted = fitSlices(slice, size, resize);
+        slice.dispose();
+        const input = tidy(() => fitted.input.unsqueeze(0));
+        fitted.input.dispose();
         let sum: Tensor | null = null;
         try {
           for (const net of nets) {
@@ -48,7 +50,7 @@ export async function meanSliceLabels(nets: Network[], volume: Tensor, size: num
           input.dispose();
         }
         const total = sum as unknown as Tensor;
-        slices.push(tidy(() => zoomNearest(total.div(nets.length).argmax(1), [h, w]).squeeze(0)));
+        slices.push(tidy(() => fitted.restore(total.div(nets.length).argmax(1)).squeeze(0)));
         total.dispose();
       }
       return stack(slices, 0);

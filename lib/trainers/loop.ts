@@ -161,7 +161,14 @@ export function validationSettings(c: TrainConfig): InferenceSettings {
 
 /** How a checkpoint of `c` is tested (evaluate, predict, Segmenter): BCP's LA protocol keeps the largest component. */
 export function inferenceSettings(c: TrainConfig): InferenceSettings {
-  return { size: c.size, classes: c.classes, largestComponent: c.network === 'VNet3D' && c.method === 'bcp', precision: c.precision, ...(c.plan && c.network === 'VNet3D' ? { strides: c.plan.strides } : {}) };
+  return {
+    size: c.size,
+    classes: c.classes,
+    largestComponent: c.network === 'VNet3D' && c.method === 'bcp',
+    precision: c.precision,
+    ...(c.plan && c.network === 'VNet3D' ? { strides: c.plan.strides } : {}),
+    ...(c.plan && c.network === 'UNet2D' && c.plan.slices === 'crop' ? { resizeSlices: false } : {}),
+  };
 }
 
 /**

@@ -8,13 +8,12 @@
  * with the ACDC recipe's augmentation and resize. Validation volumes are held out of the labeled pool.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { randint, randomCrop, laAugment, acdcAugment, type Random } from '../data/augment.js';
+import { randint, randomCrop, laAugment, acdcAugment, acdcRotateFlip, foregroundCrop, type Random } from '../data/augment.js';
 import { readCase, type ImageCase, type ImageDataset } from '../data/folders.js';
 import { preprocessWithPlan } from '../data/preprocess.js';
-import { pad } from '../functional.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Plan } from '../plan/plan.js';
 import { dispose, tidy } from '../scope.js';
@@ -101,11 +100,25 @@ function namingFile(err: unknown, path: string): unknown {
   return err;
 }
 
+/** The size and modification time of a case's files: a cached preprocessed case is used only while they match. */
+function sourceStamp(c: ImageCase, withLabel: boolean): string {
+  const files = [...c.images, ...(withLabel && c.label ? [c.label] : [])];
+  return JSON.stringify(
+    files.map((f) => {
+      const st = statSync(f);
+      return [f, st.size, st.mtimeMs];
+    }),
+  );
+}
+
 async function prepare(ds: ImageDataset, c: ImageCase, plan: Plan, withLabel: boolean, cache?: string): Promise<Prepared> {
   const file = cache ? join(cache, `${c.id}${withLabel ? '' : '.image'}.safetensors`) : '';
+  const source = cache ? sourceStamp(c, withLabel) : '';
   if (cache && existsSync(file)) {
     const f = await readSafetensors(file);
-    return { id: c.id, image: f.tensors.image, label: f.tensors.label };
+    // a case whose image or label changed since (a corrected label) is preprocessed again
+    if (f.metadata.source === source) return { id: c.id, image: f.tensors.image, label: f.tensors.label };
+    dispose(Object.values(f.tensors));
   }
   const cs = await readCase(ds, c, withLabel);
   try {
@@ -117,7 +130,7 @@ async function prepare(ds: ImageDataset, c: ImageCase, plan: Plan, withLabel: bo
     }
     const image = tidy(() => p.image.squeeze(0));
     p.image.dispose();
-    if (cache) await writeSafetensors(file, p.label ? { image, label: p.label } : { image }, { case: c.id });
+    if (cache) await writeSafetensors(file, p.label ? { image, label: p.label } : { image }, { case: c.id, source });
     return { id: c.id, image, label: p.label };
   } finally {
     dispose([cs.data, cs.label]);
@@ -131,27 +144,20 @@ export function plannedAugment3d(image: Tensor, label: Tensor, rand: Random, pat
     const k = randint(rand, 0, 4);
     const axis = randint(rand, 0, 2);
     const [im, lb] = [image, label].map((t) => t.rot90(k, [t.rank - 3, t.rank - 2]).flip(t.rank - 3 + axis));
-    if (rand() >= foreground) return randomCrop(im, lb, patch, rand);
-    const mask = lb.gt(0).to('uint8').contiguous().data() as Uint8Array;
-    let count = 0;
-    for (let i = 0; i < mask.length; i++) count += mask[i];
-    if (count === 0) return randomCrop(im, lb, patch, rand);
-    let target = randint(rand, 0, count);
-    let flat = 0;
-    for (; flat < mask.length; flat++) if (mask[flat] && target-- === 0) break;
-    const shape = lb.shape.slice(-3);
-    const centre = [Math.floor(flat / (shape[1] * shape[2])), Math.floor(flat / shape[2]) % shape[1], flat % shape[2]];
-    // UA-MT's padding rule when a side is too small, then the crop around the centre, clamped inside
-    const needsPad = shape.some((s, d) => s <= patch[d]);
-    const pads = shape.map((s, d) => (needsPad ? Math.max(Math.floor((patch[d] - s) / 2) + 3, 0) : 0));
-    const padding = [pads[2], pads[2], pads[1], pads[1], pads[0], pads[0]];
-    const starts = shape.map((s, d) => Math.min(Math.max(0, centre[d] + pads[d] - Math.floor(patch[d] / 2)), s + 2 * pads[d] - patch[d]));
-    const crop = (t: Tensor) => {
-      let out = needsPad ? pad(t, padding, 0) : t;
-      starts.forEach((s0, d) => (out = out.narrow(t.rank - 3 + d, s0, patch[d])));
-      return out.contiguous();
-    };
-    return [crop(im), crop(lb)] as [Tensor, Tensor];
+    return rand() >= foreground ? randomCrop(im, lb, patch, rand) : foregroundCrop(im, lb, patch, rand);
+  });
+}
+
+/**
+ * The 2-D augmentation of a plan whose slices keep its spacing (plan.slices 'crop'): the ACDC recipe's
+ * rot90 + flip or rotation, then a crop of the slice size (random, or centred on a foreground pixel for
+ * `foreground` of the draws), zero-padded where the slice is smaller. Nothing is resized, so every case
+ * is seen at the plan's pixel spacing.
+ */
+export function plannedAugment2d(image: Tensor, label: Tensor, rand: Random, size: [number, number], foreground: number): [Tensor, Tensor] {
+  return tidy(() => {
+    const [im, lb] = acdcRotateFlip(image, label, rand);
+    return rand() >= foreground ? randomCrop(im, lb, size, rand) : foregroundCrop(im, lb, size, rand);
   });
 }
 
@@ -233,7 +239,7 @@ export async function plannedData(ds: ImageDataset, plan: Plan, o: PlannedDataOp
           label: i < labeledSlices ? volume.label!.narrow(plan.sliceAxis, k, 1).squeeze(plan.sliceAxis).contiguous() : undefined,
         }));
       },
-      augment: (image, label, rand) => acdcAugment(image, label, rand, size),
+      augment: plan.slices === 'crop' ? (image, label, rand) => plannedAugment2d(image, label, rand, size, plan.foregroundOversampling) : (image, label, rand) => acdcAugment(image, label, rand, size),
       validation: async () => validation,
       dispose: free,
     };

@@ -17,6 +17,8 @@ import type { Precision } from '../precision.js';
 export interface InferenceSettings {
   /** 2-D: the slice size the network was trained at; 3-D: the patch. */
   size: number[];
+  /** 2-D: slices resized to `size` (default true, the ACDC protocol) or kept at their spacing and padded (a plan's 'crop' slices). */
+  resizeSlices?: boolean;
   /** 3-D sliding-window strides (default 18, 18, 4 as the LA protocol). */
   strides?: number[];
   largestComponent?: boolean;
@@ -42,8 +44,9 @@ export async function predictVolume(net: Network, image: Tensor, s: InferenceSet
   const precision = s.precision ?? 'float32';
   if (net.kind === 'VerSemi') setNetworkTask(net, s.task ?? 0);
   const nets = [net, ...(s.ensemble ?? [])];
-  if (net.kind === 'UNet2D' && nets.length > 1) return meanSliceLabels(nets, image, s.size, signal);
-  if (net.kind === 'UNet2D') return sliceInference(net, image, { size: s.size as [number, number], precision, signal });
+  const resize = s.resizeSlices ?? true;
+  if (net.kind === 'UNet2D' && nets.length > 1) return meanSliceLabels(nets, image, s.size, signal, resize);
+  if (net.kind === 'UNet2D') return sliceInference(net, image, { size: s.size as [number, number], precision, signal, resize });
   const probs = nets.length > 1 ? await meanWindowProbabilities(nets, image, { patch: s.size, strides: windowStrides(s), signal }) : await slidingWindowInference(net, image, { patch: s.size, strides: windowStrides(s), precision, signal });
   try {
     return tidy(() => {
