@@ -3,7 +3,7 @@
 // non-integer label maps refused naming the file, and preprocessing errors of plannedData naming the case.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -234,4 +234,16 @@ img = nib.load(f); nib.save(nib.Nifti1Image(np.zeros(img.shape, np.uint8), img.a
   t.deepEqual(await labelOf0(), after, 'and cached again');
   rmSync(root, { recursive: true });
   rmSync(cacheDir, { recursive: true });
+});
+
+test("nnU-Net v2's 'ignore' label is refused by name (it would train as a class)", (t) => {
+  if (skip) return t.pass(`skipped: ${skip}`);
+  const root = syntheticFolder({ ...small, n: 2, layout: 'nnunet' });
+  const meta = join(root, 'dataset.json');
+  const json = JSON.parse(readFileSync(meta, 'utf8')) as { labels: Record<string, number> };
+  writeFileSync(meta, JSON.stringify({ ...json, labels: { ...json.labels, ignore: 3 } }));
+  t.throws(() => readImageDataset(root), {
+    message: `readImageDataset(): '${meta}': label 'ignore' (3) is nnU-Net v2's ignore label (unannotated voxels), which is not supported: it would train as a class; annotate those voxels or leave 'ignore' out of the labels and the label maps`,
+  });
+  rmSync(root, { recursive: true });
 });

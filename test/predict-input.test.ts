@@ -1,5 +1,5 @@
 // `semiseg predict` and the atomic writer with inputs and outputs that go wrong or are not plain 3-D: an
-// output folder that does not exist (the error names the output, not its temporary file), 4-D NIfTI
+// output folder that does not exist (a usage error before any inference, naming the folder), 4-D NIfTI
 // images (a trailing 1, or channels last as the Decathlon stores them: a 3-D label map on the image's grid,
 // the overlay from the first channel), NaN voxels and wrong channel counts (one line, exit status 2),
 // --max-voxels, and the warning for bfloat16 where this CPU emulates it.
@@ -63,14 +63,18 @@ test('writeFileAtomic: a failure names the target path, keeps Node\'s code, and 
   t.is(readFileSync(ok, 'utf8'), 'abc');
 });
 
-test('predict -o into a folder that does not exist names the output path, not the temporary file', (t) => {
+test('predict -o (or --png) into a folder that does not exist is a usage error before any inference, naming the folder', (t) => {
   const input = join(dir, 'in3.nii.gz');
   writeFileSync(input, niftiImageBytes([20, 16, 5], values(1600, 1), [1.5, 1.5, 5]));
   const out = join(dir, 'nonexistent', 'd', 'x.nii.gz');
-  const r = run('predict', input, '--checkpoint', plain, '-o', out);
-  t.is(r.status, 1, r.stderr);
-  t.is(r.stderr, `semiseg: cannot write '${out}': ENOENT: no such file or directory\n`);
+  let r = run('predict', input, '--checkpoint', plain, '-o', out);
+  t.is(r.status, 2, r.stderr);
+  t.is(r.stderr, `semiseg: --output: the folder '${join(dir, 'nonexistent', 'd')}' of '${out}' does not exist\n`);
+  r = run('predict', input, '--checkpoint', plain, '-o', join(dir, 'fine.nii.gz'), '--png', join(dir, 'nope', 'x.png'));
+  t.is(r.status, 2, r.stderr);
+  t.regex(r.stderr, /^semiseg: --png: the folder '.*nope' of '.*x\.png' does not exist\n$/);
   t.false(existsSync(join(dir, 'nonexistent')));
+  t.false(existsSync(join(dir, 'fine.nii.gz')), 'nothing written');
 });
 
 test('predict takes a 4-D single-channel NIfTI (I, J, K, 1): the same 3-D labels and overlay as the 3-D image', async (t) => {

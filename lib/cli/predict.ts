@@ -1,5 +1,6 @@
 /** `semiseg predict`: a label map of one image (.nii / .nii.gz / .h5) on the input's grid, optionally a PNG overlay. */
-import { writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
@@ -55,6 +56,11 @@ export function registerPredict(program: Command): void {
         throw new UsageError(`--output: a DICOM SEG (.dcm) references the DICOM series it segments, and '${input}' is not one (write .nii.gz instead)`);
       if (!dicomIn && dicomOpts.series !== undefined) throw new UsageError(`--series: '${input}' is not a DICOM series`);
       const names = segmentNames(dicomOpts.segmentNames);
+      // a folder that is not there fails now, not after the whole inference
+      for (const [flag, file] of [['--output', opts.output], ['--png', opts.png]] as const) {
+        const dir = file === undefined ? undefined : dirname(resolve(file));
+        if (dir !== undefined && !(existsSync(dir) && statSync(dir).isDirectory())) throw new UsageError(`${flag}: the folder '${dir}' of '${file}' does not exist`);
+      }
       let seg: Segmenter;
       try {
         seg = await Segmenter.load(opts.checkpoint, { precision: precisionOption(opts.precision, 'cpu').requested, task: opts.task, maxVoxels: opts.maxVoxels });

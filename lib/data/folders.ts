@@ -74,6 +74,9 @@ function classNames(labels: unknown, meta: string): string[] {
     // Decathlon: {"0": "background"}; nnU-Net v2: {"background": 0} (region lists are not supported)
     const [value, name] = /^\d+$/.test(k) && typeof v === 'string' ? [Number(k), v] : [v, k];
     if (Array.isArray(value)) throw fail(`'${meta}': label '${name}' is a region (a list of values); region-based labels are not supported`);
+    // nnU-Net v2 marks unannotated voxels with a label named 'ignore': it would train as a class here
+    if (String(name) === 'ignore' && !(/^\d+$/.test(k) && typeof v === 'string'))
+      throw fail(`'${meta}': label 'ignore' (${JSON.stringify(v)}) is nnU-Net v2's ignore label (unannotated voxels), which is not supported: it would train as a class; annotate those voxels or leave 'ignore' out of the labels and the label maps`);
     if (!Number.isInteger(value) || (value as number) < 0) throw fail(`'${meta}': label '${k}' has value ${JSON.stringify(v)}; an integer >= 0 is needed`);
     byValue.set(value as number, String(name));
   }
