@@ -34,7 +34,7 @@ export async function networkFromCheckpoint(path: string, options?: { task?: num
   }
 }
 
-const CHECKPOINT_READERS = ['readCheckpointInfo', 'loadCheckpoint', 'loadVerSemiNetwork'];
+const CHECKPOINT_READERS = ['readCheckpointInfo', 'loadCheckpoint', 'loadVerSemi'];
 
 type CheckpointNetwork = { net: Network; info: CheckpointInfo; settings: InferenceSettings; preprocessing: Plan | null };
 

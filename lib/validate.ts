@@ -116,7 +116,9 @@ export function relabel(err: unknown, fn: string, inner: readonly string[]): unk
   if (err instanceof Error)
     for (const name of inner)
       if (err.message.startsWith(`${name}(): `)) {
-        err.message = `${fn}(): ${err.message.slice(name.length + 4)}`;
+        const message = `${fn}(): ${err.message.slice(name.length + 4)}`;
+        if (typeof err.stack === 'string') err.stack = err.stack.replace(err.message, () => message);
+        err.message = message;
         break;
       }
   return err;

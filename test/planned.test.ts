@@ -10,7 +10,7 @@ import { readCase, readImageDataset } from '../lib/data/folders.js';
 import { preprocessWithPlan, resampleImage, restoreLabels } from '../lib/data/preprocess.js';
 import { DEMO_DATA } from '../lib/demo/demo.js';
 import { fingerprintDataset } from '../lib/plan/fingerprint.js';
-import { planFromFingerprint, type Plan } from '../lib/plan/plan.js';
+import { checkPlan, planFromFingerprint, type Plan } from '../lib/plan/plan.js';
 import { dispose } from '../lib/scope.js';
 import { syntheticFolder } from './helpers/folders.js';
 import { maxAbsDiff, runPythonCode } from './helpers/python.js';
@@ -209,6 +209,15 @@ print(json.dumps([float(np.percentile(v, 0.5)), float(np.percentile(v, 99.5)), f
     message: "plan.normalization: CT normalisation of channel 0 ('CT') needs foreground intensities, but the labeled cases' foreground (label > 0) is empty: every label map is all background; check labelsTr, or normalise this channel otherwise (--set plan.normalization=zscore)",
   });
   t.is(planFromFingerprint(empty, b, { normalization: 'zscore' }).normalization[0].scheme, 'zscore');
+  // plans read back (plan.json, checkpoints): a CT entry of an earlier version without mean / std still
+  // loads (preprocessing takes 0 and 1, as when it trained); a value that is there must be a number
+  const old = { ...pb, normalization: [{ scheme: 'ct', lo: -100, hi: 300 }] } as Plan;
+  t.deepEqual(checkPlan(JSON.parse(JSON.stringify(old)), 'plan.json').normalization, [{ scheme: 'ct', lo: -100, hi: 300 }]);
+  t.throws(() => checkPlan({ ...pb, normalization: [{ scheme: 'ct', lo: 'low', hi: 300 }] }, 'plan.json'), {
+    message: 'plan.json: not a valid semiseg plan: normalization[0].lo is "low", not a finite number',
+  });
+  t.throws(() => checkPlan({ ...pb, normalization: [{ scheme: 'bogus' }] }, 'plan.json'), { message: /plan\.json: not a valid semiseg plan: normalization\[0\] has no scheme of none, zscore, minmax, ct/ });
+  t.throws(() => checkPlan({ ...pb, slices: 'squash' }, 'plan.json'), { message: `plan.json: not a valid semiseg plan: slices is "squash", not 'crop' or 'resize'` });
   rmSync(iso, { recursive: true });
   rmSync(aniso, { recursive: true });
 });

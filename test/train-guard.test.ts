@@ -286,6 +286,14 @@ test('configs: the optimizer, its settings, the patch size and networkOptions ar
   }
 });
 
+test.serial('a resume refused before it starts (other settings) leaves the finished run\'s log as it was', async (t) => {
+  const out = tmp();
+  await runLoop(tiny('supervised-acdc', { iterations: 2 }), out);
+  const log = readFileSync(join(out, 'log.jsonl'), 'utf8');
+  await t.throwsAsync(runLoop(tiny('supervised-acdc', { iterations: 2, lr: 0.5 }), out, { resume: true }), { message: /^train: cannot resume: .* lr/ });
+  t.is(readFileSync(join(out, 'log.jsonl'), 'utf8'), log, 'no failed line after its done line');
+});
+
 test.serial('two runs never write one folder at once: the second is refused while the first holds its lock; a stale lock is taken', async (t) => {
   const out = tmp();
   const config = tiny('supervised-acdc', { iterations: 3 });

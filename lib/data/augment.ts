@@ -175,7 +175,7 @@ export function foregroundCrop(image: Tensor, label: Tensor, patch: number[], ra
  */
 export function padSlices(t: Tensor, size: number[]): { padded: Tensor; restore: (x: Tensor) => Tensor } {
   const hw = t.shape.slice(-2);
-  const target = hw.map((s, k) => Math.max(size[k], Math.ceil(s / 16) * 16));
+  const target = hw.map((s, k) => Math.ceil(Math.max(size[k], s) / 16) * 16);
   const before = hw.map((s, k) => Math.floor((target[k] - s) / 2));
   const after = hw.map((s, k) => target[k] - s - before[k]);
   const padded = tidy(() => (before.some((b) => b > 0) || after.some((a) => a > 0) ? padZeros(t, before, after) : t.clone()));

@@ -10,7 +10,7 @@
  * - size: 3-D patch = the median resampled shape rounded to multiples of 16 (the V-Net halves four
  *   times), square in the (i, j) plane that rot90 turns, shrunk on its largest side until it fits the
  *   budget's voxels; 2-D slice = the in-plane median
- *   shape rounded to multiples of 16, at most 256 per side. Sliding-window strides: half the patch.
+ *   shape rounded up to multiples of 16, at most 256 per side: a crop size (slices keep the spacing). Sliding-window strides: half the patch.
  * - normalisation per channel: CT clips to the 0.5 / 99.5 foreground percentiles and z-scores with the
  *   foreground mean and std of the whole dataset; every other modality is z-scored per volume.
  * - batch: 3-D 2 labeled (+ 2 unlabeled for semi-supervised methods); 2-D 12 (+ 12) on a GPU, 4 (+ 4) on CPU.
@@ -186,7 +186,10 @@ export function planFromFingerprint(fp: Fingerprint, ds: Pick<ImageDataset, 'nam
   const shape = resampledShape(fp.medianShape, fp.medianSpacing, spacing, twoD ? sliceAxis : -1).map(Math.round);
   let size: number[];
   if (twoD) {
-    size = shape.filter((_, k) => k !== sliceAxis).map((v) => Math.min(256, round16(v)));
+    // rounded up (as nnU-Net pads its patch to the network's divisibility), so that a crop holds a median
+    // slice whole: a training crop then looks like the zero-padded whole slice that inference runs on
+    // (crops rounded to the nearest 16 cut the slices and scored lower: README, 'The plan')
+    size = shape.filter((_, k) => k !== sliceAxis).map((v) => Math.min(256, Math.max(16, Math.ceil(v / 16) * 16)));
   } else {
     // rot90 in the (i, j) plane swaps those sides: the patch takes the larger of both for either
     size = shape.map(round16);
@@ -263,12 +266,10 @@ export function checkPlan(p: unknown, where: string): Plan {
   if (plan.slices !== undefined && plan.slices !== 'crop' && plan.slices !== 'resize') throw new Error(`${where}: not a valid semiseg plan: slices is ${JSON.stringify(plan.slices)}, not 'crop' or 'resize'`);
   plan.normalization.forEach((n, ch) => {
     if (!n || !SCHEMES.includes(n.scheme)) throw new Error(`${where}: not a valid semiseg plan: normalization[${ch}] has no scheme of ${SCHEMES.join(', ')}`);
-    if (n.scheme === 'ct')
-      try {
-        checkCt(n, `normalization[${ch}]`);
-      } catch (err) {
-        throw new Error(`${where}: not a valid semiseg plan: ${(err as Error).message}`);
-      }
+    // (values that are given must be numbers; plans of earlier versions may lack mean and std: preprocessing
+    // takes 0 and 1 for them, as it did when they trained)
+    const wrong = (['lo', 'hi', 'mean', 'std'] as const).find((k) => n[k] !== undefined && !(typeof n[k] === 'number' && Number.isFinite(n[k])));
+    if (wrong) throw new Error(`${where}: not a valid semiseg plan: normalization[${ch}].${wrong} is ${JSON.stringify(n[wrong])}, not a finite number`);
   });
   return plan;
 }

@@ -248,13 +248,15 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   const isMain = !group || group.rank === 0;
   if (isMain) mkdirSync(out, { recursive: true });
   const releaseLock = isMain ? lockRunFolder(out) : () => undefined;
+  const run = { started: false };
   try {
-    return await trainLocked(config, o, started, isMain);
+    return await trainLocked(config, o, started, isMain, run);
   } catch (err) {
     // the log says why the run ended (a cancellation with its resume line, a non-finite loss, a data error):
-    // otherwise it stopped at its last iteration or stage line with no word of the failure
+    // otherwise it stopped at its last iteration or stage line with no word of the failure. Not for a run
+    // refused before it started (a resume with other settings): the folder's finished run did not fail.
     const logPath = join(out, 'log.jsonl');
-    if (isMain && existsSync(logPath))
+    if (isMain && run.started && existsSync(logPath))
       appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), type: 'failed', message: (err as Error)?.message ?? String(err) })}\n`);
     throw err;
   } finally {
@@ -290,13 +292,14 @@ function lockRunFolder(out: string): () => void {
   throw new Error(`train: cannot lock '${out}'`);
 }
 
-async function trainLocked(config: TrainConfig, o: TrainOptions, started: number, isMain: boolean): Promise<TrainResult> {
+async function trainLocked(config: TrainConfig, o: TrainOptions, started: number, isMain: boolean, run: { started: boolean }): Promise<TrainResult> {
   const { data, out, group } = o;
   const logPath = join(out, 'log.jsonl');
   // An async onEvent that rejects stops the run at the next iteration with its error (a dropped
   // rejection would otherwise end the process).
   let eventError: Error | null = null;
   const emit = (e: TrainEvent) => {
+    if (e.type === 'start') run.started = true;
     if (isMain) appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
     const r: unknown = o.onEvent?.(e);
     if (r && typeof (r as PromiseLike<unknown>).then === 'function')
@@ -420,7 +423,16 @@ async function trainLocked(config: TrainConfig, o: TrainOptions, started: number
         );
       state = { ...saved, config, firstLoss: saved.firstLoss ?? NaN }; // NaN was written as JSON null
       await stages[state.stage].begin(true, null);
-      await loadCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer() });
+      try {
+        await loadCheckpoint(lastPath, { network: main, networks: others, tensors: method.tensors?.(), optimizer: method.optimizer() });
+      } catch (err) {
+        // before 2026-12-07 every method but VerSemi built SGD whatever `optimizer` said
+        if (/is not (Adam|SGD) state/.test((err as Error).message))
+          throw new Error(
+            `train: cannot resume from '${lastPath}': it holds the state of another optimizer than this run's '${config.optimizer}' (runs of semiseg before 2026-12-07 trained every method but VerSemi with SGD whatever 'optimizer' said); start a new run`,
+          );
+        throw err;
+      }
       method.restore(state.methodState);
       if (state.scaler) method.optimizer().scaler?.restore(state.scaler);
       if (group) synced = await joinStage(group, method, allNetworks, synced, o);
