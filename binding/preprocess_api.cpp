@@ -1,5 +1,5 @@
 // Preprocessing entry points (cpp/preprocess): one asynchronous call per case or inference input.
-//   preprocess(image, label | undefined, { crop, channels: [{ scheme, lo, hi, mean, std }], size, imageMode,
+//   preprocess(image, label | undefined, { crop, channels: [{ scheme, lo, hi, mean, std, mask }], size, imageMode,
 //              labelMode, classes }) -> Promise<{ image, label?, cropStart, cropShape }>
 //   resample(x, size, mode) -> Promise<tensor>;  resampleLabels(labels, size, mode, classes) -> Promise<tensor>
 #include "async.h"
@@ -44,6 +44,7 @@ Napi::Value preprocessCase(const Napi::CallbackInfo& info) {
       n.hi = c.Get("hi").ToNumber().DoubleValue();
       n.mean = c.Get("mean").ToNumber().DoubleValue();
       n.std = c.Get("std").ToNumber().DoubleValue();
+      n.mask = c.Has("mask") && c.Get("mask").ToBoolean();
       opts.channels.push_back(n);
     }
     if (o.Has("size") && !o.Get("size").IsUndefined()) opts.size = intList(o.Get("size"), "size");

@@ -238,7 +238,7 @@ export interface Native {
     label: NativeTensorHandle | undefined,
     options: {
       crop: boolean;
-      channels: { scheme: string; lo: number; hi: number; mean: number; std: number }[];
+      channels: { scheme: string; lo: number; hi: number; mean: number; std: number; mask?: boolean }[];
       size?: number[];
       spacing?: number[];
       targetSpacing?: number[];

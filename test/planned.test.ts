@@ -137,6 +137,40 @@ print(json.dumps({'start': lo.tolist(), 'crop': (hi - lo).tolist(), 'size': size
   dispose([image, label, p.image, p.label, back]);
 });
 
+test("masked z-score (nnU-Net's use_mask_for_norm): statistics over the voxels non-zero in some channel, 0 outside; the plan chooses it when the crop keeps under 3/4", async (t) => {
+  // two channels, a zero background inside the crop box (a skull-stripped scan); channel 1 has zeros inside
+  // the brain where channel 0 does not, so the mask is the union of both channels' non-zero voxels
+  const shape = [6, 7, 5];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const inside = (i: number) => {
+    const [x, y, z] = [Math.floor(i / 35), Math.floor(i / 5) % 7, i % 5];
+    return (x - 2.5) ** 2 + (y - 3) ** 2 + (z - 2) ** 2 < 7;
+  };
+  const c0 = Float32Array.from({ length: n }, (_, i) => (inside(i) ? 100 + (i % 11) * 3 : 0));
+  const c1 = Float32Array.from({ length: n }, (_, i) => (inside(i) && i % 4 !== 0 ? 20 + (i % 7) : 0));
+  const image = tensor(Float32Array.from([...c0, ...c1]), { shape: [2, ...shape] });
+  const plan = { crop: false, spacing: null, network: 'VNet3D', sliceAxis: 2, normalization: [{ scheme: 'zscore', mask: true }, { scheme: 'zscore', mask: true }], imageInterpolation: 'linear', labelInterpolation: 'nearest', classes: ['a', 'b'], channels: ['T1', 'T2'] } as unknown as Plan;
+  const p = await preprocessWithPlan(image, undefined, [1, 1, 1], plan);
+  const ref = JSON.parse(
+    runPythonCode(`
+import json, numpy as np
+v = np.array(${JSON.stringify([...c0, ...c1])}, np.float64).reshape([2] + ${JSON.stringify(shape)})
+m = (v != 0).any(0)
+out = [np.where(m, (c - c[m].mean()) / c[m].std(), 0) for c in v]
+print(json.dumps(np.stack(out).flatten().tolist()))
+`),
+  ) as number[];
+  t.true(maxAbsDiff(p.image.data() as Float32Array, ref) < 1e-5, `differs by ${maxAbsDiff(p.image.data() as Float32Array, ref)}`);
+  // the plan's rule: z-score in the mask when the crop keeps under 3/4 of the voxels on average
+  const fp = { dataset: 'x', cases: 1, shapes: [shape], spacings: [[1, 1, 1]], medianShape: shape, medianSpacing: [1, 1, 1], channels: [{ name: 'T1', mean: 0, std: 1, p005: 0, p995: 1, min: 0, max: 1 }], classFrequencies: [0.9, 0.1], cropRatio: 0.6 };
+  const ds = { name: 'x', channels: ['T1'], classes: ['background', 'brain'] };
+  t.deepEqual(planFromFingerprint(fp, ds).normalization, [{ scheme: 'zscore', mask: true }]);
+  t.deepEqual(planFromFingerprint({ ...fp, cropRatio: 0.9 }, ds).normalization, [{ scheme: 'zscore' }]);
+  t.deepEqual(planFromFingerprint(fp, ds, { normalization: { scheme: 'zscore', mask: false } }).normalization, [{ scheme: 'zscore' }]);
+  t.throws(() => planFromFingerprint(fp, ds, { normalization: { scheme: 'ct', mask: true } }), { message: /mask only with 'zscore'/ });
+  dispose([image, p.image]);
+});
+
 test('CT normalisation clips to the foreground percentiles and z-scores with the foreground statistics; cubic keeps constants', async (t) => {
   const image = tensor([[[[-1000, 0], [40, 2000]]]]); // (1, 1, 2, 2)
   const plan = { crop: false, spacing: null, network: 'VNet3D', sliceAxis: 2, normalization: [{ scheme: 'ct', lo: -100, hi: 1000, mean: 50, std: 10 }], imageInterpolation: 'cubic', labelInterpolation: 'nearest', classes: ['a', 'b'], channels: ['CT'] } as unknown as Plan;

@@ -131,10 +131,21 @@ Result run(const at::Tensor& imageIn, const std::optional<at::Tensor>& labelIn, 
   TORCH_CHECK(o.channels.size() <= 1 || static_cast<int64_t>(o.channels.size()) == c, "preprocess: ", o.channels.size(),
               " normalisations given for an image of ", c, " channels");
   std::vector<at::Tensor> parts;
+  at::Tensor nonzero;  // the voxels non-zero in some channel (after the crop), for masked z-scores
   for (int64_t ch = 0; ch < c; ++ch) {
     Normalization n = o.channels.empty() ? Normalization{} : o.channels[o.channels.size() == 1 ? 0 : ch];
     at::Tensor x = image[ch];
-    if (n.scheme == "zscore") {
+    if (n.scheme == "zscore" && n.mask) {
+      if (!nonzero.defined()) nonzero = image.ne(0).any(0);
+      at::Tensor xd = x.to(at::kDouble);
+      at::Tensor inside = xd.masked_select(nonzero);
+      if (inside.numel() == 0) {
+        x = at::zeros_like(x);
+      } else {
+        auto [sd, mean] = at::std_mean(inside, at::OptionalIntArrayRef(), at::Scalar(0), false);
+        x = at::where(nonzero, (xd - mean) / at::clamp(sd, 1e-8), at::zeros_like(xd)).to(at::kFloat);
+      }
+    } else if (n.scheme == "zscore") {
       auto [sd, mean] = at::std_mean(x.to(at::kDouble), at::OptionalIntArrayRef(), at::Scalar(0), false);
       x = ((x.to(at::kDouble) - mean) / at::clamp(sd, 1e-8)).to(at::kFloat);
     } else if (n.scheme == "ct") {

@@ -18,6 +18,9 @@ struct Normalization {
   // "minmax" (per volume and channel to [0, 1])
   std::string scheme = "none";
   double lo = 0, hi = 0, mean = 0, std = 1;  // "ct" only
+  // "zscore" only (nnU-Net's use_mask_for_norm): statistics over the voxels that are non-zero in some
+  // channel, and 0 outside them (skull-stripped or masked scans, whose zero background would skew them)
+  bool mask = false;
 };
 
 struct Options {

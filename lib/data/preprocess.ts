@@ -35,7 +35,7 @@ export function preprocessWithPlan(image: Tensor, label: Tensor | undefined, spa
   if (resample && (spacing.length !== 3 || spacing.some((s) => !(s > 0)))) throw new RangeError(`${fn}(): argument 'spacing' must be three voxel sizes > 0, got ${JSON.stringify(spacing)}`);
   const options = {
     crop: plan.crop,
-    channels: plan.normalization.map((n) => ({ scheme: n.scheme, lo: n.lo ?? 0, hi: n.hi ?? 0, mean: n.mean ?? 0, std: n.std ?? 1 })),
+    channels: plan.normalization.map((n) => ({ scheme: n.scheme, lo: n.lo ?? 0, hi: n.hi ?? 0, mean: n.mean ?? 0, std: n.std ?? 1, mask: n.mask === true })),
     spacing: resample ? spacing : undefined,
     targetSpacing: resample ? plan.spacing! : undefined,
     keepAxis: plan.network === 'UNet2D' ? plan.sliceAxis : -1,

@@ -24,6 +24,12 @@ export type NormalizationScheme = 'none' | 'zscore' | 'ct' | 'minmax';
 
 export interface Normalization {
   scheme: NormalizationScheme;
+  /**
+   * zscore: statistics over the voxels non-zero in some channel, 0 outside them (nnU-Net's
+   * use_mask_for_norm: chosen when the crop to the non-zero region keeps under 3/4 of the image on average,
+   * as for skull-stripped scans).
+   */
+  mask?: boolean;
   /** CT: clipping range and the foreground statistics */
   lo?: number;
   hi?: number;
@@ -117,8 +123,13 @@ function ctOf(fp: Fingerprint, ch: number): Normalization {
   return { scheme: 'ct', lo: c.p005, hi: c.p995, mean: c.mean, std: c.std };
 }
 
+/** A z-score of the plan: inside the non-zero mask when cropping to it shrinks the images by over a quarter. */
+function zscoreOf(fp: Fingerprint): Normalization {
+  return fp.cropRatio < 0.75 ? { scheme: 'zscore', mask: true } : { scheme: 'zscore' };
+}
+
 function normalizations(fp: Fingerprint): Normalization[] {
-  return fp.channels.map((c, ch) => (/^ct$/i.test(c.name.trim()) ? ctOf(fp, ch) : { scheme: 'zscore' }));
+  return fp.channels.map((c, ch) => (/^ct$/i.test(c.name.trim()) ? ctOf(fp, ch) : zscoreOf(fp)));
 }
 
 const SCHEMES: NormalizationScheme[] = ['none', 'zscore', 'minmax', 'ct'];
@@ -128,19 +139,25 @@ const SCHEMES: NormalizationScheme[] = ['none', 'zscore', 'minmax', 'ct'];
  * std? } whose CT values default to the channel's fingerprint (each one checked: lo < hi, std > 0).
  */
 function normalizationOverride(fp: Fingerprint, v: unknown, ch: number, key: string): Normalization {
-  const expected = "a scheme ('none', 'zscore', 'minmax', 'ct'), an object { scheme, lo, hi, mean, std }, or one of these per channel";
+  const expected = "a scheme ('none', 'zscore', 'minmax', 'ct'), an object { scheme, lo, hi, mean, std } or { scheme: 'zscore', mask }, or one of these per channel";
   if (typeof v === 'string') {
     if (!SCHEMES.includes(v as NormalizationScheme)) throw bad(key, expected, v);
-    return v === 'ct' ? ctOf(fp, ch) : { scheme: v as NormalizationScheme };
+    return v === 'ct' ? ctOf(fp, ch) : v === 'zscore' ? zscoreOf(fp) : { scheme: v as NormalizationScheme };
   }
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad(key, expected, v);
   const o = v as Record<string, unknown>;
-  const extra = Object.keys(o).find((k) => !['scheme', 'lo', 'hi', 'mean', 'std'].includes(k));
+  const extra = Object.keys(o).find((k) => !['scheme', 'lo', 'hi', 'mean', 'std', 'mask'].includes(k));
   if (extra !== undefined) throw bad(key, `${expected} (unknown key '${extra}')`, v);
   if (!SCHEMES.includes(o.scheme as NormalizationScheme)) throw bad(`${key}.scheme`, "'none', 'zscore', 'minmax' or 'ct'", o.scheme);
+  if (o.scheme === 'zscore' && o.mask !== undefined) {
+    if (typeof o.mask !== 'boolean') throw bad(`${key}.mask`, 'true or false', o.mask);
+    if (Object.keys(o).length > 2) throw bad(key, "only { scheme, mask } for 'zscore'", v);
+    return o.mask ? { scheme: 'zscore', mask: true } : { scheme: 'zscore' };
+  }
+  if (o.mask !== undefined) throw bad(key, "mask only with 'zscore'", v);
   if (o.scheme !== 'ct') {
     if (Object.keys(o).length > 1) throw bad(key, `only { scheme } for '${String(o.scheme)}' (lo, hi, mean and std are CT's)`, v);
-    return { scheme: o.scheme as NormalizationScheme };
+    return o.scheme === 'zscore' ? zscoreOf(fp) : { scheme: o.scheme as NormalizationScheme };
   }
   for (const k of ['lo', 'hi', 'mean', 'std'])
     if (o[k] !== undefined && !(typeof o[k] === 'number' && Number.isFinite(o[k]))) throw bad(`${key}.${k}`, 'a finite number', o[k]);
@@ -266,6 +283,7 @@ export function checkPlan(p: unknown, where: string): Plan {
   if (plan.slices !== undefined && plan.slices !== 'crop' && plan.slices !== 'resize') throw new Error(`${where}: not a valid semiseg plan: slices is ${JSON.stringify(plan.slices)}, not 'crop' or 'resize'`);
   plan.normalization.forEach((n, ch) => {
     if (!n || !SCHEMES.includes(n.scheme)) throw new Error(`${where}: not a valid semiseg plan: normalization[${ch}] has no scheme of ${SCHEMES.join(', ')}`);
+    if (n.mask !== undefined && typeof n.mask !== 'boolean') throw new Error(`${where}: not a valid semiseg plan: normalization[${ch}].mask is ${JSON.stringify(n.mask)}, not true or false`);
     // (values that are given must be numbers; plans of earlier versions may lack mean and std: preprocessing
     // takes 0 and 1 for them, as it did when they trained)
     const wrong = (['lo', 'hi', 'mean', 'std'] as const).find((k) => n[k] !== undefined && !(typeof n[k] === 'number' && Number.isFinite(n[k])));
@@ -285,7 +303,7 @@ export function describePlan(p: Plan): string {
     `${p.network === 'UNet2D' ? 'slice size' : 'patch     '}     ${p.size.join(' x ')}${p.network === 'VNet3D' ? `, sliding-window strides ${p.strides.join(' x ')}` : ''}`,
     `batch          ${p.labeledBatch} labeled (+ ${p.batchSize - p.labeledBatch} unlabeled for semi-supervised methods), ${p.budget.toUpperCase()} budget`,
     `normalisation  ${p.normalization
-      .map((n, c) => `${p.channels[c]}: ${n.scheme === 'ct' ? `clip to [${n.lo?.toFixed(1)}, ${n.hi?.toFixed(1)}], z-score with foreground mean ${n.mean?.toFixed(1)} and std ${n.std?.toFixed(1)}` : n.scheme === 'zscore' ? 'z-score per volume' : n.scheme}`)
+      .map((n, c) => `${p.channels[c]}: ${n.scheme === 'ct' ? `clip to [${n.lo?.toFixed(1)}, ${n.hi?.toFixed(1)}], z-score with foreground mean ${n.mean?.toFixed(1)} and std ${n.std?.toFixed(1)}` : n.scheme === 'zscore' ? `z-score per volume${n.mask ? ' inside the non-zero region (0 outside)' : ''}` : n.scheme}`)
       .join('; ')}`,
     `resampling     images ${p.imageInterpolation}, labels ${p.labelInterpolation === 'linear' ? 'linear on one-hot maps' : 'nearest'}; crop to non-zero ${p.crop ? 'yes' : 'no'}`,
     `augmentation   ${
