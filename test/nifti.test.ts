@@ -199,3 +199,20 @@ test.serial('parseNifti bounds what a gzipped image may expand to; 3-D labels on
   t.throws(() => encodeNiftiLabels(tidy(() => labels.narrow(0, 0, 4)), img), { instanceOf: RangeError, message: /'labels' has shape \[4, 8, 4\] but the reference image \[8, 8, 4, 2\]/ });
   dispose([ok.data, img.data, labels, back.data]);
 });
+
+test.serial('a header with neither sform nor qform code gets the affine nibabel gives it (i flipped, centred)', async (t) => {
+  if (!referencePython) return t.pass('skipped: no python with torch');
+  const out = runPythonCode(`
+import json, numpy as np, nibabel as nib
+d = ${JSON.stringify(dir)}
+img = nib.Nifti1Image(np.zeros((6, 5, 4), np.float32), np.diag([0.8, 1.5, 2.0, 1.0]))
+img.set_sform(None, code=0); img.set_qform(None, code=0)
+nib.save(img, d + '/nocode.nii')
+print(json.dumps(nib.load(d + '/nocode.nii').affine.tolist()))
+`);
+  const expected = JSON.parse(out) as number[][];
+  const img = await readNifti(join(dir, 'nocode.nii'));
+  t.true(img.affine.flat().every((x, i) => Math.abs(x - expected.flat()[i]) < 1e-6), `${JSON.stringify(img.affine)} vs ${JSON.stringify(expected)}`);
+  t.true(Math.abs(expected[0][0] + 0.8) < 1e-6, 'nibabel flips i');
+  img.data.dispose();
+});

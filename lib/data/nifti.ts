@@ -99,6 +99,19 @@ function readHeader(v: DataView, le: boolean, version: 1 | 2, path: string): Hea
   };
 }
 
+
+/**
+ * The affine of a header with neither an sform nor a qform code, as nibabel gives it (get_base_affine:
+ * the voxel sizes with i flipped, the volume's centre at the origin).
+ */
+function baseAffine(shape: number[], pixdim: number[]): number[][] {
+  const n = [0, 1, 2].map((k) => shape[k] ?? 1);
+  const zooms = [0, 1, 2].map((k) => (k < shape.length ? pixdim[k + 1] : 1));
+  zooms[0] = -zooms[0];
+  const row = (k: number) => [0, 1, 2].map((c) => (c === k ? zooms[k] : 0)).concat([(-(n[k] - 1) / 2) * zooms[k]]);
+  return [row(0), row(1), row(2), [0, 0, 0, 1]];
+}
+
 function quaternAffine(h: Header): number[][] {
   const [b, c, d] = h.quatern;
   const a = Math.sqrt(Math.max(0, 1 - (b * b + c * c + d * d)));
@@ -316,12 +329,7 @@ function decodeNifti(input: Uint8Array, name: string, options: ParseNiftiOptions
       ? [...h.srow, [0, 0, 0, 1]]
       : h.qformCode > 0
         ? quaternAffine(h)
-        : [
-            [pixdim[1], 0, 0, 0],
-            [0, pixdim[2], 0, 0],
-            [0, 0, pixdim[3], 0],
-            [0, 0, 0, 1],
-          ];
+        : baseAffine(h.shape, pixdim);
   const fileShape = [...h.shape].reverse();
   return {
     values,
