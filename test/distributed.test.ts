@@ -125,6 +125,8 @@ test('each rank draws a disjoint shard of both streams, and the shards together 
     data.dispose();
   }
   t.throws(() => source(0, 4, 4, 3), { message: /4 ranks x labeledBatch 3 need 12 labeled items per batch, the data has 8/ });
+  // fewer unlabeled items than a batch's unlabeled half: each batch would hold one twice (the reference asserts)
+  t.throws(() => source(0, 4, 8, 2), { message: 'train: a batch takes 24 unlabeled items (batchSize - labeledBatch, times 4 ranks), the data has 12: add unlabeled images, or lower the batch size (--batch-size)' });
 });
 
 test('every item of every batch gets its own augmentation stream: (iteration t, position p) and (t + 1, p - 1) differ', async (t) => {

@@ -41,6 +41,12 @@ export class BatchSource {
     const U = o.labeledOnly ? 0 : o.batchSize - L;
     if (W > 1 && data.labeled < W * L)
       throw new RangeError(`train: ${W} ranks x labeledBatch ${L} need ${W * L} labeled items per batch, the data has ${data.labeled}`);
+    // fewer unlabeled items than a batch's unlabeled half put the same item twice into each batch; the
+    // published samplers refuse it (TwoStreamBatchSampler asserts len(secondary) >= secondary_batch_size)
+    if (U > 0 && data.unlabeled > 0 && data.unlabeled < W * U)
+      throw new RangeError(
+        `train: a batch takes ${W * U} unlabeled items (batchSize - labeledBatch${W > 1 ? `, times ${W} ranks` : ''}), the data has ${data.unlabeled}: add unlabeled images, or lower the batch size (--batch-size)`,
+      );
     const labeled = Array.from({ length: data.labeled }, (_, i) => i);
     const unlabeled = Array.from({ length: data.unlabeled }, (_, i) => data.labeled + i);
     this.#sampler = new TwoStreamBatchSampler(labeled, o.labeledOnly ? [] : unlabeled, {
