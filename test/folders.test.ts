@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { readCase, readImageDataset } from '../lib/data/folders.js';
 import { readNifti } from '../lib/data/nifti.js';
 import { preprocessWithPlan } from '../lib/data/preprocess.js';
-import type { Plan } from '../lib/plan/plan.js';
 import { setNumThreads } from '../lib/runtime.js';
 import { dispose } from '../lib/scope.js';
 import { plannedData } from '../lib/trainers/planned-data.js';
 import { syntheticFolder } from './helpers/folders.js';
+import { testPlan } from './helpers/nifti.js';
 import { referencePython } from './helpers/reference.js';
 import { runPythonCode } from './helpers/python.js';
 
@@ -155,25 +155,7 @@ test('plannedData: a preprocessing error names the case image, keeping its messa
   const root = syntheticFolder({ ...small, n: 2 });
   const ds = readImageDataset(root);
   // a CT normalisation without a foreground spread: the native preprocessing refuses it
-  const plan = {
-    version: 1,
-    dataset: ds.name,
-    channels: ['CT'],
-    classes: ds.classes,
-    network: 'VNet3D',
-    sliceAxis: 2,
-    spacing: null,
-    size: [16, 16, 16],
-    strides: [8, 8, 8],
-    batchSize: 2,
-    labeledBatch: 1,
-    normalization: [{ scheme: 'ct', lo: 0, hi: 0, mean: 0, std: 0 }],
-    crop: false,
-    imageInterpolation: 'linear',
-    labelInterpolation: 'nearest',
-    foregroundOversampling: 0,
-    budget: 'cpu',
-  } as Plan;
+  const plan = testPlan({ dataset: ds.name, channels: ['CT'], classes: ds.classes, spacing: null, normalization: [{ scheme: 'ct', lo: 0, hi: 0, mean: 0, std: 0 }], crop: false, foregroundOversampling: 0 });
   const c = await readCase(ds, ds.labeled[0]);
   const direct = await t.throwsAsync(preprocessWithPlan(c.data, c.label, c.spacing, plan));
   dispose([c.data, c.label]);
@@ -191,25 +173,7 @@ test('plannedData: a cached preprocessed case is used only while its files are u
   const root = syntheticFolder({ ...small, n: 3 });
   const cacheDir = mkdtempSync(join(tmpdir(), 'semiseg-cache-'));
   const ds = readImageDataset(root);
-  const plan = {
-    version: 1,
-    dataset: ds.name,
-    channels: ['MRI'],
-    classes: ds.classes,
-    network: 'VNet3D',
-    sliceAxis: 2,
-    spacing: null,
-    size: [16, 16, 16],
-    strides: [8, 8, 8],
-    batchSize: 2,
-    labeledBatch: 1,
-    normalization: [{ scheme: 'zscore' }],
-    crop: false,
-    imageInterpolation: 'linear',
-    labelInterpolation: 'nearest',
-    foregroundOversampling: 0,
-    budget: 'cpu',
-  } as Plan;
+  const plan = testPlan({ dataset: ds.name, classes: ds.classes, spacing: null, crop: false, foregroundOversampling: 0 });
   const labelOf0 = async () => {
     const data = await plannedData(ds, plan, { labeled: 3, val: 0, cacheDir });
     try {

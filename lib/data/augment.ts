@@ -79,11 +79,21 @@ export function randomCrop(image: Tensor, label: Tensor, patch: number[], rand: 
   tensorArg(fn, 'image', image);
   tensorArg(fn, 'label', label);
   checkIntList(fn, 'patch', patch, 1);
-  const d = patch.length;
-  const shape = label.shape.slice(-d);
-  const needsPad = shape.some((s, k) => s <= patch[k]);
-  const pads = shape.map((s, k) => (needsPad ? Math.max(Math.floor((patch[k] - s) / 2) + 3, 0) : 0));
+  const shape = label.shape.slice(-patch.length);
+  const pads = uaMtPads(shape, patch);
   const starts = shape.map((s, k) => randint(rand, 0, s + 2 * pads[k] - patch[k]));
+  return cropBoth(image, label, pads, starts, patch);
+}
+
+/** UA-MT's padding rule: when any side is at most the patch, (patch - side) // 2 + 3 zeros on both ends of every side that needs them. */
+function uaMtPads(shape: number[], patch: number[]): number[] {
+  const needsPad = shape.some((s, k) => s <= patch[k]);
+  return shape.map((s, k) => (needsPad ? Math.max(Math.floor((patch[k] - s) / 2) + 3, 0) : 0));
+}
+
+/** Image and label zero-padded by `pads`, then cut to `patch` from `starts` (the last patch.length dimensions). */
+function cropBoth(image: Tensor, label: Tensor, pads: number[], starts: number[], patch: number[]): [Tensor, Tensor] {
+  const d = patch.length;
   const crop = (t: Tensor) =>
     tidy(() => {
       let out = pads.some((p) => p > 0) ? padZeros(t, pads, pads) : t;
@@ -156,16 +166,9 @@ export function foregroundCrop(image: Tensor, label: Tensor, patch: number[], ra
     centre[k] = rest % shape[k];
     rest = Math.floor(rest / shape[k]);
   }
-  const needsPad = shape.some((s, k) => s <= patch[k]);
-  const pads = shape.map((s, k) => (needsPad ? Math.max(Math.floor((patch[k] - s) / 2) + 3, 0) : 0));
+  const pads = uaMtPads(shape, patch);
   const starts = shape.map((s, k) => Math.min(Math.max(0, centre[k] + pads[k] - Math.floor(patch[k] / 2)), s + 2 * pads[k] - patch[k]));
-  const crop = (t: Tensor) =>
-    tidy(() => {
-      let out = pads.some((p) => p > 0) ? padZeros(t, pads, pads) : t;
-      starts.forEach((s0, k) => (out = out.narrow(t.rank - d + k, s0, patch[k])));
-      return out.contiguous();
-    });
-  return [crop(image), crop(label)];
+  return cropBoth(image, label, pads, starts, patch);
 }
 
 /**
