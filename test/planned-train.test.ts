@@ -23,7 +23,7 @@ import { BatchSource, freeItems } from '../lib/trainers/batches.js';
 import { laData } from '../lib/trainers/data.js';
 import { saveCheckpoint } from '../lib/io/checkpoint.js';
 import { nets } from '../lib/nets/index.js';
-import { noGrad } from '../lib/index.js';
+import { manualSeed, noGrad } from '../lib/index.js';
 import { train } from '../lib/trainers/loop.js';
 import { plannedData } from '../lib/trainers/planned-data.js';
 import { resolveConfig, type TrainConfig } from '../lib/trainers/recipes.js';
@@ -94,7 +94,8 @@ json.dump({'name': 'LA', 'modality': {'0': 'MRI'}, 'labels': {'0': 'background',
 });
 
 test.serial('every method trains on a planned folder (3-D plan; ICL on a 2-D plan of the same data)', async (t) => {
-  const root = syntheticFolder({ n: 6, shape: [20, 20, 18] });
+  // 9 cases: BCP's batch takes 4 labeled and 4 unlabeled (4 + 1 validation + 4)
+  const root = syntheticFolder({ n: 9, shape: [20, 20, 18] });
   const binary = syntheticFolder({ n: 6, shape: [20, 20, 18], classes: 2 }); // VerSemi's tasks are binary
   const sets = await Promise.all([root, binary].map(async (r) => {
     const d = readImageDataset(r);
@@ -178,6 +179,7 @@ print(json.dumps({'shape': [list(a.shape), list(b.shape)], 'affine': bool(np.all
 const acdc = dataDir ? test.serial : test.serial.skip;
 acdc('a raw ACDC volume written as NIfTI gets, through Segmenter and predict, the labels its normalised HDF5 volume gets (a checkpoint without a plan)', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'semiseg-raw-'));
+  manualSeed(0); // the untrained network below draws from the process's generator: the same one whatever ran before
   // an ACDC checkpoint as the training loop writes it (its config has no plan: the recipe's normalisation
   // applies); an untrained U-Net whose output layer is amplified, so that its labels vary with the intensities
   const net = nets.UNet2D({ inChannels: 1, outChannels: 4 });
