@@ -18,7 +18,7 @@ import type { Network } from './nets/network.js';
 import { tidy } from './scope.js';
 import { Tensor, tensorArg, wrap } from './tensor.js';
 import type { TrainConfig } from './trainers/recipes.js';
-import { predictVolume, type InferenceSettings } from './trainers/validate.js';
+import { planInference, predictVolume, type InferenceSettings } from './trainers/validate.js';
 
 /**
  * The network of a checkpoint, and how to run inference with it (from the recipe it was trained with).
@@ -78,9 +78,7 @@ async function readNetwork(path: string, options?: { task?: number }): Promise<C
     size: c.size ?? (info.kind === 'UNet2D' ? [256, 256] : [112, 112, 80]),
     classes,
     largestComponent: info.kind === 'VNet3D' && c.method === 'bcp',
-    ...(c.plan && info.kind === 'VNet3D' ? { strides: c.plan.strides } : {}),
-    // as inferenceSettings(config): slices at the plan's spacing for plans that trained on crops
-    ...(c.plan && info.kind === 'UNet2D' && c.plan.slices === 'crop' ? { resizeSlices: false } : {}),
+    ...planInference(c.plan, info.kind),
   };
   let preprocessing: Plan | null;
   try {

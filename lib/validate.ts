@@ -115,11 +115,13 @@ export function checkFunction(fn: string, name: string, v: unknown): (...args: n
 export function relabel(err: unknown, fn: string, inner: readonly string[]): unknown {
   if (err instanceof Error)
     for (const name of inner)
-      if (err.message.startsWith(`${name}(): `)) {
-        const message = `${fn}(): ${err.message.slice(name.length + 4)}`;
-        if (typeof err.stack === 'string') err.stack = err.stack.replace(err.message, () => message);
-        err.message = message;
-        break;
-      }
+      if (err.message.startsWith(`${name}(): `)) return withMessage(err, `${fn}(): ${err.message.slice(name.length + 4)}`);
+  return err;
+}
+
+/** `err` (the same object: its class and fields stay) with `message`, also in its stack. */
+export function withMessage(err: Error, message: string): Error {
+  if (typeof err.stack === 'string') err.stack = err.stack.replace(err.message, () => message);
+  err.message = message;
   return err;
 }

@@ -142,15 +142,14 @@ std::shared_ptr<Network> Network::inferenceNetwork() {
   // clone() builds fresh modules whose initialisation draws from the default CPU generator before the
   // weights are copied in: inference must not move a training run's random stream (a run stopped during
   // validation would resume with other draws), so the generator's state is put back.
+  auto gen = at::detail::getDefaultCPUGenerator();
   at::Tensor rng;
   {
-    auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     rng = gen.get_state();
   }
   std::shared_ptr<Network> copy(clone());
   {
-    auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(rng);
   }

@@ -135,19 +135,18 @@ Result run(const at::Tensor& imageIn, const std::optional<at::Tensor>& labelIn, 
   for (int64_t ch = 0; ch < c; ++ch) {
     Normalization n = o.channels.empty() ? Normalization{} : o.channels[o.channels.size() == 1 ? 0 : ch];
     at::Tensor x = image[ch];
-    if (n.scheme == "zscore" && n.mask) {
-      if (!nonzero.defined()) nonzero = image.ne(0).any(0);
+    if (n.scheme == "zscore") {
+      if (n.mask && !nonzero.defined()) nonzero = image.ne(0).any(0);
       at::Tensor xd = x.to(at::kDouble);
-      at::Tensor inside = xd.masked_select(nonzero);
-      if (inside.numel() == 0) {
+      // statistics over the whole volume, or (masked) over the non-zero voxels, which are the only ones set
+      at::Tensor values = n.mask ? xd.masked_select(nonzero) : xd;
+      if (values.numel() == 0) {
         x = at::zeros_like(x);
       } else {
-        auto [sd, mean] = at::std_mean(inside, at::OptionalIntArrayRef(), at::Scalar(0), false);
-        x = at::where(nonzero, (xd - mean) / at::clamp(sd, 1e-8), at::zeros_like(xd)).to(at::kFloat);
+        auto [sd, mean] = at::std_mean(values, at::OptionalIntArrayRef(), at::Scalar(0), false);
+        at::Tensor z = (xd - mean) / at::clamp(sd, 1e-8);
+        x = (n.mask ? at::where(nonzero, z, at::zeros_like(z)) : z).to(at::kFloat);
       }
-    } else if (n.scheme == "zscore") {
-      auto [sd, mean] = at::std_mean(x.to(at::kDouble), at::OptionalIntArrayRef(), at::Scalar(0), false);
-      x = ((x.to(at::kDouble) - mean) / at::clamp(sd, 1e-8)).to(at::kFloat);
     } else if (n.scheme == "ct") {
       TORCH_CHECK(n.std > 0, "preprocess: the CT normalisation needs a foreground std > 0, got ", n.std);
       x = (at::clamp(x, n.lo, n.hi) - n.mean) / n.std;

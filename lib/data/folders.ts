@@ -125,7 +125,7 @@ export function readImageDataset(root: string): ImageDataset {
   // a case saved with the other NIfTI ending was silently left out (an image) or turned unlabeled (a label)
   const other = ending === '.nii' ? '.nii.gz' : '.nii';
   for (const dir of ['imagesTr', 'labelsTr', 'imagesTs', 'labelsTs', 'imagesUnlabeled']) {
-    const stray = listFiles(join(root, dir), other).filter((f) => !f.endsWith(ending));
+    const stray = listFiles(join(root, dir), other);
     if (stray.length > 0)
       throw fail(
         `'${join(root, dir, stray[0])}'${stray.length > 1 ? ` (and ${stray.length - 1} more)` : ''} does not end in the dataset's file_ending '${ending}' (dataset.json): save every image and label as '${ending}', or set file_ending`,

@@ -30,14 +30,12 @@ async function allInEval<T>(nets: Network[], fn: () => Promise<T>): Promise<T> {
 export async function meanSliceLabels(nets: Network[], volume: Tensor, size: number[], signal?: AbortSignal, resize = true): Promise<Tensor> {
   return allInEval(nets, async () => {
     const slices: Tensor[] = [];
+    // the whole volume resized (or padded) at once, as sliceInference does; each slice cut from it
+    const fitted = fitSlices(volume, size, resize);
     try {
       for (let s = 0; s < volume.shape[0]; s++) {
         signal?.throwIfAborted();
-        const slice = volume.narrow(0, s, 1);
-        const fitted = fitSlices(slice, size, resize);
-        slice.dispose();
-        const input = tidy(() => fitted.input.unsqueeze(0));
-        fitted.input.dispose();
+        const input = tidy(() => fitted.input.narrow(0, s, 1).unsqueeze(0));
         let sum: Tensor | null = null;
         try {
           for (const net of nets) {
@@ -55,7 +53,7 @@ export async function meanSliceLabels(nets: Network[], volume: Tensor, size: num
       }
       return stack(slices, 0);
     } finally {
-      dispose(slices);
+      dispose([...slices, fitted.input]);
     }
   });
 }

@@ -41,7 +41,7 @@ import type { Network } from '../nets/network.js';
 import type { NativeTensorHandle } from '../native.js';
 import type { Optimizer } from '../train/optimizer.js';
 import type { GradScalerState } from '../train/grad-scaler.js';
-import { validateDice, type InferenceSettings, type ValidationResult } from './validate.js';
+import { planInference, validateDice, type InferenceSettings, type ValidationResult } from './validate.js';
 
 /**
  * What the loop reports to `onEvent` and appends to `<out>/log.jsonl` (with its `time`). A run that ends
@@ -166,8 +166,7 @@ export function inferenceSettings(c: TrainConfig): InferenceSettings {
     classes: c.classes,
     largestComponent: c.network === 'VNet3D' && c.method === 'bcp',
     precision: c.precision,
-    ...(c.plan && c.network === 'VNet3D' ? { strides: c.plan.strides } : {}),
-    ...(c.plan && c.network === 'UNet2D' && c.plan.slices === 'crop' ? { resizeSlices: false } : {}),
+    ...planInference(c.plan, c.network),
   };
 }
 

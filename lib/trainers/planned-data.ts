@@ -17,6 +17,7 @@ import { preprocessWithPlan } from '../data/preprocess.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Plan } from '../plan/plan.js';
 import { dispose, tidy } from '../scope.js';
+import { withMessage } from '../validate.js';
 import type { Tensor } from '../tensor.js';
 import type { TrainData, Volume } from './data.js';
 
@@ -93,11 +94,7 @@ function namingFile(err: unknown, path: string): unknown {
   const prefix = `'${path}': `;
   if (!(err instanceof Error)) return new Error(prefix + String(err));
   if (err.message.startsWith(prefix)) return err;
-  const message = err.message;
-  const named = prefix + message;
-  err.message = named;
-  if (typeof err.stack === 'string') err.stack = err.stack.replace(message, () => named);
-  return err;
+  return withMessage(err, prefix + err.message);
 }
 
 /** The size and modification time of a case's files: a cached preprocessed case is used only while they match. */

@@ -13,6 +13,7 @@ import type { Volume } from './data.js';
 import { meanSliceLabels, meanWindowProbabilities } from './ensemble.js';
 import { setNetworkTask } from '../nets/versemi.js';
 import type { Precision } from '../precision.js';
+import type { Plan } from '../plan/plan.js';
 
 export interface InferenceSettings {
   /** 2-D: the slice size the network was trained at; 3-D: the patch. */
@@ -32,6 +33,16 @@ export interface InferenceSettings {
   task?: number;
   /** Precision of the inference forwards (default 'float32'; see precision.ts). */
   precision?: Precision;
+}
+
+/**
+ * What a plan adds to the inference settings of its network: the 3-D sliding-window strides, and for 2-D
+ * plans whose slices are crops, slices kept at their spacing (the training loop and checkpoints both use this).
+ */
+export function planInference(plan: Plan | null | undefined, network: string): Partial<InferenceSettings> {
+  if (!plan) return {};
+  if (network === 'VNet3D') return { strides: plan.strides };
+  return network === 'UNet2D' && plan.slices === 'crop' ? { resizeSlices: false } : {};
 }
 
 /** The sliding-window strides of `s`: its own, or the LA protocol's 18, 18, 4 (at most the patch). */
